@@ -1,0 +1,12 @@
+// Command etcd is etcd's server built from its Go module, so the version is pinned in versions.env.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() {
+	etcdmain.Main(os.Args)
+}

@@ -1,0 +1,1 @@
+"""The `moor` command line: thin faces over the same services the controller uses."""
