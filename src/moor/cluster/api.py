@@ -1,0 +1,161 @@
+"""Operations on objects by kind and name: get, list, watch, server-side apply, patch, delete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from moor.cluster.client import APPLY_PATCH, MERGE_PATCH, ApiError, Impersonation, KubeClient
+from moor.cluster.discovery import Discovery, ResourceType
+from moor.errors import MoorError
+from moor.objects import FIELD_MANAGER, KubeObject, ObjectRef
+
+
+class UnknownKind(MoorError):
+    def __init__(self, ref: ObjectRef) -> None:
+        super().__init__(f"{ref}: the cluster does not serve kind {ref.kind} in {ref.api_version}")
+        self.ref = ref
+
+
+@dataclass(frozen=True)
+class ObjectList:
+    items: list[KubeObject]
+    resource_version: str
+
+
+class KubeApi:
+    """The cluster as Moor uses it. `as_user` returns a view acting as another identity."""
+
+    def __init__(self, client: KubeClient, discovery: Discovery | None = None) -> None:
+        self.client = client
+        self.discovery = discovery or Discovery(client)
+
+    def as_user(self, impersonation: Impersonation | None) -> KubeApi:
+        if impersonation is None:
+            return self
+        return KubeApi(self.client.impersonating(impersonation), self.discovery)
+
+    async def resource_type(self, ref: ObjectRef) -> ResourceType:
+        resource = await self.discovery.resolve_ref(ref)
+        if resource is None:
+            raise UnknownKind(ref)
+        return resource
+
+    async def get(self, ref: ObjectRef) -> KubeObject | None:
+        resource = await self.resource_type(ref)
+        try:
+            obj: KubeObject = await self.client.request("get", "GET", resource.object_path(ref.namespace, ref.name))
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+        return obj
+
+    async def list(
+        self,
+        resource: ResourceType,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> ObjectList:
+        params = {"labelSelector": label_selector} if label_selector else {}
+        document = await self.client.request("list", "GET", resource.collection_path(namespace), params=params)
+        kind = resource.kind
+        items = [{"apiVersion": resource.api_version, "kind": kind, **item} for item in document.get("items") or []]
+        return ObjectList(items=items, resource_version=str(document["metadata"].get("resourceVersion", "")))
+
+    async def watch(
+        self,
+        resource: ResourceType,
+        *,
+        resource_version: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (`type`, `object`) with bookmarks; raises ApiError 410 when the version is too old."""
+        params = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if label_selector:
+            params["labelSelector"] = label_selector
+        async for event in self.client.stream(resource.collection_path(namespace), params):
+            if event.get("type") == "ERROR":
+                status = event.get("object") or {}
+                raise ApiError(
+                    int(status.get("code", 500)),
+                    str(status.get("reason", "")),
+                    str(status.get("message", "watch error")),
+                )
+            yield event
+
+    async def apply(self, obj: KubeObject, *, dry_run: bool = False, force: bool = False) -> KubeObject:
+        """Server-side apply as field manager `moor`; `dry_run` asks the server to validate only."""
+        ref = ObjectRef.of(obj)
+        resource = await self.resource_type(ref)
+        params = {"fieldManager": FIELD_MANAGER, "fieldValidation": "Strict"}
+        if force:
+            params["force"] = "true"
+        if dry_run:
+            params["dryRun"] = "All"
+        result: KubeObject = await self.client.request(
+            "dry-run" if dry_run else "apply",
+            "PATCH",
+            resource.object_path(ref.namespace, ref.name),
+            params=params,
+            body=obj,
+            content_type=APPLY_PATCH,
+        )
+        return result
+
+    async def merge_patch(self, ref: ObjectRef, patch: Mapping[str, Any], *, subresource: str = "") -> KubeObject:
+        resource = await self.resource_type(ref)
+        path = resource.object_path(ref.namespace, ref.name) + (f"/{subresource}" if subresource else "")
+        result: KubeObject = await self.client.request(
+            "patch", "PATCH", path, body=dict(patch), content_type=MERGE_PATCH
+        )
+        return result
+
+    async def replace_status(self, obj: KubeObject) -> KubeObject:
+        """PUT the status subresource (optimistic concurrency through metadata.resourceVersion)."""
+        ref = ObjectRef.of(obj)
+        resource = await self.resource_type(ref)
+        result: KubeObject = await self.client.request(
+            "update", "PUT", resource.object_path(ref.namespace, ref.name) + "/status", body=obj
+        )
+        return result
+
+    async def update(self, obj: KubeObject) -> KubeObject:
+        ref = ObjectRef.of(obj)
+        resource = await self.resource_type(ref)
+        result: KubeObject = await self.client.request(
+            "update", "PUT", resource.object_path(ref.namespace, ref.name), body=obj
+        )
+        return result
+
+    async def create(self, obj: KubeObject) -> KubeObject:
+        ref = ObjectRef.of(obj)
+        resource = await self.resource_type(ref)
+        result: KubeObject = await self.client.request(
+            "create", "POST", resource.collection_path(ref.namespace), body=obj
+        )
+        return result
+
+    async def delete(self, ref: ObjectRef, *, propagation: str = "Background", dry_run: bool = False) -> bool:
+        """Deletes the object; False when it was already gone."""
+        resource = await self.resource_type(ref)
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        params = {"dryRun": "All"} if dry_run else {}
+        try:
+            await self.client.request(
+                "delete", "DELETE", resource.object_path(ref.namespace, ref.name), params=params, body=body
+            )
+        except ApiError as error:
+            if error.not_found:
+                return False
+            raise
+        return True

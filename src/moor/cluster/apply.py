@@ -1,0 +1,204 @@
+"""The apply engine: validate a whole change set with server-side dry runs, then write it in stages.
+
+What is atomic: every object is dry-run before anything is written, and one rejection stops the
+whole set. The exception is an object whose CustomResourceDefinition or Namespace is created by the
+same set: the API server cannot validate it until that CRD or Namespace exists, so the set is
+written in two stages, CRDs and Namespaces first, and those deferred objects are dry-run right after
+the first stage, still before any other object is written. If one of them is rejected, only the new
+CRDs and Namespaces of the first stage have been written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from moor.cluster.api import KubeApi, UnknownKind
+from moor.cluster.client import ApiError
+from moor.errors import MoorError
+from moor.objects import KubeObject, ObjectRef
+
+CRD_GROUP = "apiextensions.k8s.io"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One object the API server refused, with its reason as the server gave it."""
+
+    ref: ObjectRef
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.ref}: {self.reason}"
+
+
+class ChangeSetRejected(MoorError):
+    def __init__(self, rejections: Sequence[Rejection], *, written: Sequence[ObjectRef] = ()) -> None:
+        self.rejections = list(rejections)
+        self.written = list(written)
+        listed = "; ".join(str(rejection) for rejection in self.rejections)
+        prefix = "the API server rejected" if not written else "after the first stage, the API server rejected"
+        super().__init__(f"{prefix} {len(self.rejections)} object(s), so nothing else was written: {listed}")
+
+
+@dataclass
+class ApplyOutcome:
+    created: list[ObjectRef] = field(default_factory=list)
+    configured: list[ObjectRef] = field(default_factory=list)
+    deleted: list[ObjectRef] = field(default_factory=list)
+    applied_objects: dict[ObjectRef, KubeObject] = field(default_factory=dict)
+
+
+def is_first_stage(obj: KubeObject) -> bool:
+    """CRDs and Namespaces go first: other objects of the set may need them to exist."""
+    ref = ObjectRef.of(obj)
+    return (ref.group, ref.kind) in {(CRD_GROUP, "CustomResourceDefinition"), ("", "Namespace")}
+
+
+class Applier:
+    def __init__(self, api: KubeApi, *, concurrency: int = 16, force: bool = False) -> None:
+        self.api = api
+        self.force = force
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def apply_set(self, changes: Sequence[KubeObject], existing: Iterable[ObjectRef] = ()) -> ApplyOutcome:
+        """Dry-runs every object in `changes`, then writes them; `existing` are those already live."""
+        live = {ref.identity for ref in existing}
+        first = [obj for obj in changes if is_first_stage(obj)]
+        rest = [obj for obj in changes if not is_first_stage(obj)]
+        arriving_crds = {_crd_kind(obj) for obj in first if ObjectRef.of(obj).kind == "CustomResourceDefinition"}
+        arriving_namespaces = {ObjectRef.of(obj).name for obj in first if ObjectRef.of(obj).kind == "Namespace"}
+
+        deferred: list[KubeObject] = []
+        rejections: list[Rejection] = []
+        for obj, error in zip(changes, await self._bounded(self._dry_run, changes), strict=True):
+            if error is None:
+                continue
+            if _waits_for_first_stage(obj, error, arriving_crds, arriving_namespaces):
+                deferred.append(obj)
+            else:
+                rejections.append(Rejection(ObjectRef.of(obj), _reason(error)))
+        if rejections:
+            raise ChangeSetRejected(rejections)
+
+        outcome = ApplyOutcome()
+        await self._write(first, live, outcome)
+        if deferred:
+            await self._wait_for_crds([obj for obj in first if ObjectRef.of(obj).kind == "CustomResourceDefinition"])
+            await self.api.discovery.refresh()
+            errors = await self._bounded(self._dry_run, deferred)
+            rejections = [Rejection(ObjectRef.of(o), _reason(e)) for o, e in zip(deferred, errors, strict=True) if e]
+            if rejections:
+                raise ChangeSetRejected(rejections, written=[*outcome.created, *outcome.configured])
+        await self._write(rest, live, outcome)
+        return outcome
+
+    async def delete_all(self, refs: Sequence[ObjectRef], outcome: ApplyOutcome) -> list[Rejection]:
+        """Deletes in the given order, one kind-group at a time so CRs go before CRDs, objects before Namespaces."""
+        failures: list[Rejection] = []
+        for batch in _consecutive_by_kind(refs):
+            results = await self._bounded(self._delete, batch)
+            for ref, error in zip(batch, results, strict=True):
+                if error is None:
+                    outcome.deleted.append(ref)
+                else:
+                    failures.append(Rejection(ref, _reason(error)))
+        return failures
+
+    async def _write(
+        self, objects: Sequence[KubeObject], live: set[tuple[str, str, str, str]], outcome: ApplyOutcome
+    ) -> None:
+        results = await self._bounded(self._apply, objects)
+        failures: list[Rejection] = []
+        for obj, error in zip(objects, results, strict=True):
+            ref = ObjectRef.of(obj)
+            if error is not None:
+                failures.append(Rejection(ref, _reason(error)))
+            elif ref.identity in live:
+                outcome.configured.append(ref)
+            else:
+                outcome.created.append(ref)
+        if failures:
+            raise ChangeSetRejected(failures, written=[*outcome.created, *outcome.configured])
+
+    async def _dry_run(self, obj: KubeObject) -> None:
+        await self.api.apply(obj, dry_run=True, force=self.force)
+
+    async def _apply(self, obj: KubeObject) -> None:
+        await self.api.apply(obj, force=self.force)
+
+    async def _delete(self, ref: ObjectRef) -> None:
+        await self.api.delete(ref)
+
+    async def _bounded(self, action: Callable[[T], Awaitable[None]], items: Sequence[T]) -> list[Exception | None]:
+        """Runs `action` on every item with bounded concurrency; returns each item's error or None."""
+
+        async def one(item: T) -> Exception | None:
+            async with self._limit:
+                try:
+                    await action(item)
+                except (ApiError, UnknownKind) as error:
+                    return error
+                return None
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    async def _wait_for_crds(self, crds: Sequence[KubeObject], within: float = 60.0) -> None:
+        deadline = time.monotonic() + within
+        for crd in crds:
+            ref = ObjectRef.of(crd)
+            while True:
+                live = await self.api.get(ref)
+                conditions = ((live or {}).get("status") or {}).get("conditions") or []
+                if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                    break
+                if time.monotonic() > deadline:
+                    raise MoorError(f"{ref} was not Established within {within:.0f}s")
+                await asyncio.sleep(0.2)
+
+
+def _crd_kind(crd: KubeObject) -> tuple[str, str]:
+    spec = crd.get("spec") or {}
+    return str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))
+
+
+def _waits_for_first_stage(
+    obj: KubeObject,
+    error: Exception,
+    arriving_crds: set[tuple[str, str]],
+    arriving_namespaces: set[str],
+) -> bool:
+    ref = ObjectRef.of(obj)
+    if isinstance(error, UnknownKind):
+        return (ref.group, ref.kind) in arriving_crds
+    return (
+        isinstance(error, ApiError)
+        and error.not_found
+        and ref.namespace in arriving_namespaces
+        and "namespaces" in str(error).lower()
+    )
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ApiError) and error.causes:
+        details = "; ".join(
+            f"{cause.get('field', '')}: {cause.get('message', '')}".strip(": ") for cause in error.causes
+        )
+        return f"{error} ({details})" if details not in str(error) else str(error)
+    if isinstance(error, UnknownKind):
+        return f"the cluster does not serve kind {error.ref.kind} in {error.ref.api_version}"
+    return str(error)
+
+
+def _consecutive_by_kind(refs: Sequence[ObjectRef]) -> list[list[ObjectRef]]:
+    batches: list[list[ObjectRef]] = []
+    for ref in refs:
+        if batches and (batches[-1][0].group, batches[-1][0].kind) == (ref.group, ref.kind):
+            batches[-1].append(ref)
+        else:
+            batches.append([ref])
+    return batches

@@ -1,0 +1,173 @@
+"""The shared live cache: one list + watch per managed kind, filtered by the `moor.dev/sync` label.
+
+Planning reads objects from here, so a reconcile where nothing changed sends no request per object.
+Each kind's informer lists once, then watches from that version with bookmarks; a 410 Gone relists;
+a broken stream reconnects with backoff. Subscribers hear every change as it arrives (drift
+detection and health waits build on that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from moor.cluster.api import KubeApi
+from moor.cluster.client import ApiError, ApiUnreachable
+from moor.cluster.discovery import ResourceType
+from moor.objects import SYNC_LABEL, KubeObject, ObjectRef
+
+log = logging.getLogger(__name__)
+
+Identity = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class LiveChange:
+    """An object of a watched kind changed (`ADDED`, `MODIFIED`) or went away (`DELETED`)."""
+
+    type: str
+    object: KubeObject
+
+
+Listener = Callable[[LiveChange], None]
+
+
+class KindInformer:
+    """Keeps every labelled object of one kind in memory, current to within one watch event."""
+
+    def __init__(
+        self, api: KubeApi, resource: ResourceType, notify: Listener, *, label_selector: str | None = SYNC_LABEL
+    ) -> None:
+        self.api = api
+        self.resource = resource
+        self.label_selector = label_selector
+        self.objects: dict[Identity, KubeObject] = {}
+        self._notify = notify
+        self._synced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.relists = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"informer {self.resource.plural}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def wait_synced(self) -> None:
+        await self._synced.wait()
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        resource_version = ""
+        while True:
+            try:
+                if not resource_version:
+                    resource_version = await self._relist()
+                async for event in self.api.watch(
+                    self.resource, resource_version=resource_version, label_selector=self.label_selector
+                ):
+                    resource_version = self._handle(event) or resource_version
+                    backoff = 0.2
+            except ApiError as error:
+                if error.gone:
+                    log.info("watch of %s expired (410); relisting", self.resource.plural)
+                    resource_version = ""
+                    continue
+                log.warning("watch of %s failed: %s", self.resource.plural, error)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except ApiUnreachable as error:
+                log.warning("%s", error)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _relist(self) -> str:
+        listing = await self.api.list(self.resource, label_selector=self.label_selector)
+        fresh = {ObjectRef.of(item).identity: item for item in listing.items}
+        gone = [obj for identity, obj in self.objects.items() if identity not in fresh]
+        changed = [obj for identity, obj in fresh.items() if self.objects.get(identity) != obj]
+        self.objects = fresh
+        self.relists += 1
+        self._synced.set()
+        for obj in gone:
+            self._notify(LiveChange("DELETED", obj))
+        for obj in changed:
+            self._notify(LiveChange("MODIFIED", obj))
+        return listing.resource_version
+
+    def _handle(self, event: dict[str, Any]) -> str:
+        kind, obj = event.get("type", ""), event.get("object") or {}
+        version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+        if kind == "BOOKMARK":
+            return version
+        obj.setdefault("apiVersion", self.resource.api_version)
+        obj.setdefault("kind", self.resource.kind)
+        identity = ObjectRef.of(obj).identity
+        if kind == "DELETED":
+            self.objects.pop(identity, None)
+        else:
+            self.objects[identity] = obj
+        self._notify(LiveChange(kind, obj))
+        return version
+
+    @staticmethod
+    async def _sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds * (0.5 + random.random()))
+
+
+class LiveCache:
+    """Informers shared by all Syncs, started for a kind when some Sync first manages it."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+        self._informers: dict[tuple[str, str], KindInformer] = {}
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def watch_kinds(self, resources: Iterable[ResourceType]) -> None:
+        """Makes sure each kind is watched and its first list has arrived."""
+        started = []
+        for resource in resources:
+            key = (resource.group, resource.kind)
+            if key not in self._informers:
+                informer = KindInformer(self.api, resource, self._publish)
+                self._informers[key] = informer
+                informer.start()
+            started.append(self._informers[key])
+        await asyncio.gather(*(informer.wait_synced() for informer in started))
+
+    async def retain_kinds(self, keep: set[tuple[str, str]]) -> None:
+        """Stops watching kinds no Sync manages any more."""
+        for key in [key for key in self._informers if key not in keep]:
+            await self._informers.pop(key).stop()
+
+    def get(self, ref: ObjectRef) -> KubeObject | None:
+        informer = self._informers.get((ref.group, ref.kind))
+        return None if informer is None else informer.objects.get(ref.identity)
+
+    def is_watching(self, group: str, kind: str) -> bool:
+        return (group, kind) in self._informers
+
+    def object_count(self) -> int:
+        return sum(len(informer.objects) for informer in self._informers.values())
+
+    async def stop(self) -> None:
+        for informer in self._informers.values():
+            await informer.stop()
+        self._informers.clear()
+
+    def _publish(self, change: LiveChange) -> None:
+        for listener in self._listeners:
+            listener(change)

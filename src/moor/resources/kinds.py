@@ -1,0 +1,24 @@
+"""The names of Moor's own API: group, version, kinds and plurals, as the CRDs declare them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "moor.dev"
+VERSION = "v1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+@dataclass(frozen=True)
+class CustomResourceKind:
+    kind: str
+    plural: str
+    singular: str
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+
+GITREPOSITORY = CustomResourceKind(kind="GitRepository", plural="gitrepositories", singular="gitrepository")
+SYNC = CustomResourceKind(kind="Sync", plural="syncs", singular="sync")
