@@ -8,6 +8,10 @@ import click
 
 from moor import __version__
 from moor.cli.cluster import cluster
+from moor.cli.diff import diff
+from moor.cli.install import install
+from moor.cli.run import run
+from moor.cli.syncs import get, reconcile, resume, suspend, tree
 from moor.errors import MoorError
 
 
@@ -28,7 +32,8 @@ def cli() -> None:
     """Moor keeps a Kubernetes cluster equal to what Git declares."""
 
 
-cli.add_command(cluster)
+for command in (cluster, install, run, get, reconcile, diff, tree, suspend, resume):
+    cli.add_command(command)
 
 
 def main() -> None:

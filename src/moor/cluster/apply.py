@@ -112,7 +112,10 @@ class Applier:
     async def _write(
         self, objects: Sequence[KubeObject], live: set[tuple[str, str, str, str]], outcome: ApplyOutcome
     ) -> None:
-        results = await self._bounded(self._apply, objects)
+        async def apply(obj: KubeObject) -> None:
+            outcome.applied_objects[ObjectRef.of(obj)] = await self.api.apply(obj, force=self.force)
+
+        results = await self._bounded(apply, objects)
         failures: list[Rejection] = []
         for obj, error in zip(objects, results, strict=True):
             ref = ObjectRef.of(obj)
@@ -127,9 +130,6 @@ class Applier:
 
     async def _dry_run(self, obj: KubeObject) -> None:
         await self.api.apply(obj, dry_run=True, force=self.force)
-
-    async def _apply(self, obj: KubeObject) -> None:
-        await self.api.apply(obj, force=self.force)
 
     async def _delete(self, ref: ObjectRef) -> None:
         await self.api.delete(ref)

@@ -132,6 +132,12 @@ class LiveCache:
         self.api = api
         self._informers: dict[tuple[str, str], KindInformer] = {}
         self._listeners: list[Listener] = []
+        self._changed = asyncio.Event()
+
+    async def wait_for_change(self, within: float) -> None:
+        """Returns at the next change of any watched object, or after `within` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), within)
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -169,5 +175,7 @@ class LiveCache:
         self._informers.clear()
 
     def _publish(self, change: LiveChange) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
         for listener in self._listeners:
             listener(change)

@@ -73,10 +73,8 @@ class Impersonation:
 
     @classmethod
     def service_account(cls, namespace: str, name: str) -> Impersonation:
-        return cls(
-            user=f"system:serviceaccount:{namespace}:{name}",
-            groups=("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
-        )
+        """The API server adds a ServiceAccount's groups itself, so only the user is impersonated."""
+        return cls(user=f"system:serviceaccount:{namespace}:{name}")
 
 
 class KubeClient:

@@ -72,6 +72,10 @@ class Discovery:
     def preferred_version(self, group: str, kind: str) -> str | None:
         return self._preferred.get((group, kind))
 
+    async def ensure_loaded(self) -> None:
+        if not self._loaded_at:
+            await self.refresh(force=False)
+
     async def refresh(self, *, force: bool = True) -> None:
         async with self._lock:
             if not force and time.monotonic() - self._loaded_at < self._min_refresh_interval:

@@ -1,1 +1,6 @@
-"""health"""
+"""Pure health rules: a live object in, Healthy / Progressing / Failed with one sentence out."""
+
+from moor.health.rules import RULES, Rule, assess_health, describe
+from moor.health.status import HealthState, HealthStatus, aggregate
+
+__all__ = ["RULES", "HealthState", "HealthStatus", "Rule", "aggregate", "assess_health", "describe"]

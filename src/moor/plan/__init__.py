@@ -1,1 +1,57 @@
-"""plan"""
+"""Pure decisions of a reconcile: prepare desired objects, compare them with live ones, plan the writes.
+
+No I/O: everything here works on plain dicts, so it is tested without a cluster. Field paths print
+in the notation described in `moor.plan.paths` (e.g. `/spec/template/spec/containers/name=web/image`).
+"""
+
+from moor.plan.changes import Action, ObjectChange, Plan, new_inventory, plan_changes
+from moor.plan.compare import ABSENT, DifferenceKind, FieldDifference, compare, lookup
+from moor.plan.drift import Drift, attribute_drift, remove_fields, without_ignored
+from moor.plan.managed_fields import (
+    APPLY,
+    UPDATE,
+    FieldOwner,
+    ManagedFields,
+    ManagedFieldsEntry,
+    parse_fields_v1,
+)
+from moor.plan.normalize import parse_quantity
+from moor.plan.ordering import apply_rank, deletion_order, sort_for_apply
+from moor.plan.paths import ROOT, FieldPath, ListKey, PathElement, SetItem
+from moor.plan.prepare import DuplicateObjectError, IsNamespaced, MissingNamespaceError, prepare_desired
+
+__all__ = [
+    "ABSENT",
+    "APPLY",
+    "ROOT",
+    "UPDATE",
+    "Action",
+    "DifferenceKind",
+    "Drift",
+    "DuplicateObjectError",
+    "FieldDifference",
+    "FieldOwner",
+    "FieldPath",
+    "IsNamespaced",
+    "ListKey",
+    "ManagedFields",
+    "ManagedFieldsEntry",
+    "MissingNamespaceError",
+    "ObjectChange",
+    "PathElement",
+    "Plan",
+    "SetItem",
+    "apply_rank",
+    "attribute_drift",
+    "compare",
+    "deletion_order",
+    "lookup",
+    "new_inventory",
+    "parse_fields_v1",
+    "parse_quantity",
+    "plan_changes",
+    "prepare_desired",
+    "remove_fields",
+    "sort_for_apply",
+    "without_ignored",
+]

@@ -84,9 +84,7 @@ class GitRepositorySpec:
         spec = FieldReader.spec_of(obj)
         url = spec.required_str("url", max_length=2048)
         if not URL_PATTERN.fullmatch(url):
-            raise spec.error(
-                "url", f"must be an http(s)://, ssh:// or file:// URL or user@host:path, not {url!r}"
-            )
+            raise spec.error("url", f"must be an http(s)://, ssh:// or file:// URL or user@host:path, not {url!r}")
         return cls(
             url=url,
             ref=_read_ref(spec),

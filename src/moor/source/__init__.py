@@ -1,1 +1,52 @@
-"""source"""
+"""Revisions from Git: resolve a ref to a commit, fetch that commit into an on-disk cache.
+
+Knows nothing of Kubernetes: the controller turns a GitRepository into a URL, a `GitRef` and a
+`GitAuth`, and gets back an `Artifact` (a directory and the commit's metadata) or a `SourceError`.
+"""
+
+from moor.source.artifact import Artifact, ArtifactCache, CommitInfo
+from moor.source.auth import GitAuth
+from moor.source.errors import (
+    AuthenticationFailed,
+    GitCommandFailed,
+    GitTimeout,
+    HostKeyVerificationFailed,
+    HostUnreachable,
+    InvalidSourceSpec,
+    NoMatchingTag,
+    RefNotFound,
+    RepositoryNotFound,
+    SourceError,
+)
+from moor.source.refs import GitRef, RemoteRefs, ResolvedRevision, format_revision, revision_commit
+from moor.source.remote import fetch, resolve, resolve_and_fetch
+from moor.source.semver_range import SemverRange
+from moor.source.urls import GitUrl, redact_url
+
+__all__ = [
+    "Artifact",
+    "ArtifactCache",
+    "AuthenticationFailed",
+    "CommitInfo",
+    "GitAuth",
+    "GitCommandFailed",
+    "GitRef",
+    "GitTimeout",
+    "GitUrl",
+    "HostKeyVerificationFailed",
+    "HostUnreachable",
+    "InvalidSourceSpec",
+    "NoMatchingTag",
+    "RefNotFound",
+    "RemoteRefs",
+    "RepositoryNotFound",
+    "ResolvedRevision",
+    "SemverRange",
+    "SourceError",
+    "fetch",
+    "format_revision",
+    "redact_url",
+    "resolve",
+    "resolve_and_fetch",
+    "revision_commit",
+]

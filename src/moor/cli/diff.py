@@ -1,0 +1,145 @@
+"""`moor diff sync NAME [--path DIR]`: what applying would change, from a server-side dry run.
+
+Exit 0: no differences; 1: differences; 2: error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import tempfile
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.text import Text
+
+from moor.cli.options import Target, run_async, target_options
+from moor.cli.syncs import fetch
+from moor.cluster.api import KubeApi
+from moor.cluster.client import ApiError
+from moor.controller.desired import desired_objects, sync_key
+from moor.controller.sources import SourceStore
+from moor.errors import MoorError
+from moor.objects import PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
+from moor.resources import GITREPOSITORY, SYNC, SyncSpec
+from moor.source import ArtifactCache
+
+SERVER_OWNED_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
+MASK = "*** (secret value)"
+
+
+@click.group()
+def diff() -> None:
+    """Show what applying would change (a server-side dry run)."""
+
+
+@diff.command("sync")
+@click.argument("name")
+@click.option(
+    "--path",
+    "local_path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Render this local directory instead of the source's revision.",
+)
+@target_options
+def diff_sync(target: Target, name: str, local_path: Path | None) -> None:
+    """Compare what the Sync NAME would apply with the cluster."""
+    raise SystemExit(run_async(_diff(target, name, local_path)))
+
+
+async def _diff(target: Target, name: str, local_path: Path | None) -> int:
+    namespace = target.resolve_namespace()
+    local_root = local_path.resolve() if local_path is not None else None
+    console = Console()
+    async with target.connect() as api:
+        sync = await fetch(api, SYNC.kind, namespace, name)
+        spec = SyncSpec.from_object(sync)
+        with tempfile.TemporaryDirectory(prefix="moor-diff-") as scratch:
+            if local_root is not None:
+                desired = await desired_objects(sync, _local(spec), local_root, api.discovery)
+            else:
+                repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
+                artifact = await SourceStore(api, ArtifactCache(Path(scratch))).artifact(repository)
+                desired = await desired_objects(sync, spec, artifact.path, api.discovery)
+            changed = await _show_changes(api, console, desired)
+        inventory = [ObjectRef.from_dict(entry) for entry in (sync.get("status") or {}).get("inventory") or []]
+        wanted = {ObjectRef.of(obj).identity for obj in desired}
+        if spec.prune:
+            for ref in inventory:
+                if ref.identity not in wanted and await _prunable(api, ref, sync_key(sync)):
+                    console.print(Text(f"- {ref} would be pruned", style="red"))
+                    changed += 1
+    if changed == 0:
+        console.print("no differences")
+    return 1 if changed else 0
+
+
+def _local(spec: SyncSpec) -> SyncSpec:
+    """The same spec, rendering the local directory itself."""
+    return replace(spec, path=".")
+
+
+async def _show_changes(api: KubeApi, console: Console, desired: list[KubeObject]) -> int:
+    async def one(obj: KubeObject) -> tuple[ObjectRef, KubeObject | None, KubeObject | str]:
+        ref = ObjectRef.of(obj)
+        try:
+            live = await api.get(ref)
+        except MoorError:
+            live = None
+        try:
+            return ref, live, await api.apply(obj, dry_run=True)
+        except (ApiError, MoorError) as error:
+            return ref, live, str(error)
+
+    changed = 0
+    for ref, live, result in await asyncio.gather(*(one(obj) for obj in desired)):
+        if isinstance(result, str):
+            console.print(Text(f"! {ref} would be rejected: {result}", style="bold red"))
+            changed += 1
+            continue
+        before, after = _comparable(live), _comparable(result)
+        if before == after:
+            continue
+        changed += 1
+        title = f"{ref} would be {'created' if live is None else 'changed'}"
+        console.print(Text(title, style="bold"))
+        old = _dump(before).splitlines() if before else []
+        for line in list(difflib.unified_diff(old, _dump(after).splitlines(), "live", "desired", lineterm=""))[2:]:
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan"
+            console.print(Text(line, style=style if line[:1] in "+-@" else ""))
+    return changed
+
+
+async def _prunable(api: KubeApi, ref: ObjectRef, key: str) -> bool:
+    try:
+        live = await api.get(ref)
+    except MoorError:
+        return False
+    if live is None:
+        return False
+    metadata = live.get("metadata") or {}
+    labels, annotations = metadata.get("labels") or {}, metadata.get("annotations") or {}
+    return bool(labels.get(SYNC_LABEL) == key and annotations.get(PRUNE_ANNOTATION) != PRUNE_DISABLED)
+
+
+def _comparable(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The object without what the server owns, Secret values masked."""
+    if obj is None:
+        return None
+    clean = {key: value for key, value in obj.items() if key != "status"}
+    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_OWNED_METADATA}
+    clean["metadata"] = metadata
+    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1":
+        for field in ("data", "stringData"):
+            if field in clean:
+                clean[field] = {key: f"{MASK} #{hash(value) & 0xFFFF:04x}" for key, value in clean[field].items()}
+    return clean
+
+
+def _dump(obj: Mapping[str, Any] | None) -> str:
+    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False) if obj else ""

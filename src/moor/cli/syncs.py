@@ -1,0 +1,276 @@
+"""Verbs on Syncs and sources: get, reconcile, suspend, resume, tree."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from moor.cli.options import Target, output_option, run_async, target_options
+from moor.cluster.api import KubeApi
+from moor.errors import MoorError
+from moor.health import HealthState, assess_health
+from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
+from moor.resources import API_VERSION, GITREPOSITORY, SYNC, conditions, get_condition
+
+STATE_STYLE = {HealthState.HEALTHY: "green", HealthState.PROGRESSING: "yellow", HealthState.FAILED: "red"}
+KINDS = {"sync": SYNC.kind, "syncs": SYNC.kind, "source": GITREPOSITORY.kind, "sources": GITREPOSITORY.kind}
+
+
+class NotFound(MoorError):
+    pass
+
+
+def ref_of(kind: str, namespace: str, name: str) -> ObjectRef:
+    group, version = API_VERSION.split("/")
+    return ObjectRef(group, version, kind, namespace, name)
+
+
+async def fetch(api: KubeApi, kind: str, namespace: str, name: str) -> KubeObject:
+    obj = await api.get(ref_of(kind, namespace, name))
+    if obj is None:
+        raise NotFound(f"{kind} {namespace}/{name} does not exist")
+    return obj
+
+
+def ready_of(obj: KubeObject) -> tuple[str, str]:
+    """(Ready status, its message) for a table row."""
+    ready = get_condition((obj.get("status") or {}).get("conditions"), conditions.READY)
+    if ready is None:
+        return "Unknown", "not reconciled yet"
+    return ready.status, ready.message
+
+
+def age(obj: KubeObject) -> str:
+    created = obj["metadata"].get("creationTimestamp")
+    if not created:
+        return ""
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+# -- get ---------------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("what", type=click.Choice(["sources", "syncs", "all"]), default="all")
+@click.option("-A", "--all-namespaces", is_flag=True, help="List across all namespaces.")
+@output_option
+@target_options
+def get(target: Target, what: str, all_namespaces: bool, output: str) -> None:
+    """Show GitRepositories and Syncs with their revision and readiness."""
+    raise SystemExit(run_async(_get(target, what, all_namespaces, output)))
+
+
+async def _get(target: Target, what: str, all_namespaces: bool, output: str) -> int:
+    namespace = None if all_namespaces else target.resolve_namespace()
+    kinds = [GITREPOSITORY.kind, SYNC.kind] if what == "all" else [KINDS[what]]
+    listed: dict[str, list[KubeObject]] = {}
+    async with target.connect() as api:
+        for kind in kinds:
+            resource = await api.discovery.resolve(API_VERSION, kind)
+            if resource is None:
+                raise NotFound(f"the cluster does not serve {kind}; run `moor install` first")
+            listed[kind] = (await api.list(resource, namespace=namespace)).items
+    if output == "json":
+        click.echo(json.dumps(listed, indent=2))
+        return 0
+    console = Console()
+    for kind, items in listed.items():
+        table = Table(title=f"{kind} objects", title_justify="left", box=None, pad_edge=False)
+        for column in ("NAMESPACE", "NAME", "REVISION", "READY", "MESSAGE", "AGE"):
+            table.add_column(column, overflow="fold" if column == "MESSAGE" else "ellipsis")
+        for obj in items:
+            status = obj.get("status") or {}
+            revision = (status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision") or ""
+            ready, message = ready_of(obj)
+            style = {"True": "green", "False": "red"}.get(ready, "yellow")
+            suspended = " (suspended)" if (obj.get("spec") or {}).get("suspend") else ""
+            table.add_row(
+                obj["metadata"]["namespace"],
+                obj["metadata"]["name"],
+                revision,
+                f"[{style}]{ready}[/]{suspended}",
+                message,
+                age(obj),
+            )
+        console.print(table if items else f"No {kind} objects found.")
+    return 0
+
+
+# -- reconcile ---------------------------------------------------------------------------------------
+
+
+@click.group()
+def reconcile() -> None:
+    """Reconcile now and wait for the result (exit 0 when Ready, 1 when not)."""
+
+
+@reconcile.command("sync")
+@click.argument("name")
+@click.option("--with-source", is_flag=True, help="Fetch the source's newest revision first.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
+@target_options
+def reconcile_sync(target: Target, name: str, with_source: bool, timeout: float) -> None:
+    """Reconcile the Sync NAME now and wait for it."""
+    raise SystemExit(run_async(_reconcile(target, SYNC.kind, name, with_source, timeout)))
+
+
+@reconcile.command("source")
+@click.argument("name")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait.")
+@target_options
+def reconcile_source(target: Target, name: str, timeout: float) -> None:
+    """Fetch the GitRepository NAME's newest revision now and wait for it."""
+    raise SystemExit(run_async(_reconcile(target, GITREPOSITORY.kind, name, False, timeout)))
+
+
+async def _reconcile(target: Target, kind: str, name: str, with_source: bool, timeout: float) -> int:
+    namespace = target.resolve_namespace()
+    err = Console(stderr=True)
+    async with target.connect() as api:
+        obj = await fetch(api, kind, namespace, name)
+        if (obj.get("spec") or {}).get("suspend"):
+            raise MoorError(f"{kind} {namespace}/{name} is suspended; `moor resume` it first")
+        if with_source:
+            source = (obj.get("spec") or {}).get("sourceRef") or {}
+            source_namespace = source.get("namespace") or namespace
+            err.print(f"► fetching GitRepository {source_namespace}/{source['name']}")
+            source_ready = await request_and_wait(api, GITREPOSITORY.kind, source_namespace, source["name"], timeout)
+            if not source_ready:
+                return 1
+        err.print(f"► reconciling {kind} {namespace}/{name}")
+        ready = await request_and_wait(api, kind, namespace, name, timeout)
+    return 0 if ready else 1
+
+
+async def request_and_wait(api: KubeApi, kind: str, namespace: str, name: str, timeout: float) -> bool:
+    """Sets the reconcile annotation, waits until the controller has handled it, prints the outcome."""
+    token = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ref = ref_of(kind, namespace, name)
+    await api.merge_patch(ref, {"metadata": {"annotations": {RECONCILE_ANNOTATION: token}}})
+    deadline = time.monotonic() + timeout
+    err = Console(stderr=True)
+    with err.status(f"waiting for {kind} {namespace}/{name}") as spinner:
+        while time.monotonic() < deadline:
+            obj = await fetch(api, kind, namespace, name)
+            status = obj.get("status") or {}
+            handled = status.get("lastHandledReconcileAt") == token
+            ready, message = ready_of(obj)
+            spinner.update(f"waiting for {kind} {namespace}/{name}: {message}")
+            if handled and ready != "Unknown":
+                revision = (status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision")
+                if ready == "True":
+                    err.print(f"[green]✔[/] {kind} {namespace}/{name} is Ready at {revision}")
+                    return True
+                err.print(f"[red]✗[/] {kind} {namespace}/{name} is not Ready: {message}")
+                return False
+            await asyncio.sleep(0.5)
+    err.print(f"[red]✗[/] {kind} {namespace}/{name}: no result within {timeout:.0f}s")
+    return False
+
+
+# -- suspend / resume --------------------------------------------------------------------------------
+
+
+def _suspend_group(suspend: bool) -> click.Group:
+    verb = "suspend" if suspend else "resume"
+
+    @click.group(name=verb, help=f"{verb.capitalize()} reconciling an object.")
+    def group() -> None:
+        pass
+
+    for noun, kind in (("sync", SYNC.kind), ("source", GITREPOSITORY.kind)):
+
+        @group.command(noun, help=f"{verb.capitalize()} the {kind} NAME.")
+        @click.argument("name")
+        @target_options
+        def command(target: Target, name: str, kind: str = kind) -> None:
+            raise SystemExit(run_async(_set_suspend(target, kind, name, suspend)))
+
+    return group
+
+
+async def _set_suspend(target: Target, kind: str, name: str, suspend: bool) -> int:
+    namespace = target.resolve_namespace()
+    async with target.connect() as api:
+        await fetch(api, kind, namespace, name)
+        await api.merge_patch(ref_of(kind, namespace, name), {"spec": {"suspend": suspend}})
+        if not suspend:
+            token = datetime.now(UTC).isoformat()
+            await api.merge_patch(
+                ref_of(kind, namespace, name), {"metadata": {"annotations": {RECONCILE_ANNOTATION: token}}}
+            )
+    click.echo(f"{kind} {namespace}/{name} {'suspended' if suspend else 'resumed'}")
+    return 0
+
+
+suspend = _suspend_group(True)
+resume = _suspend_group(False)
+
+
+# -- tree --------------------------------------------------------------------------------------------
+
+
+@click.group()
+def tree() -> None:
+    """Show the objects an object manages, with their health."""
+
+
+@tree.command("sync")
+@click.argument("name")
+@output_option
+@target_options
+def tree_sync(target: Target, name: str, output: str) -> None:
+    """The objects the Sync NAME manages, with their health."""
+    raise SystemExit(run_async(_tree(target, name, output)))
+
+
+async def _tree(target: Target, name: str, output: str) -> int:
+    namespace = target.resolve_namespace()
+    async with target.connect() as api:
+        sync = await fetch(api, SYNC.kind, namespace, name)
+        inventory = [ObjectRef.from_dict(entry) for entry in (sync.get("status") or {}).get("inventory") or []]
+        live = await asyncio.gather(*(_get_quietly(api, ref) for ref in inventory))
+    rows: list[dict[str, Any]] = []
+    for ref, obj in zip(inventory, live, strict=True):
+        health = assess_health(obj) if obj is not None else None
+        rows.append(
+            {
+                **ref.to_dict(),
+                "health": health.state.value if health else "Missing",
+                "message": health.message if health else f"{ref} does not exist",
+            }
+        )
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    ready, message = ready_of(sync)
+    revision = (sync.get("status") or {}).get("lastAppliedRevision", "")
+    root = Tree(f"[bold]Sync {namespace}/{name}[/] Ready={ready} {revision}")
+    for ref, row in zip(inventory, rows, strict=True):
+        style = {"Healthy": "green", "Progressing": "yellow"}.get(row["health"], "red")
+        detail = "" if row["health"] == "Healthy" else f" — {row['message']}"
+        root.add(f"{ref} [{style}]{row['health']}[/]{detail}")
+    Console().print(root)
+    if ready != "True":
+        click.echo(message, file=sys.stderr)
+    return 0
+
+
+async def _get_quietly(api: KubeApi, ref: ObjectRef) -> KubeObject | None:
+    try:
+        return await api.get(ref)
+    except MoorError:
+        return None

@@ -1,0 +1,56 @@
+"""What a Sync wants in the cluster at one revision: render its path, then stamp label and namespace.
+
+Shared by the controller and by `moor diff`, so both see exactly the same objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from moor import render
+from moor.cluster.discovery import Discovery
+from moor.objects import KubeObject, ObjectRef
+from moor.plan import prepare_desired
+from moor.resources import SyncSpec
+
+LABEL_VALUE_MAX = 63
+
+
+def sync_key(sync: Mapping[str, Any]) -> str:
+    """The value of the `moor.dev/sync` label on every object this Sync applies: `<namespace>.<name>`.
+
+    A label value holds at most 63 characters; a longer key keeps its first 52 and appends a hash of
+    the whole, so it stays unique and readable.
+    """
+    ref = ObjectRef.of(sync)
+    key = f"{ref.namespace}.{ref.name}"
+    if len(key) <= LABEL_VALUE_MAX:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return f"{key[:52].rstrip('.-')}-{digest}"
+
+
+async def desired_objects(sync: KubeObject, spec: SyncSpec, root: Path, discovery: Discovery) -> list[KubeObject]:
+    """Renders `spec.path` under `root` and prepares every object for server-side apply."""
+    helm = None
+    if spec.helm is not None:
+        helm = render.HelmOptions(
+            values_files=spec.helm.values_files,
+            values=spec.helm.values,
+            release_name=spec.helm.release_name or ObjectRef.of(sync).name,
+        )
+    await discovery.ensure_loaded()
+    request = render.RenderRequest(
+        root=root,
+        path=spec.path,
+        helm=helm,
+        namespace=spec.target_namespace,
+        kube_version=discovery.server_version or None,
+    )
+    objects = await render.render(request)
+    if any(discovery.known_namespaced(str(o.get("apiVersion", "")), str(o.get("kind", ""))) is None for o in objects):
+        await discovery.refresh(force=False)
+    return prepare_desired(objects, sync_key(sync), spec.target_namespace, discovery.known_namespaced)

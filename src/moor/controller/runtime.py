@@ -1,0 +1,172 @@
+"""The controller process: watch Moor's custom resources, queue them, reconcile each one at a time.
+
+Stateless: everything it knows comes from the cluster (custom resources and their status) and from
+the disposable artifact cache, so it can be killed at any moment and converges when it restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moor.cluster.api import KubeApi
+from moor.cluster.cache import KindInformer, LiveCache, LiveChange
+from moor.cluster.client import ApiError
+from moor.controller.gitrepository import GitRepositoryReconciler
+from moor.controller.queue import WorkQueue
+from moor.controller.scheduling import Requeue
+from moor.controller.sources import SourceStore
+from moor.controller.sync import SyncReconciler
+from moor.errors import MoorError
+from moor.objects import RECONCILE_ANNOTATION, KubeObject
+from moor.record.events import EventRecorder
+from moor.resources import API_VERSION, GITREPOSITORY, SYNC, CustomResourceKind, conditions
+from moor.source import ArtifactCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, order=True)
+class ObjectKey:
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, obj: KubeObject) -> ObjectKey:
+        metadata = obj["metadata"]
+        return cls(str(obj["kind"]), str(metadata.get("namespace", "")), str(metadata["name"]))
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    artifact_dir: Path
+    workers: int = 4
+    apply_concurrency: int = 16
+
+
+class CrdsMissing(MoorError):
+    pass
+
+
+class Controller:
+    def __init__(self, api: KubeApi, options: ControllerOptions) -> None:
+        self.api = api
+        self.options = options
+        self.live = LiveCache(api)
+        self.events = EventRecorder(api)
+        sources = SourceStore(api, ArtifactCache(options.artifact_dir))
+        self.repositories = GitRepositoryReconciler(sources, self.events)
+        self.syncs = SyncReconciler(api, self.live, sources, self.events, self.lookup, options.apply_concurrency)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(self.reconcile, workers=options.workers)
+        self.failures: Counter[ObjectKey] = Counter()
+        self._informers: dict[str, KindInformer] = {}
+        self._seen: dict[ObjectKey, tuple[Any, ...]] = {}
+
+    def lookup(self, kind: str, namespace: str, name: str) -> KubeObject | None:
+        informer = self._informers.get(kind)
+        if informer is None:
+            return None
+        group = API_VERSION.split("/")[0]
+        return informer.objects.get((group, kind, namespace, name))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Runs until `stop` is set; in-flight reconciles are cancelled at their next await."""
+        await self.api.discovery.refresh()
+        for kind in (GITREPOSITORY, SYNC):
+            await self._watch(kind)
+        self.queue.start()
+        log.info("moor controller started; watching GitRepositories and Syncs in all namespaces")
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            await self.queue.stop()
+            for informer in self._informers.values():
+                await informer.stop()
+            await self.live.stop()
+
+    async def _watch(self, kind: CustomResourceKind) -> None:
+        resource = await self.api.discovery.resolve(API_VERSION, kind.kind)
+        if resource is None:
+            raise CrdsMissing(f"the cluster does not serve {kind.kind} ({API_VERSION}); run `moor install` first")
+        informer = KindInformer(self.api, resource, self._on_change, label_selector=None)
+        self._informers[kind.kind] = informer
+        informer.start()
+        await informer.wait_synced()
+
+    def _on_change(self, change: LiveChange) -> None:
+        """Queues what a change to a custom resource concerns; ignores changes Moor made to status alone."""
+        obj = change.object
+        key = ObjectKey.of(obj)
+        if change.type == "DELETED":
+            self.queue.forget(key)
+            self._seen.pop(key, None)
+            self.failures.pop(key, None)
+            return
+        metadata = obj["metadata"]
+        status = obj.get("status") or {}
+        fingerprint = (
+            metadata.get("generation"),
+            (metadata.get("annotations") or {}).get(RECONCILE_ANNOTATION),
+            metadata.get("deletionTimestamp"),
+            (status.get("artifact") or {}).get("revision"),
+            conditions.is_condition_true(status.get("conditions"), conditions.READY),
+        )
+        previous = self._seen.get(key)
+        self._seen[key] = fingerprint
+        if previous is None or previous[:3] != fingerprint[:3]:
+            self.queue.add(key)
+        if previous is not None and previous[3:] != fingerprint[3:]:
+            self._queue_dependents(obj)
+
+    def _queue_dependents(self, changed: KubeObject) -> None:
+        """A source's new revision, or a Sync becoming Ready, wakes the Syncs that use it."""
+        key = ObjectKey.of(changed)
+        informer = self._informers.get(SYNC.kind)
+        if informer is None:
+            return
+        for sync in informer.objects.values():
+            spec = sync.get("spec") or {}
+            namespace = sync["metadata"].get("namespace", "")
+            if key.kind == GITREPOSITORY.kind:
+                source = spec.get("sourceRef") or {}
+                uses = source.get("name") == key.name and (source.get("namespace") or namespace) == key.namespace
+            else:
+                uses = any(
+                    d.get("name") == key.name and (d.get("namespace") or namespace) == key.namespace
+                    for d in spec.get("dependsOn") or []
+                )
+            if uses:
+                self.queue.add(ObjectKey.of(sync))
+
+    async def reconcile(self, key: ObjectKey) -> None:
+        obj = self.lookup(key.kind, key.namespace, key.name)
+        if obj is None:
+            return
+        failures = self.failures[key]
+        try:
+            if key.kind == GITREPOSITORY.kind:
+                requeue = await self.repositories.reconcile(obj, failures)
+            else:
+                requeue = await self.syncs.reconcile(obj, failures)
+        except ApiError as error:
+            if not error.conflict:
+                log.warning("%s: %s", key, error)
+            requeue = Requeue.backoff(5.0, failures)
+        except MoorError as error:
+            log.warning("%s: %s", key, error)
+            requeue = Requeue.backoff(5.0, failures)
+        if requeue.failed:
+            self.failures[key] += 1
+        else:
+            self.failures.pop(key, None)
+        if requeue.delay is not None:
+            self.queue.add(key, requeue.delay)

@@ -1,0 +1,80 @@
+"""From a GitRepository object to Git: its credentials, its current revision, and that revision's files."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from moor import source
+from moor.cluster.api import KubeApi
+from moor.errors import MoorError
+from moor.objects import KubeObject, ObjectRef
+from moor.resources import GitRepositorySpec, RefSpec
+
+
+class SecretMissing(MoorError):
+    pass
+
+
+@dataclass(frozen=True)
+class RepositoryAccess:
+    """What it takes to talk to one repository: its URL, the ref to follow and the credentials."""
+
+    url: str
+    ref: source.GitRef
+    auth: source.GitAuth | None
+    timeout: float
+
+
+def git_ref(ref: RefSpec) -> source.GitRef:
+    return source.GitRef.from_spec({ref.kind: ref.value})
+
+
+class SourceStore:
+    """Resolves and fetches revisions for GitRepository objects, sharing one on-disk artifact cache."""
+
+    def __init__(self, api: KubeApi, cache: source.ArtifactCache) -> None:
+        self.api = api
+        self.cache = cache
+
+    async def access(self, repository: KubeObject, spec: GitRepositorySpec) -> RepositoryAccess:
+        auth = None
+        if spec.secret_name:
+            auth = source.GitAuth.from_secret(await self.secret_data(repository, spec.secret_name))
+        return RepositoryAccess(spec.url, git_ref(spec.ref), auth, spec.timeout.total_seconds())
+
+    async def secret_data(self, owner: KubeObject, name: str) -> dict[str, bytes]:
+        """The decoded data of a Secret in `owner`'s namespace; a clear error naming both when it is missing."""
+        owner_ref = ObjectRef.of(owner)
+        secret_ref = ObjectRef("", "v1", "Secret", owner_ref.namespace, name)
+        secret = await self.api.get(secret_ref)
+        if secret is None:
+            raise SecretMissing(f"{owner_ref}: the Secret {owner_ref.namespace}/{name} does not exist")
+        return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+
+    async def latest(self, access: RepositoryAccess) -> source.Artifact:
+        """The newest revision the ref names (one `git ls-remote`), fetched unless already cached."""
+        resolved = await source.resolve(access.url, access.ref, access.auth, timeout=access.timeout)
+        return await source.fetch(access.url, resolved, access.auth, cache=self.cache, timeout=access.timeout)
+
+    async def artifact(self, repository: KubeObject) -> source.Artifact:
+        """The files of the revision the GitRepository's status names (fetched again after a restart)."""
+        spec = GitRepositorySpec.from_object(repository)
+        revision = str((((repository.get("status") or {}).get("artifact")) or {}).get("revision", ""))
+        if not revision:
+            raise MoorError(f"{ObjectRef.of(repository)} has no artifact yet")
+        name, _, _ = revision.rpartition("@")
+        commit = source.revision_commit(revision)
+        cached = await self.cache.get(commit)
+        if cached is not None:
+            return source.Artifact.of(revision, cached)
+        access = await self.access(repository, spec)
+        refname = _refname(access.ref, name)
+        resolved = source.ResolvedRevision(ref=access.ref, commit=commit, refname=refname)
+        return await source.fetch(access.url, resolved, access.auth, cache=self.cache, timeout=access.timeout)
+
+
+def _refname(ref: source.GitRef, name: str) -> str | None:
+    if not name:
+        return None
+    return f"refs/heads/{name}" if ref.kind == "branch" else f"refs/tags/{name}"

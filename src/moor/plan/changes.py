@@ -1,0 +1,174 @@
+"""The plan of one reconcile: which objects to create, update, leave alone, prune or keep.
+
+Pruning only ever touches objects Moor recorded in the Sync's inventory and still sees in the live
+cache. An object is kept instead of pruned when its live copy carries `moor.dev/prune: disabled`: the
+live copy is what Git last declared (Moor applied the annotation from Git) or what an operator set by
+hand to protect it, and the desired copy no longer exists by the time an object is a prune candidate.
+Kept objects leave the inventory (`new_inventory` only lists desired objects), so Moor stops managing
+them, as Flux does. Objects already being deleted are neither pruned again nor kept.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from moor.objects import FIELD_MANAGER, PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
+from moor.plan.compare import FieldDifference, compare
+from moor.plan.ordering import deletion_order
+from moor.plan.prepare import ensure_unique
+
+Identity = tuple[str, str, str, str]
+
+
+class Action(enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    PRUNE = "prune"
+    KEEP = "keep"
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    """What the plan does with one object, and why."""
+
+    action: Action
+    ref: ObjectRef
+    desired: KubeObject | None = None
+    live: KubeObject | None = None
+    differences: tuple[FieldDifference, ...] = ()
+    reason: str = ""
+    """For KEEP: why the object is not pruned."""
+
+    def __str__(self) -> str:
+        text = f"{self.ref}: {self.action.value}"
+        return f"{text} ({self.reason})" if self.reason else text
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every decision of one reconcile.
+
+    `changes` holds creates, updates and unchanged objects in apply order (the order of the desired
+    objects), then prunes in deletion order, then kept objects.
+    """
+
+    changes: tuple[ObjectChange, ...]
+
+    def _with(self, action: Action) -> tuple[ObjectChange, ...]:
+        return tuple(change for change in self.changes if change.action is action)
+
+    @property
+    def creates(self) -> tuple[ObjectChange, ...]:
+        return self._with(Action.CREATE)
+
+    @property
+    def updates(self) -> tuple[ObjectChange, ...]:
+        return self._with(Action.UPDATE)
+
+    @property
+    def unchanged(self) -> tuple[ObjectChange, ...]:
+        return self._with(Action.UNCHANGED)
+
+    @property
+    def prunes(self) -> tuple[ObjectChange, ...]:
+        return self._with(Action.PRUNE)
+
+    @property
+    def kept(self) -> tuple[ObjectChange, ...]:
+        return self._with(Action.KEEP)
+
+    @property
+    def writes(self) -> tuple[ObjectChange, ...]:
+        """Creates and updates in apply order: the objects to send to the API server."""
+        return tuple(c for c in self.changes if c.action in (Action.CREATE, Action.UPDATE))
+
+    @property
+    def has_changes(self) -> bool:
+        """True when applying this plan sends any write or delete."""
+        return any(c.action in (Action.CREATE, Action.UPDATE, Action.PRUNE) for c in self.changes)
+
+    def summary(self) -> str:
+        """One line for status messages, e.g. "2 to create, 1 to update, 3 to prune"."""
+        parts = [
+            f"{len(group)} {label}"
+            for group, label in (
+                (self.creates, "to create"),
+                (self.updates, "to update"),
+                (self.prunes, "to prune"),
+                (self.kept, "kept from pruning"),
+            )
+            if group
+        ]
+        if not self.has_changes:
+            count = len(self.unchanged)
+            parts.insert(0, f"no changes ({count} object{'s' if count != 1 else ''} up to date)")
+        return ", ".join(parts)
+
+
+def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def _prune_candidate(ref: ObjectRef, live: KubeObject, sync_key: str | None) -> ObjectChange | None:
+    if (live.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    if _annotations(live).get(PRUNE_ANNOTATION) == PRUNE_DISABLED:
+        reason = f"annotated {PRUNE_ANNOTATION}: {PRUNE_DISABLED}"
+        return ObjectChange(Action.KEEP, ref, live=live, reason=reason)
+    owner = _labels(live).get(SYNC_LABEL)
+    if sync_key is not None and owner != sync_key:
+        reason = f"now labelled {SYNC_LABEL}: {owner}" if owner else f"no longer labelled {SYNC_LABEL}"
+        return ObjectChange(Action.KEEP, ref, live=live, reason=reason)
+    return ObjectChange(Action.PRUNE, ref, live=live)
+
+
+def plan_changes(
+    desired: Sequence[KubeObject],
+    live: Mapping[Identity, KubeObject],
+    inventory: Iterable[ObjectRef],
+    *,
+    sync_key: str | None = None,
+    manager: str = FIELD_MANAGER,
+) -> Plan:
+    """Decides what to write and what to delete, comparing prepared desired objects with the live cache.
+
+    `live` maps `ObjectRef.identity` to the cached object; `inventory` is what the Sync applied last
+    time. With `sync_key`, a live object labelled for another Sync (or no longer labelled) is never
+    pruned. Raises DuplicateObjectError when two desired objects name the same object.
+    """
+    ensure_unique(desired)
+    changes: list[ObjectChange] = []
+    wanted: set[Identity] = set()
+    for obj in desired:
+        ref = ObjectRef.of(obj)
+        wanted.add(ref.identity)
+        current = live.get(ref.identity)
+        if current is None:
+            changes.append(ObjectChange(Action.CREATE, ref, desired=obj))
+            continue
+        differences = tuple(compare(obj, current, manager=manager))
+        action = Action.UPDATE if differences else Action.UNCHANGED
+        changes.append(ObjectChange(action, ref, desired=obj, live=current, differences=differences))
+
+    leftovers: dict[Identity, ObjectRef] = {}
+    for ref in inventory:
+        if ref.identity not in wanted and ref.identity in live:
+            leftovers.setdefault(ref.identity, ref)
+    candidates = (_prune_candidate(ref, live[ref.identity], sync_key) for ref in deletion_order(leftovers.values()))
+    decided = [change for change in candidates if change is not None]
+    changes.extend(change for change in decided if change.action is Action.PRUNE)
+    changes.extend(change for change in decided if change.action is Action.KEEP)
+    return Plan(tuple(changes))
+
+
+def new_inventory(desired: Iterable[Mapping[str, Any]]) -> list[ObjectRef]:
+    """The inventory to record once `desired` is applied: one sorted ref per object."""
+    return sorted({ObjectRef.of(obj) for obj in desired})

@@ -1,0 +1,65 @@
+"""Desired objects made ready to plan and apply: labelled for their Sync and placed in a namespace."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from moor.errors import MoorError
+from moor.objects import SYNC_LABEL, KubeObject, ObjectRef
+
+IsNamespaced = Callable[[str, str], bool | None]
+"""(apiVersion, kind) -> True (namespaced), False (cluster-scoped), None (kind unknown to the cluster)."""
+
+
+class MissingNamespaceError(MoorError):
+    """A namespaced object declares no namespace and the Sync sets no targetNamespace."""
+
+
+class DuplicateObjectError(MoorError):
+    """Two desired objects name the same object."""
+
+
+def prepare_desired(
+    objects: Iterable[Mapping[str, Any]],
+    sync_key: str,
+    target_namespace: str | None,
+    is_namespaced: IsNamespaced,
+) -> list[KubeObject]:
+    """Copies of `objects` carrying the `moor.dev/sync` label and the namespace they will live in.
+
+    Namespaced objects get `target_namespace` when it is set (it wins over a namespace in Git, as in
+    Flux) and keep their own otherwise; cluster-scoped objects lose any namespace; objects of a kind
+    the cluster does not know are left as they are, for the API server to reject with its own reason.
+    """
+    prepared: list[KubeObject] = []
+    for original in objects:
+        obj: KubeObject = copy.deepcopy(dict(original))
+        metadata = obj.setdefault("metadata", {})
+        if metadata.get("labels") is None:
+            metadata["labels"] = {}
+        metadata["labels"][SYNC_LABEL] = sync_key
+        scope = is_namespaced(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        if scope is True:
+            if target_namespace:
+                metadata["namespace"] = target_namespace
+            elif not metadata.get("namespace"):
+                raise MissingNamespaceError(
+                    f"{ObjectRef.of(obj)} declares no namespace and the Sync sets no targetNamespace."
+                )
+        elif scope is False:
+            metadata.pop("namespace", None)
+        prepared.append(obj)
+    ensure_unique(prepared)
+    return prepared
+
+
+def ensure_unique(objects: Iterable[Mapping[str, Any]]) -> None:
+    """Raises DuplicateObjectError when two objects name the same object (in any API version)."""
+    seen: set[tuple[str, str, str, str]] = set()
+    for obj in objects:
+        ref = ObjectRef.of(obj)
+        if ref.identity in seen:
+            raise DuplicateObjectError(f"{ref} is declared more than once.")
+        seen.add(ref.identity)

@@ -1,0 +1,114 @@
+"""Helm charts, rendered by the real `helm template` with a Sync's values, offline and without a cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path, PurePosixPath
+
+from moor.binaries import locate
+from moor.render.documents import Document, ParseBudget, parse_yaml, read_source
+from moor.render.errors import RenderError
+from moor.render.request import HelmOptions, RenderRequest
+from moor.render.tool import run_tool, scratch_directory, tool_environment
+from moor.render.tree import CHART_FILE, Target, relative
+
+_SOURCE_COMMENT = re.compile(rb"^# Source: (.+?)[ \t\r]*$", re.MULTILINE)
+
+
+async def template_chart(target: Target, request: RenderRequest, budget: ParseBudget) -> list[Document]:
+    """`helm template` of the target chart: values files, then inline values (which win), CRDs included."""
+    options = request.helm or HelmOptions()
+    values_files = [await asyncio.to_thread(_values_file, target, name) for name in options.values_files]
+    release = options.release_name
+    if not release:
+        release = await asyncio.to_thread(_default_release_name, target, request)
+    helm = locate("helm")
+    what = f"helm template of {target.display}"
+    async with scratch_directory("moor-helm-") as scratch:
+        argv = [str(helm), "template", release, str(target.path), "--include-crds", "--skip-tests"]
+        namespace, kube_version = request.namespace, request.kube_version
+        if namespace:
+            argv += ["--namespace", namespace]
+        if kube_version:
+            argv += ["--kube-version", kube_version]
+        for path in values_files:
+            argv += ["--values", str(path)]
+        if options.values:
+            inline = scratch / "inline-values.json"
+            await asyncio.to_thread(inline.write_text, _values_json(options, target), encoding="utf-8")
+            argv += ["--values", str(inline)]
+        env = tool_environment(
+            scratch,
+            HELM_CACHE_HOME=str(scratch / "helm-cache"),
+            HELM_CONFIG_HOME=str(scratch / "helm-config"),
+            HELM_DATA_HOME=str(scratch / "helm-data"),
+        )
+        output = await run_tool(
+            argv,
+            what=what,
+            cwd=target.path,
+            env=env,
+            time_limit=request.limits.tool_timeout,
+            max_output=request.limits.max_total_bytes,
+            root=target.root,
+        )
+    return await asyncio.to_thread(_documents, output, target, what, budget)
+
+
+def _values_file(target: Target, name: str) -> Path:
+    """A values file named relative to the chart, which must be a file inside the repository."""
+    if not name or PurePosixPath(name).is_absolute():
+        raise RenderError(f"the values file {name!r} of the chart {target.display} must be a relative path")
+    resolved = Path(os.path.realpath(target.path / name))
+    if not resolved.is_relative_to(target.root):
+        raise RenderError(f"the values file {name!r} of the chart {target.display} is outside the repository")
+    if not resolved.is_file():
+        raise RenderError(f"the values file {name!r} of the chart {target.display} does not exist")
+    return resolved
+
+
+def _default_release_name(target: Target, request: RenderRequest) -> str:
+    """The chart's directory name; for a chart at the repository root (a cache directory), its own name."""
+    if target.path != target.root:
+        return target.path.name
+    where = relative(target.path / CHART_FILE, target.root)
+    data = read_source(target.path / CHART_FILE, where, request.limits)
+    documents = parse_yaml(data, where, ParseBudget(request.limits))
+    chart = documents[0].body if documents else None
+    name = chart.get("name") if isinstance(chart, dict) else None
+    if not isinstance(name, str) or not name:
+        raise RenderError(f"{where} has no name, so spec.helm.releaseName must be set")
+    return name
+
+
+def _values_json(options: HelmOptions, target: Target) -> str:
+    try:
+        return json.dumps(dict(options.values))
+    except (TypeError, ValueError) as error:
+        raise RenderError(f"the inline values for the chart {target.display} are not plain data: {error}") from None
+
+
+def _documents(output: bytes, target: Target, what: str, budget: ParseBudget) -> list[Document]:
+    """Helm's output as documents named after the template each came from (`# Source:` comments)."""
+    documents = parse_yaml(output, what, budget, whole_output=True)
+    starts: list[int] = []
+    templates: list[str] = []
+    line, offset = 1, 0
+    for match in _SOURCE_COMMENT.finditer(output):
+        line += output.count(b"\n", offset, match.start())
+        offset = match.start()
+        starts.append(line)
+        templates.append(match.group(1).decode("utf-8", "replace"))
+    counts: Counter[str] = Counter()
+    named: list[Document] = []
+    for document in documents:
+        found = bisect.bisect_right(starts, document.line or 0) - 1
+        source = f"{templates[found]} (chart {target.display})" if found >= 0 else what
+        counts[source] += 1
+        named.append(Document(source, counts[source], None, document.body))
+    return named

@@ -1,0 +1,49 @@
+"""A Sync's path of a checkout in, validated objects in apply order out."""
+
+from __future__ import annotations
+
+import asyncio
+
+from moor.objects import KubeObject
+from moor.render.documents import Document, ParseBudget, parse_json, parse_yaml, read_source
+from moor.render.errors import RenderError
+from moor.render.helm import template_chart
+from moor.render.kustomize import build_kustomization
+from moor.render.order import in_apply_order
+from moor.render.request import RenderRequest
+from moor.render.tree import SourceKind, Target, locate_target, manifest_files, relative, walk_files
+from moor.render.validate import collect_objects
+
+
+async def render(request: RenderRequest) -> list[KubeObject]:
+    """Renders plain YAML, a kustomization or a Helm chart into checked objects, in apply order.
+
+    Labels and namespaces are not added here (that needs discovery); an empty result is not an error,
+    the caller decides what an empty path means.
+    """
+    target = await asyncio.to_thread(locate_target, request.root, request.path)
+    if request.helm is not None and target.kind is not SourceKind.HELM_CHART:
+        raise RenderError(f"spec.helm is set but {target.display} is a {target.kind.value} directory, not a Helm chart")
+    budget = ParseBudget(request.limits)
+    if target.kind is SourceKind.PLAIN:
+        return await asyncio.to_thread(_render_plain, target, budget)
+    await asyncio.to_thread(walk_files, target.path, target.root, include_hidden=True)
+    if target.kind is SourceKind.KUSTOMIZATION:
+        documents = await build_kustomization(target, request.limits, budget)
+    else:
+        documents = await template_chart(target, request, budget)
+    return await asyncio.to_thread(_ordered_objects, documents)
+
+
+def _render_plain(target: Target, budget: ParseBudget) -> list[KubeObject]:
+    documents: list[Document] = []
+    for path in manifest_files(target):
+        source = relative(path, target.root)
+        data = read_source(path, source, budget.limits)
+        parse = parse_json if path.suffix.lower() == ".json" else parse_yaml
+        documents += parse(data, source, budget)
+    return _ordered_objects(documents)
+
+
+def _ordered_objects(documents: list[Document]) -> list[KubeObject]:
+    return in_apply_order(collect_objects(documents))

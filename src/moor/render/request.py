@@ -1,0 +1,48 @@
+"""What to render and within which limits: the values a Sync hands to `render`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HelmOptions:
+    """A Sync's `spec.helm`: values files (relative to the chart), inline values (they win), release name."""
+
+    values_files: tuple[str, ...] = ()
+    values: Mapping[str, Any] = field(default_factory=dict)
+    release_name: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderLimits:
+    """Bounds that keep a hostile or broken repository from exhausting memory, CPU or time."""
+
+    max_file_bytes: int = 8 * MIB
+    max_total_bytes: int = 64 * MIB
+    max_documents: int = 20_000
+    max_aliases: int = 100
+    """How many times one document may repeat an anchored node through aliases."""
+    max_alias_nodes: int = 10_000
+    """How many nodes aliases may add to one document when expanded ("billion laughs")."""
+    tool_timeout: float = 120.0
+    """Seconds kustomize or helm may run."""
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One render: `path` (a Sync's `spec.path`) inside the checkout at `root`."""
+
+    root: Path
+    path: str = "."
+    helm: HelmOptions | None = None
+    namespace: str | None = None
+    """The Sync's targetNamespace; only Helm sees it (as `--namespace`), Render stamps nothing."""
+    kube_version: str | None = None
+    """Passed to `helm template --kube-version` so charts see the cluster's version."""
+    limits: RenderLimits = RenderLimits()

@@ -1,0 +1,319 @@
+"""Safe, bounded YAML for Kubernetes manifests.
+
+Only plain data comes out: dicts with string keys, lists, strings, ints, floats, bools and None. Scalars
+are typed the way kubectl reads them (YAML 1.1 booleans, octal and hex ints, `<<` merges), except that
+timestamps and base-60 numbers stay strings, so every value can be sent to the API server as JSON.
+Any other tag is refused, as are duplicate keys. Aliases are counted while a document is built, so a
+"billion laughs" document is refused after a few thousand nodes instead of filling memory.
+
+libyaml (PyYAML's C extension) scans and composes; building values from the composed nodes is done
+here rather than by PyYAML's constructor, which is both faster and the place where the checks live.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from yaml.composer import Composer
+from yaml.error import MarkedYAMLError, YAMLError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.scanner import Scanner
+
+_TAG_PREFIX = "tag:yaml.org,2002:"
+STR = _TAG_PREFIX + "str"
+INT = _TAG_PREFIX + "int"
+FLOAT = _TAG_PREFIX + "float"
+BOOL = _TAG_PREFIX + "bool"
+NULL = _TAG_PREFIX + "null"
+MERGE = _TAG_PREFIX + "merge"
+MAP = _TAG_PREFIX + "map"
+SEQ = _TAG_PREFIX + "seq"
+
+_TRUE = ("yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON")
+_FALSE = ("no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF")
+_BOOLS = dict.fromkeys(_TRUE, True) | dict.fromkeys(_FALSE, False)
+_NULLS = frozenset(("", "~", "null", "Null", "NULL"))
+_INT = re.compile(
+    r"[-+]?(?:0b[01_]*[01][01_]*|0o[0-7_]*[0-7][0-7_]*|0x[0-9a-fA-F_]*[0-9a-fA-F][0-9a-fA-F_]*"
+    r"|0[0-7_]*|[1-9][0-9_]*)"
+)
+_FLOAT = re.compile(
+    r"[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+)
+_NUMBER_START = frozenset("0123456789+-.")
+
+
+class YamlProblem(Exception):
+    """Why a YAML stream was refused, and the line (1-based) when one is known."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def load_documents(data: bytes, *, max_aliases: int, max_alias_nodes: int) -> Iterator[tuple[int, Any]]:
+    """Yields (line where the document starts, its value) for each document of a YAML stream."""
+    composer = _composer_class(data)
+    track_aliases = b"&" in data  # no anchor, no alias: the common case skips the bookkeeping
+    try:
+        while True:
+            try:
+                if not composer.check_node():
+                    return
+                node = composer.get_node()
+            except MarkedYAMLError as error:
+                raise _syntax_problem(error) from None
+            except YAMLError as error:
+                raise YamlProblem(str(error).splitlines()[0], None) from None
+            if node is None:
+                return
+            line = node.start_mark.line + 1
+            builder = _AliasCountingBuilder(max_aliases, max_alias_nodes) if track_aliases else _Builder()
+            try:
+                value = builder.build(node)
+            except RecursionError:
+                raise YamlProblem("the document is nested too deeply", line) from None
+            yield line, value
+    finally:
+        composer.dispose()
+
+
+def _syntax_problem(error: MarkedYAMLError) -> YamlProblem:
+    mark = error.problem_mark or error.context_mark
+    cause = error.problem or error.context or "it cannot be parsed"
+    return YamlProblem(cause, mark.line + 1 if mark is not None else None)
+
+
+class _Resolution:
+    """Types plain scalars as kubectl does (YAML 1.1), minus timestamps and base-60 numbers."""
+
+    def descend_resolver(self, current_node: Node | None, current_index: object) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+    def resolve(self, kind: type[Node], value: str | None, implicit: Any) -> str:
+        if kind is ScalarNode:
+            return _plain_scalar_tag(value or "") if implicit[0] else STR
+        return SEQ if kind is SequenceNode else MAP
+
+
+def _plain_scalar_tag(text: str) -> str:
+    if not text:
+        return NULL
+    if text[0] in _NUMBER_START:
+        if _INT.fullmatch(text):
+            return INT
+        if _FLOAT.fullmatch(text):
+            return FLOAT
+        return STR
+    if text in _BOOLS:
+        return BOOL
+    if text in _NULLS:
+        return NULL
+    if text == "<<":
+        return MERGE
+    return STR
+
+
+class _NodeSource(Protocol):
+    def check_node(self) -> bool: ...
+    def get_node(self) -> Node | None: ...
+    def dispose(self) -> None: ...
+
+
+class _PythonComposer(_Resolution, Reader, Scanner, Parser, Composer):
+    """The pure-Python fallback when PyYAML was built without libyaml."""
+
+    def __init__(self, stream: bytes) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+
+
+_composer_class: Callable[[bytes], _NodeSource]
+try:
+    from yaml._yaml import CParser
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    _composer_class = _PythonComposer
+    LIBYAML = False
+else:
+
+    class _LibyamlComposer(_Resolution, CParser):
+        pass
+
+    _composer_class = _LibyamlComposer
+    LIBYAML = True
+
+
+class _Builder:
+    """Builds plain values from one composed document (a tree: it has no anchors)."""
+
+    def build(self, node: Node) -> Any:
+        cls = node.__class__
+        if cls is ScalarNode:
+            return node.value if node.tag == STR else _scalar(node)
+        if cls is MappingNode and node.tag == MAP:
+            return self._mapping(node)
+        if cls is SequenceNode and node.tag == SEQ:
+            build = self.build
+            return [build(item) for item in node.value]
+        raise _unsupported_tag(node)
+
+    def _mapping(self, node: Node) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        merges: list[Node] | None = None
+        build = self.build
+        for key_node, value_node in node.value:
+            if key_node.__class__ is ScalarNode and key_node.tag == STR:
+                key = key_node.value
+            elif key_node.tag == MERGE:
+                merges = [*merges, value_node] if merges else [value_node]
+                continue
+            else:
+                key = _key(key_node)
+            result[key] = build(value_node)
+        if len(result) != len(node.value) - (len(merges) if merges else 0):
+            raise _duplicate_key(node)
+        if merges:
+            for merged in merges:
+                self._merge_into(result, merged)
+        return result
+
+    def _merge_into(self, result: dict[str, Any], merged: Node) -> None:
+        """`<<: *base` or `<<: [*a, *b]`: keys the mapping lacks come from the first source having them."""
+        sources = merged.value if merged.__class__ is SequenceNode else [merged]
+        for source in sources:
+            if source.__class__ is not MappingNode:
+                raise YamlProblem("'<<' must merge a mapping or a list of mappings", _line(merged))
+            for key, value in self.build(source).items():
+                result.setdefault(key, value)
+
+
+class _AliasCountingBuilder(_Builder):
+    """Builds a document that has anchors, refusing alias bombs and self-referencing aliases.
+
+    Aliased nodes are copied, never shared, so no two objects alias the same dict; every revisit of
+    an already built node counts as one alias expansion, and the nodes they add are bounded too.
+    """
+
+    def __init__(self, max_aliases: int, max_alias_nodes: int) -> None:
+        self._max_aliases = max_aliases
+        self._max_alias_nodes = max_alias_nodes
+        self._seen: set[int] = set()
+        self._open: set[int] = set()
+        self._aliases = 0
+        self._built = 0
+
+    def build(self, node: Node) -> Any:
+        key = id(node)
+        if key in self._open:
+            raise YamlProblem("an alias refers to a node that contains it", _line(node))
+        if key in self._seen:
+            self._aliases += 1
+            if self._aliases > self._max_aliases:
+                raise YamlProblem(f"aliases are expanded more than {self._max_aliases} times", _line(node))
+        else:
+            self._seen.add(key)
+        self._built += 1
+        if self._built - len(self._seen) > self._max_alias_nodes:
+            raise YamlProblem(f"aliases expand to more than {self._max_alias_nodes} extra nodes", _line(node))
+        if node.__class__ is ScalarNode:
+            return super().build(node)
+        self._open.add(key)
+        try:
+            return super().build(node)
+        finally:
+            self._open.discard(key)
+
+
+def _scalar(node: Node) -> Any:
+    tag, text = node.tag, node.value
+    if tag == INT:
+        if _INT.fullmatch(text):
+            return _to_int(text)
+    elif tag == FLOAT:
+        value = _to_float(text)
+        if value is not None:
+            return value
+    elif tag == BOOL:
+        if text in _BOOLS:
+            return _BOOLS[text]
+    elif tag == NULL:
+        if text in _NULLS:
+            return None
+    else:
+        raise _unsupported_tag(node)
+    raise YamlProblem(f"{text!r} is not a valid {_short_tag(tag)}", _line(node))
+
+
+def _to_int(text: str) -> int:
+    digits = text.replace("_", "")
+    sign = -1 if digits[0] == "-" else 1
+    digits = digits.lstrip("+-")
+    prefix = digits[:2]
+    if prefix in ("0b", "0o", "0x"):
+        return sign * int(digits[2:], {"0b": 2, "0o": 8, "0x": 16}[prefix])
+    if len(digits) > 1 and digits[0] == "0":
+        return sign * int(digits, 8)
+    return sign * int(digits)
+
+
+def _to_float(text: str) -> float | None:
+    special = text.lower()
+    if special in (".inf", "+.inf"):
+        return math.inf
+    if special == "-.inf":
+        return -math.inf
+    if special == ".nan":
+        return math.nan
+    try:
+        return float(text.replace("_", ""))
+    except ValueError:
+        return None
+
+
+def _key(node: Node) -> str:
+    """A mapping key as the API server will see it: JSON keys are strings (`8080:` becomes "8080")."""
+    if node.__class__ is not ScalarNode:
+        raise YamlProblem("a mapping key must be a plain value, not a list or mapping", _line(node))
+    value = _scalar(node) if node.tag != STR else node.value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _duplicate_key(node: Node) -> YamlProblem:
+    seen: set[str] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == MERGE:
+            continue
+        key = _key(key_node)
+        if key in seen:
+            return YamlProblem(f"the key {key!r} appears twice in one mapping", _line(key_node))
+        seen.add(key)
+    return YamlProblem("a mapping repeats a key", _line(node))  # pragma: no cover - found above
+
+
+def _unsupported_tag(node: Node) -> YamlProblem:
+    return YamlProblem(f"the tag {_short_tag(node.tag)} is not allowed in Kubernetes manifests", _line(node))
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_TAG_PREFIX) if tag.startswith(_TAG_PREFIX) else tag
+
+
+def _line(node: Node) -> int | None:
+    return node.start_mark.line + 1 if node.start_mark is not None else None

@@ -1,0 +1,208 @@
+"""A Sync's spec as a typed value: what to render from which source, and how to keep it true."""
+
+from __future__ import annotations
+
+import copy
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from moor.resources.fields import DNS1123_LABEL, FieldReader
+from moor.resources.kinds import GITREPOSITORY
+
+DEFAULT_PATH = "."
+DEFAULT_INTERVAL = timedelta(minutes=5)
+DEFAULT_RETRY_INTERVAL = timedelta(seconds=30)
+DEFAULT_TIMEOUT = timedelta(minutes=3)
+DEFAULT_PRUNE = True
+DEFAULT_WAIT = True
+
+SOURCE_KINDS = (GITREPOSITORY.kind,)
+JSON_POINTER = re.compile(r"(/([^~/]|~[01])*)+")
+HELM_RELEASE_MAX_LENGTH = 53
+
+
+class DriftMode(StrEnum):
+    CORRECT = "correct"  # put the Git state back and report what was changed
+    ALERT = "alert"  # report drift (Drifted condition, events) but leave the cluster alone
+    IGNORE = "ignore"  # neither report nor correct between revisions
+
+
+class ApprovalMode(StrEnum):
+    AUTO = "auto"  # apply every new revision as it arrives
+    MANUAL = "manual"  # a new revision waits for `moor approve`
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    kind: str
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True, order=True)
+class DependencyRef:
+    """Another Sync that must be Ready before this one is applied."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class HelmSpec:
+    values_files: tuple[str, ...] = ()  # relative to the chart directory (the path), merged in order
+    values: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    release_name: str | None = None  # defaults to the Sync's name (the controller decides)
+
+
+@dataclass(frozen=True)
+class DriftIgnoreRule:
+    """Fields that someone else owns on matching objects: never reported or corrected."""
+
+    kind: str
+    paths: tuple[str, ...]  # JSON pointers, e.g. /spec/replicas
+    name: str | None = None  # every object of the kind when None
+    namespace: str | None = None  # any namespace when None
+
+    def matches(self, kind: str, namespace: str, name: str) -> bool:
+        return (
+            self.kind == kind
+            and (self.name is None or self.name == name)
+            and (self.namespace is None or self.namespace == namespace)
+        )
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    mode: DriftMode = DriftMode.CORRECT
+    ignore: tuple[DriftIgnoreRule, ...] = ()
+
+    def ignored_paths(self, kind: str, namespace: str, name: str) -> tuple[str, ...]:
+        """Every ignored JSON pointer that applies to one object."""
+        return tuple(path for rule in self.ignore if rule.matches(kind, namespace, name) for path in rule.paths)
+
+
+@dataclass(frozen=True)
+class SyncSpec:
+    source_ref: SourceRef
+    path: str = DEFAULT_PATH  # relative to the artifact's root, normalised, `.` for the root itself
+    helm: HelmSpec | None = None
+    target_namespace: str | None = None
+    interval: timedelta = DEFAULT_INTERVAL
+    retry_interval: timedelta = DEFAULT_RETRY_INTERVAL
+    timeout: timedelta = DEFAULT_TIMEOUT
+    prune: bool = DEFAULT_PRUNE
+    allow_empty: bool = False
+    wait: bool = DEFAULT_WAIT
+    force: bool = False
+    depends_on: tuple[DependencyRef, ...] = ()
+    service_account_name: str | None = None
+    drift: DriftSpec = DriftSpec()
+    rollback_on_failure: bool = False
+    approval: ApprovalMode = ApprovalMode.AUTO
+    suspend: bool = False
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> SyncSpec:
+        """Reads and checks a Sync custom resource, filling in the CRD's defaults and its namespace."""
+        spec = FieldReader.spec_of(obj)
+        own_namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+        return cls(
+            source_ref=_read_source_ref(spec, own_namespace),
+            path=_relative_path(spec, "path", spec.optional_str("path", max_length=1024) or DEFAULT_PATH),
+            helm=_read_helm(spec.child("helm")),
+            target_namespace=spec.name("targetNamespace", label=True),
+            interval=spec.duration("interval", DEFAULT_INTERVAL),
+            retry_interval=spec.duration("retryInterval", DEFAULT_RETRY_INTERVAL),
+            timeout=spec.duration("timeout", DEFAULT_TIMEOUT),
+            prune=spec.boolean("prune", DEFAULT_PRUNE),
+            allow_empty=spec.boolean("allowEmpty", False),
+            wait=spec.boolean("wait", DEFAULT_WAIT),
+            force=spec.boolean("force", False),
+            depends_on=tuple(
+                DependencyRef(
+                    namespace=entry.name("namespace", label=True) or own_namespace,
+                    name=entry.required_name("name"),
+                )
+                for entry in spec.items("dependsOn")
+            ),
+            service_account_name=spec.name("serviceAccountName"),
+            drift=_read_drift(spec.child("drift")),
+            rollback_on_failure=_read_flag(spec.child("rollback"), "onFailure"),
+            approval=_read_approval(spec.child("approval")),
+            suspend=spec.boolean("suspend", False),
+        )
+
+
+def _read_source_ref(spec: FieldReader, own_namespace: str) -> SourceRef:
+    ref = spec.child("sourceRef")
+    if ref is None:
+        raise spec.error("sourceRef", "is required: name the GitRepository to read from")
+    kind = ref.optional_str("kind") or GITREPOSITORY.kind
+    if kind not in SOURCE_KINDS:
+        raise ref.error("kind", f"must be one of {', '.join(SOURCE_KINDS)}, not {kind!r}")
+    return SourceRef(
+        kind=kind,
+        name=ref.required_name("name"),
+        namespace=ref.name("namespace", label=True) or own_namespace,
+    )
+
+
+def _relative_path(reader: FieldReader, key: str, path: str) -> str:
+    """`./apps/` -> `apps`, `/` -> `.`: a path that can be joined to a directory without leaving it."""
+    if ".." in path.split("/"):
+        raise reader.error(key, f"must not contain '..' segments, not {path!r}")
+    return posixpath.normpath("./" + path.lstrip("/"))
+
+
+def _read_helm(helm: FieldReader | None) -> HelmSpec | None:
+    if helm is None:
+        return None
+    values = helm.data.get("values")
+    if values is not None and not isinstance(values, Mapping):
+        raise helm.error("values", "must be an object")
+    release_name = helm.optional_str("releaseName", max_length=HELM_RELEASE_MAX_LENGTH)
+    if release_name is not None and not DNS1123_LABEL.fullmatch(release_name):
+        raise helm.error("releaseName", f"must be a DNS-1123 label, not {release_name!r}")
+    return HelmSpec(
+        values_files=tuple(_relative_path(helm, "valuesFiles", path) for path in helm.strings("valuesFiles")),
+        values=copy.deepcopy(dict(values or {})),
+        release_name=release_name,
+    )
+
+
+def _read_drift(drift: FieldReader | None) -> DriftSpec:
+    if drift is None:
+        return DriftSpec()
+    rules = []
+    for entry in drift.items("ignore"):
+        paths = entry.strings("paths")
+        if not paths:
+            raise entry.error("paths", "is required: list JSON pointers such as /spec/replicas")
+        for path in paths:
+            if not JSON_POINTER.fullmatch(path):
+                raise entry.error("paths", f"must hold JSON pointers such as /spec/replicas, not {path!r}")
+        rules.append(
+            DriftIgnoreRule(
+                kind=entry.required_str("kind", max_length=63),
+                paths=tuple(paths),
+                name=entry.name("name"),
+                namespace=entry.name("namespace", label=True),
+            )
+        )
+    return DriftSpec(mode=drift.choice("mode", DriftMode, DriftMode.CORRECT), ignore=tuple(rules))
+
+
+def _read_flag(section: FieldReader | None, key: str) -> bool:
+    return False if section is None else section.boolean(key, False)
+
+
+def _read_approval(approval: FieldReader | None) -> ApprovalMode:
+    return ApprovalMode.AUTO if approval is None else approval.choice("mode", ApprovalMode, ApprovalMode.AUTO)
