@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from moor.devcluster import processes
@@ -40,8 +41,9 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: P
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)",
     )
     started = processes.spawn("stubborn", stubborn, tmp_path / "stubborn.log", os.environ)
-    while b"up" not in started.log.read_bytes():
-        pass
+    deadline = time.monotonic() + 30
+    while b"up" not in started.log.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.02)  # until it ignores SIGTERM
 
     assert processes.stop([started], grace=0.5) == []
     assert not processes.is_running(started)

@@ -49,12 +49,11 @@ def diff() -> None:
 @target_options
 def diff_sync(target: Target, name: str, local_path: Path | None) -> None:
     """Compare what the Sync NAME would apply with the cluster."""
-    raise SystemExit(run_async(_diff(target, name, local_path)))
+    raise SystemExit(run_async(_diff(target, name, local_path.resolve() if local_path else None)))
 
 
-async def _diff(target: Target, name: str, local_path: Path | None) -> int:
+async def _diff(target: Target, name: str, local_root: Path | None) -> int:
     namespace = target.resolve_namespace()
-    local_root = local_path.resolve() if local_path is not None else None
     console = Console()
     async with target.connect() as api:
         sync = await fetch(api, SYNC.kind, namespace, name)

@@ -53,4 +53,6 @@ async def desired_objects(sync: KubeObject, spec: SyncSpec, root: Path, discover
     objects = await render.render(request)
     if any(discovery.known_namespaced(str(o.get("apiVersion", "")), str(o.get("kind", ""))) is None for o in objects):
         await discovery.refresh(force=False)
-    return prepare_desired(objects, sync_key(sync), spec.target_namespace, discovery.known_namespaced)
+    return prepare_desired(
+        objects, sync_key(sync), spec.target_namespace, discovery.known_namespaced, ObjectRef.of(sync).namespace
+    )

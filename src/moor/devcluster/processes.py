@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# The Popen objects of the children this process started, so stopping them also reaps them.
-_children: dict[int, subprocess.Popen[bytes]] = {}
+# The children this process started (Popen and argv by pid), so stopping them also reaps them.
+_children: dict[int, tuple[subprocess.Popen[bytes], tuple[str, ...]]] = {}
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,19 @@ def spawn(name: str, argv: Sequence[str], log: Path, env: Mapping[str, str]) -> 
             start_new_session=True,
             close_fds=True,
         )
-    _children[child.pid] = child
+    _children[child.pid] = (child, tuple(argv))
     return RunningProcess(name=name, pid=child.pid, argv=tuple(argv), log=log)
+
+
+def _child(process: RunningProcess) -> subprocess.Popen[bytes] | None:
+    """The Popen of `process` if this process started it."""
+    child, argv = _children.get(process.pid, (None, ()))
+    return child if argv == process.argv else None
 
 
 def exit_code(process: RunningProcess) -> int | None:
     """The exit code if a child of this process has exited, else None (also for non-children)."""
-    child = _children.get(process.pid)
+    child = _child(process)
     return None if child is None else child.poll()
 
 
@@ -64,9 +70,11 @@ def _cmdline(pid: int) -> tuple[str, ...] | None:
 
 def is_running(process: RunningProcess) -> bool:
     """True while the pid is alive and still runs the program we started (not a reused pid)."""
-    child = _children.get(process.pid)
-    if child is not None and child.poll() is not None:
-        return False
+    child = _child(process)
+    if child is not None:
+        # Our own child: its pid can't be reused before we reap it, and its cmdline may still read
+        # empty for a moment after Popen returns (the exec is still setting up the new image).
+        return child.poll() is None
     return _cmdline(process.pid) == process.argv
 
 
@@ -95,10 +103,11 @@ def stop(processes: Sequence[RunningProcess], *, grace: float = 10.0) -> list[Ru
         _signal(process, signal.SIGKILL)
     survivors = _wait_gone(remaining, time.monotonic() + 5.0)
     for process in processes:
-        child = _children.pop(process.pid, None)
+        child = _child(process)
         if child is not None and process not in survivors:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=1.0)
+            del _children[process.pid]
     return survivors
 
 

@@ -4,7 +4,7 @@ No I/O: everything here works on plain dicts, so it is tested without a cluster.
 in the notation described in `moor.plan.paths` (e.g. `/spec/template/spec/containers/name=web/image`).
 """
 
-from moor.plan.changes import Action, ObjectChange, Plan, new_inventory, plan_changes
+from moor.plan.changes import Action, Identity, ObjectChange, Plan, new_inventory, plan_changes
 from moor.plan.compare import ABSENT, DifferenceKind, FieldDifference, compare, lookup
 from moor.plan.drift import Drift, attribute_drift, remove_fields, without_ignored
 from moor.plan.managed_fields import (
@@ -32,6 +32,7 @@ __all__ = [
     "FieldDifference",
     "FieldOwner",
     "FieldPath",
+    "Identity",
     "IsNamespaced",
     "ListKey",
     "ManagedFields",

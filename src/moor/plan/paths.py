@@ -120,9 +120,6 @@ class FieldPath:
         text, wanted = str(self), prefix.rstrip("/")
         return wanted == "" or text == wanted or text.startswith(wanted + "/")
 
-    def sort_key(self) -> str:
-        return str(self)
-
 
 ROOT = FieldPath()
 

@@ -26,11 +26,13 @@ def prepare_desired(
     sync_key: str,
     target_namespace: str | None,
     is_namespaced: IsNamespaced,
+    default_namespace: str | None = None,
 ) -> list[KubeObject]:
     """Copies of `objects` carrying the `moor.dev/sync` label and the namespace they will live in.
 
     Namespaced objects get `target_namespace` when it is set (it wins over a namespace in Git, as in
-    Flux) and keep their own otherwise; cluster-scoped objects lose any namespace; objects of a kind
+    Flux), else keep their own, else get `default_namespace` (the Sync's own, as Argo CD places them
+    in the Application's destination); cluster-scoped objects lose any namespace; objects of a kind
     the cluster does not know are left as they are, for the API server to reject with its own reason.
     """
     prepared: list[KubeObject] = []
@@ -44,6 +46,8 @@ def prepare_desired(
         if scope is True:
             if target_namespace:
                 metadata["namespace"] = target_namespace
+            elif not metadata.get("namespace") and default_namespace:
+                metadata["namespace"] = default_namespace
             elif not metadata.get("namespace"):
                 raise MissingNamespaceError(
                     f"{ObjectRef.of(obj)} declares no namespace and the Sync sets no targetNamespace."

@@ -61,7 +61,10 @@ class YamlProblem(Exception):
 
 def load_documents(data: bytes, *, max_aliases: int, max_alias_nodes: int) -> Iterator[tuple[int, Any]]:
     """Yields (line where the document starts, its value) for each document of a YAML stream."""
-    composer = _composer_class(data)
+    try:
+        composer = _composer_class(data)
+    except YAMLError as error:
+        raise _syntax_problem(error) from None
     track_aliases = b"&" in data  # no anchor, no alias: the common case skips the bookkeeping
     try:
         while True:
@@ -69,10 +72,8 @@ def load_documents(data: bytes, *, max_aliases: int, max_alias_nodes: int) -> It
                 if not composer.check_node():
                     return
                 node = composer.get_node()
-            except MarkedYAMLError as error:
-                raise _syntax_problem(error) from None
             except YAMLError as error:
-                raise YamlProblem(str(error).splitlines()[0], None) from None
+                raise _syntax_problem(error) from None
             if node is None:
                 return
             line = node.start_mark.line + 1
@@ -86,7 +87,9 @@ def load_documents(data: bytes, *, max_aliases: int, max_alias_nodes: int) -> It
         composer.dispose()
 
 
-def _syntax_problem(error: MarkedYAMLError) -> YamlProblem:
+def _syntax_problem(error: YAMLError) -> YamlProblem:
+    if not isinstance(error, MarkedYAMLError):
+        return YamlProblem(str(error).splitlines()[0], None)  # e.g. a byte that is not text
     mark = error.problem_mark or error.context_mark
     cause = error.problem or error.context or "it cannot be parsed"
     return YamlProblem(cause, mark.line + 1 if mark is not None else None)
@@ -203,8 +206,9 @@ class _Builder:
 class _AliasCountingBuilder(_Builder):
     """Builds a document that has anchors, refusing alias bombs and self-referencing aliases.
 
-    Aliased nodes are copied, never shared, so no two objects alias the same dict; every revisit of
-    an already built node counts as one alias expansion, and the nodes they add are bounded too.
+    Aliased nodes are copied, never shared, so no two objects alias the same dict. Both the aliases
+    met while building (not those met again inside an expansion) and the nodes expansions add are
+    bounded.
     """
 
     def __init__(self, max_aliases: int, max_alias_nodes: int) -> None:
@@ -213,27 +217,36 @@ class _AliasCountingBuilder(_Builder):
         self._seen: set[int] = set()
         self._open: set[int] = set()
         self._aliases = 0
-        self._built = 0
+        self._added = 0
+        self._expanding = 0
 
     def build(self, node: Node) -> Any:
         key = id(node)
         if key in self._open:
-            raise YamlProblem("an alias refers to a node that contains it", _line(node))
-        if key in self._seen:
-            self._aliases += 1
-            if self._aliases > self._max_aliases:
-                raise YamlProblem(f"aliases are expanded more than {self._max_aliases} times", _line(node))
+            raise YamlProblem(f"an alias refers to a node that contains it ({_anchor(node)})", None)
+        again = key in self._seen
+        if again:
+            self._added += 1
+            if self._added > self._max_alias_nodes:
+                raise YamlProblem(
+                    f"aliases expand to more than {self._max_alias_nodes} extra nodes ({_anchor(node)})", None
+                )
+            if not self._expanding:
+                self._aliases += 1
+                if self._aliases > self._max_aliases:
+                    raise YamlProblem(
+                        f"the document uses more than {self._max_aliases} aliases ({_anchor(node)})", None
+                    )
         else:
             self._seen.add(key)
-        self._built += 1
-        if self._built - len(self._seen) > self._max_alias_nodes:
-            raise YamlProblem(f"aliases expand to more than {self._max_alias_nodes} extra nodes", _line(node))
         if node.__class__ is ScalarNode:
             return super().build(node)
         self._open.add(key)
+        self._expanding += again
         try:
             return super().build(node)
         finally:
+            self._expanding -= again
             self._open.discard(key)
 
 
@@ -313,6 +326,10 @@ def _unsupported_tag(node: Node) -> YamlProblem:
 
 def _short_tag(tag: str) -> str:
     return "!!" + tag.removeprefix(_TAG_PREFIX) if tag.startswith(_TAG_PREFIX) else tag
+
+
+def _anchor(node: Node) -> str:
+    return f"anchor at line {_line(node)}"
 
 
 def _line(node: Node) -> int | None:

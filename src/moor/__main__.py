@@ -1,0 +1,5 @@
+"""`python -m moor`."""
+
+from moor.cli.main import main
+
+main()
