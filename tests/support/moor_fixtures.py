@@ -158,36 +158,28 @@ class Moor:
         return result
 
     def source_and_sync(
-        self,
-        repo: GitWorkspace,
-        path: str = ".",
-        *,
-        name: str = "app",
-        sync_spec: str = "",
-        source_spec: str = "",
+        self, repo: GitWorkspace, path: str = ".", *, name: str = "app", sync_spec: str = "", source_spec: str = ""
     ) -> None:
-        """A GitRepository `name` on `repo`'s main branch and a Sync `name` of `path`, both in this namespace."""
-        self.apply(f"""
-            apiVersion: moor.dev/v1
-            kind: GitRepository
-            metadata: {{name: {name}}}
-            spec:
-              url: {repo.url}
-              ref: {{branch: main}}
-              interval: 1h
-            {textwrap.indent(textwrap.dedent(source_spec), "  ").strip() and textwrap.indent(textwrap.dedent(source_spec), "  ")}
-            ---
-            apiVersion: moor.dev/v1
-            kind: Sync
-            metadata: {{name: {name}}}
-            spec:
-              sourceRef: {{kind: GitRepository, name: {name}}}
-              path: {path}
-              interval: 1h
-              retryInterval: 2s
-              timeout: 30s
-            {textwrap.indent(textwrap.dedent(sync_spec), "  ")}
-        """)
+        """A GitRepository `name` on `repo`'s main branch and a Sync `name` of `path`, both in this namespace.
+
+        `sync_spec` and `source_spec` are YAML snippets merged into the specs (e.g. "prune: false").
+        """
+        source = {"url": repo.url, "ref": {"branch": "main"}, "interval": "1h"}
+        sync = {
+            "sourceRef": {"kind": "GitRepository", "name": name},
+            "path": path,
+            "interval": "1h",
+            "retryInterval": "2s",
+            "timeout": "30s",
+        }
+        source.update(yaml.safe_load(textwrap.dedent(source_spec)) or {})
+        sync.update(yaml.safe_load(textwrap.dedent(sync_spec)) or {})
+        self.apply(
+            manifest(
+                {"apiVersion": "moor.dev/v1", "kind": "GitRepository", "metadata": {"name": name}, "spec": source},
+                {"apiVersion": "moor.dev/v1", "kind": "Sync", "metadata": {"name": name}, "spec": sync},
+            )
+        )
 
     def reconcile(self, name: str = "app", *, with_source: bool = True) -> subprocess.CompletedProcess[str]:
         args = ["reconcile", "sync", name, "--timeout", "90"]

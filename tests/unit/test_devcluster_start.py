@@ -76,9 +76,14 @@ def test_picked_ports_are_distinct_free_loopback_ports() -> None:
                 probe.bind(("127.0.0.1", port))
 
 
-def test_unknown_component_names_are_refused(tmp_path: Path) -> None:
+def test_unknown_component_names_are_refused_before_anything_starts(tmp_path: Path) -> None:
     with pytest.raises(UnknownComponent, match="kube-apiservr"):
-        pick_ports({"kube-apiservr": 6443})
+        start_cluster(tmp_path / "a", ports={"kube-apiservr": 6443})
+    with pytest.raises(UnknownComponent, match="etc"):
+        start_cluster(tmp_path / "b", extra_args={"etc": ["--v=4"]})
+
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "b").exists()
 
 
 def test_the_kwok_stages_cover_nodes_and_every_pod_lifecycle_step(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,10 @@ def _pairs(values: tuple[str, ...], what: str) -> list[tuple[str, str]]:
             raise click.BadParameter(f"{value!r} is not of the form COMPONENT={what}")
         pairs.append((name, rest))
     return pairs
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    sys.exit(128 + signum)
 
 
 def _fail(error: MoorError) -> None:
@@ -74,11 +79,16 @@ def up(directory: Path, extra_args: tuple[str, ...], fixed_ports: tuple[str, ...
             raise click.BadParameter(f"{port!r} is not a port number", param_hint="--port")
         ports[name] = int(port)
     began = time.monotonic()
+    # SIGTERM or a closed terminal end `up` like Ctrl-C does: start_cluster stops what it started.
+    previous = {signum: signal.signal(signum, _exit_on_signal) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         info = start_cluster(directory, ports=ports, extra_args=args, timeout=timeout)
     except MoorError as error:
         _fail(error)
         return
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     click.echo(
         f"cluster ready in {time.monotonic() - began:.1f}s: {info.server} "
         f"({len(info.nodes)} nodes: {', '.join(info.nodes)})"

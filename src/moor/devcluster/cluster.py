@@ -29,6 +29,7 @@ from moor.devcluster.components import (
     SCHEDULER,
     SERVICE_IP,
     ComponentPlan,
+    check_overrides,
     component_environment,
     pick_ports,
     plan_components,
@@ -110,6 +111,7 @@ def start_cluster(
     """
     layout = ClusterLayout(Path(directory).resolve())
     _refuse_running_cluster(layout)
+    check_overrides(ports, extra_args)
     binaries = _locate_binaries()
     layout.reset()
     pki = mint_cluster_pki(layout.pki, service_ip=SERVICE_IP)
@@ -242,8 +244,7 @@ def _bring_up(startup: _Startup, plans: list[ComponentPlan], pki: ClusterPKI) ->
     # The controller manager gives up if the API server isn't healthy within 10s, so these start now.
     for name in (CONTROLLER_MANAGER, SCHEDULER, KWOK):
         startup.launch(by_name[name])
-    for node in startup.state.nodes:
-        api.create("/api/v1/nodes", fake_node(node))
+    startup.wait_for(APISERVER, "the fake nodes to be created", lambda: _create_nodes(api, startup.state.nodes))
     for name in (CONTROLLER_MANAGER, SCHEDULER):
         health = LoopbackAPI(f"https://{LOOPBACK}:{ports[name]}", ca_cert=pki.ca.cert)
         startup.wait_for(name, "/healthz to answer ok", functools.partial(health.is_ok, "/healthz"))
@@ -260,6 +261,12 @@ def _bring_up(startup: _Startup, plans: list[ComponentPlan], pki: ClusterPKI) ->
     )
 
 
+def _create_nodes(api: LoopbackAPI, names: Sequence[str]) -> bool:
+    for name in names:
+        api.create("/api/v1/nodes", fake_node(name))
+    return True
+
+
 class _Startup:
     """The processes started so far, recorded to cluster.json after each start, and the deadline."""
 
@@ -274,7 +281,11 @@ class _Startup:
         save_state(self.layout.state_file, self.state)
 
     def launch(self, plan: ComponentPlan) -> None:
-        process = processes.spawn(plan.name, plan.argv, self.layout.log(plan.name), component_environment(plan))
+        log = self.layout.log(plan.name)
+        try:
+            process = processes.spawn(plan.name, plan.argv, log, component_environment(plan))
+        except OSError as error:
+            raise ClusterError(f"cannot start {plan.name}: {plan.argv[0]}: {error.strerror} (log: {log})") from None
         self.state = self.state.with_process(process)
         self.save()
 

@@ -53,11 +53,7 @@ class ComponentPlan:
 
 def pick_ports(fixed: Mapping[str, int] | None = None) -> dict[str, int]:
     """A distinct free loopback port for every name in PORTS, except those `fixed` by the caller."""
-    fixed = dict(fixed or {})
-    unknown = set(fixed) - set(PORTS)
-    if unknown:
-        raise UnknownComponent("the port settings", unknown, PORTS)
-    ports = dict(fixed)
+    ports = dict(fixed or {})
     with ExitStack() as stack:
         for name in PORTS:
             if name in ports:
@@ -70,6 +66,16 @@ def pick_ports(fixed: Mapping[str, int] | None = None) -> dict[str, int]:
                 sock.bind((LOOPBACK, 0))
             ports[name] = sock.getsockname()[1]
     return {name: ports[name] for name in PORTS}
+
+
+def check_overrides(ports: Mapping[str, int] | None, extra_args: Mapping[str, Sequence[str]] | None) -> None:
+    """Refuses port or argument overrides for names that aren't part of the cluster."""
+    unknown_ports = set(ports or {}) - set(PORTS)
+    if unknown_ports:
+        raise UnknownComponent("the port settings", unknown_ports, PORTS)
+    unknown_components = set(extra_args or {}) - set(COMPONENTS)
+    if unknown_components:
+        raise UnknownComponent("the extra arguments", unknown_components, COMPONENTS)
 
 
 def install_stages(directory: Path) -> list[Path]:
@@ -230,9 +236,6 @@ def plan_components(
         kwok(binaries[KWOK], layout),
     ]
     extra = dict(extra_args or {})
-    unknown = set(extra) - set(COMPONENTS)
-    if unknown:
-        raise UnknownComponent("the extra arguments", unknown, COMPONENTS)
     return [ComponentPlan(plan.name, (*plan.argv, *extra.get(plan.name, ())), plan.env, plan.port) for plan in plans]
 
 
