@@ -12,6 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from moor.cli.options import Target, output_option, run_async, target_options
@@ -47,6 +48,30 @@ def ready_of(obj: KubeObject) -> tuple[str, str]:
     if ready is None:
         return "Unknown", "not reconciled yet"
     return ready.status, ready.message
+
+
+def _row(obj: KubeObject) -> tuple[str, ...]:
+    status = obj.get("status") or {}
+    revision = (status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision") or ""
+    ready, message = ready_of(obj)
+    style = {"True": "green", "False": "red"}.get(ready, "yellow")
+    suspended = " (suspended)" if (obj.get("spec") or {}).get("suspend") else ""
+    metadata = obj["metadata"]
+    return (
+        metadata["namespace"],
+        metadata["name"],
+        short_revision(revision),
+        f"[{style}]{ready}[/]{suspended}",
+        message,
+        age(obj),
+    )
+
+
+def short_revision(revision: str) -> str:
+    """`main@sha1:d63c5d8f66b0…` -> `main@d63c5d8f66b0`, to fit a terminal."""
+    name, _, digest = revision.rpartition("@")
+    commit = digest.rpartition(":")[2][:12]
+    return f"{name}@{commit}" if name else commit
 
 
 def age(obj: KubeObject) -> str:
@@ -88,23 +113,21 @@ async def _get(target: Target, what: str, all_namespaces: bool, output: str) -> 
         return 0
     console = Console()
     for kind, items in listed.items():
+        rows = [_row(obj) for obj in items]
         table = Table(title=f"{kind} objects", title_justify="left", box=None, pad_edge=False)
-        for column in ("NAMESPACE", "NAME", "REVISION", "READY", "MESSAGE", "AGE"):
-            table.add_column(column, overflow="fold" if column == "MESSAGE" else "ellipsis")
-        for obj in items:
-            status = obj.get("status") or {}
-            revision = (status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision") or ""
-            ready, message = ready_of(obj)
-            style = {"True": "green", "False": "red"}.get(ready, "yellow")
-            suspended = " (suspended)" if (obj.get("spec") or {}).get("suspend") else ""
-            table.add_row(
-                obj["metadata"]["namespace"],
-                obj["metadata"]["name"],
-                revision,
-                f"[{style}]{ready}[/]{suspended}",
-                message,
-                age(obj),
-            )
+        columns = ("NAMESPACE", "NAME", "REVISION", "READY", "MESSAGE", "AGE")
+        widths = [
+            max([len(column), *(len(Text.from_markup(row[i]).plain) for row in rows)])
+            for i, column in enumerate(columns)
+        ]
+        message_width = max(20, console.width - sum(widths) + widths[4] - 2 * len(columns))
+        for index, column in enumerate(columns):
+            if column == "MESSAGE":
+                table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=message_width)
+            else:
+                table.add_column(column, no_wrap=True, min_width=widths[index])
+        for row in rows:
+            table.add_row(*row)
         console.print(table if items else f"No {kind} objects found.")
     return 0
 
