@@ -41,8 +41,16 @@ def test_http_with_basic_auth_and_wrong_password(moor: Moor, git_http_server: Gi
     moor.wait_condition("gitrepository", "repo", "True", revision=sha)
 
     secret(moor, "bad", {"username": b"moor", "password": b"wrong-password"})
-    moor.kubectl("patch", "gitrepository", "repo", "-n", moor.namespace, "--type=merge",
-                 "-p", '{"spec":{"secretRef":{"name":"bad"}}}')
+    moor.kubectl(
+        "patch",
+        "gitrepository",
+        "repo",
+        "-n",
+        moor.namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"secretRef":{"name":"bad"}}}',
+    )
     condition = moor.wait_condition("gitrepository", "repo", "False")
     assert "authentication" in condition["message"]
     assert "wrong-password" not in condition["message"]
@@ -79,10 +87,17 @@ def test_missing_branch_and_unreachable_host(moor: Moor, git_repo: GitWorkspace)
     condition = moor.wait_condition("gitrepository", "repo", "False")
     assert "does-not-exist" in condition["message"]
 
-    moor.kubectl("patch", "gitrepository", "repo", "-n", moor.namespace, "--type=merge",
-                 "-p", '{"spec":{"url":"http://127.0.0.1:9/nothing.git","ref":{"branch":"main"}}}')
-    condition = moor.wait_condition("gitrepository", "repo", "False", timeout=90,
-                                    revision="127.0.0.1:9")
+    moor.kubectl(
+        "patch",
+        "gitrepository",
+        "repo",
+        "-n",
+        moor.namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"url":"http://127.0.0.1:9/nothing.git","ref":{"branch":"main"}}}',
+    )
+    condition = moor.wait_condition("gitrepository", "repo", "False", timeout=90, revision="127.0.0.1:9")
     assert "reach" in condition["message"] or "refused" in condition["message"]
 
 

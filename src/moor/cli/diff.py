@@ -60,7 +60,8 @@ async def _diff(target: Target, name: str, local_root: Path | None) -> int:
         spec = SyncSpec.from_object(sync)
         with tempfile.TemporaryDirectory(prefix="moor-diff-") as scratch:
             if local_root is not None:
-                desired = await desired_objects(sync, _local(spec), local_root, api.discovery)
+                local_spec, checkout = _local(spec, local_root)
+                desired = await desired_objects(sync, local_spec, checkout, api.discovery)
             else:
                 repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
                 artifact = await SourceStore(api, ArtifactCache(Path(scratch))).artifact(repository)
@@ -78,9 +79,10 @@ async def _diff(target: Target, name: str, local_root: Path | None) -> int:
     return 1 if changed else 0
 
 
-def _local(spec: SyncSpec) -> SyncSpec:
-    """The same spec, rendering the local directory itself."""
-    return replace(spec, path=".")
+def _local(spec: SyncSpec, directory: Path) -> tuple[SyncSpec, Path]:
+    """The same spec rendering a local directory, rooted at its Git checkout so overlays find their bases."""
+    root = next((parent for parent in (directory, *directory.parents) if (parent / ".git").exists()), directory)
+    return replace(spec, path=str(directory.relative_to(root)) or "."), root
 
 
 async def _show_changes(api: KubeApi, console: Console, desired: list[KubeObject]) -> int:

@@ -195,9 +195,9 @@ async def request_and_wait(api: KubeApi, kind: str, namespace: str, name: str, t
             if handled and ready != "Unknown":
                 revision = (status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision")
                 if ready == "True":
-                    err.print(f"[green]✔[/] {kind} {namespace}/{name} is Ready at {revision}")
+                    err.print(f"[green]✔[/] {kind} {namespace}/{name} is Ready at {revision}", soft_wrap=True)
                     return True
-                err.print(f"[red]✗[/] {kind} {namespace}/{name} is not Ready: {message}")
+                err.print(f"[red]✗[/] {kind} {namespace}/{name} is not Ready: {message}", soft_wrap=True)
                 return False
             await asyncio.sleep(0.5)
     err.print(f"[red]✗[/] {kind} {namespace}/{name}: no result within {timeout:.0f}s")
@@ -281,7 +281,7 @@ async def _tree(target: Target, name: str, output: str) -> int:
         return 0
     ready, message = ready_of(sync)
     revision = (sync.get("status") or {}).get("lastAppliedRevision", "")
-    root = Tree(f"[bold]Sync {namespace}/{name}[/] Ready={ready} {revision}")
+    root = Tree(f"[bold]Sync {namespace}/{name}[/] Ready={ready} {short_revision(revision)}")
     for ref, row in zip(inventory, rows, strict=True):
         style = {"Healthy": "green", "Progressing": "yellow"}.get(row["health"], "red")
         detail = "" if row["health"] == "Healthy" else f" — {row['message']}"

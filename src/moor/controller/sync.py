@@ -121,6 +121,9 @@ class SyncReconciler:
         await self.watch(desired, inventory)
         plan = self.plan(attempt, desired, inventory)
         if plan.has_changes or attempt.status.get("lastAppliedRevision") != attempt.revision:
+            # Before writing, the inventory grows to hold every object this pass may create, so a crash
+            # mid-apply cannot leave an object that a later revision would forget to prune.
+            attempt.status["inventory"] = [ref.to_dict() for ref in sorted({*inventory, *new_inventory(desired)})]
             await self.mark_progress(attempt, f"applying revision {attempt.revision}: {plan.summary()}")
         await self.apply(attempt, spec, plan)
         await self.watch(desired, inventory)
