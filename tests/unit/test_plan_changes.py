@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from moor.objects import ObjectRef
-from moor.plan import Action, DuplicateObjectError, Plan, deletion_order, new_inventory, plan_changes, sort_for_apply
+from moor.plan import Action, DuplicateObjectError, Plan, new_inventory, plan_changes
 from tests.unit.fixtures import load
 
 SYNC = "moor-system.guestbook"
@@ -84,8 +84,8 @@ def test_prunes_go_custom_resources_before_crds_and_objects_before_namespaces() 
         "Deployment.apps guestbook/web",
         "ConfigMap guestbook/settings",
         "ClusterRole.rbac.authorization.k8s.io reader",
-        "Namespace guestbook",
         "CustomResourceDefinition.apiextensions.k8s.io widgets.example.com",
+        "Namespace guestbook",
     ]
 
 
@@ -155,22 +155,3 @@ def test_new_inventory_is_sorted_and_unique() -> None:
         "name": "a",
         "namespace": "ns",
     }
-
-
-def test_apply_order_puts_definitions_first_and_webhooks_last() -> None:
-    objects = [
-        obj("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "m"),
-        obj("example.com/v1", "Widget", "w", "ns"),
-        obj("apps/v1", "Deployment", "web", "ns"),
-        obj("v1", "Namespace", "ns"),
-        obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.example.com"),
-    ]
-    assert [o["kind"] for o in sort_for_apply(objects)] == [
-        "CustomResourceDefinition",
-        "Namespace",
-        "Deployment",
-        "Widget",
-        "MutatingWebhookConfiguration",
-    ]
-    refs = [ObjectRef.of(o) for o in sort_for_apply(objects)]
-    assert deletion_order(refs) == refs[::-1]

@@ -6,13 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from moor.binaries import BinaryNotFound, locate
 from moor.render import HelmOptions, RenderError, RenderRequest, render
-
-try:
-    locate("helm")
-except BinaryNotFound:  # pragma: no cover - depends on the machine
-    pytest.skip("helm is not built (run `make setup`)", allow_module_level=True)
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:

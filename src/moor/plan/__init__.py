@@ -16,7 +16,6 @@ from moor.plan.managed_fields import (
     parse_fields_v1,
 )
 from moor.plan.normalize import parse_quantity
-from moor.plan.ordering import apply_rank, deletion_order, sort_for_apply
 from moor.plan.paths import ROOT, FieldPath, ListKey, PathElement, SetItem
 from moor.plan.prepare import DuplicateObjectError, IsNamespaced, MissingNamespaceError, prepare_desired
 
@@ -42,10 +41,8 @@ __all__ = [
     "PathElement",
     "Plan",
     "SetItem",
-    "apply_rank",
     "attribute_drift",
     "compare",
-    "deletion_order",
     "lookup",
     "new_inventory",
     "parse_fields_v1",
@@ -53,6 +50,5 @@ __all__ = [
     "plan_changes",
     "prepare_desired",
     "remove_fields",
-    "sort_for_apply",
     "without_ignored",
 ]

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from moor.objects import FIELD_MANAGER, PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
+from moor.ordering import in_deletion_order
 from moor.plan.compare import FieldDifference, compare
-from moor.plan.ordering import deletion_order
 from moor.plan.prepare import ensure_unique
 
 Identity = tuple[str, str, str, str]
@@ -162,7 +162,7 @@ def plan_changes(
     for ref in inventory:
         if ref.identity not in wanted and ref.identity in live:
             leftovers.setdefault(ref.identity, ref)
-    candidates = (_prune_candidate(ref, live[ref.identity], sync_key) for ref in deletion_order(leftovers.values()))
+    candidates = (_prune_candidate(ref, live[ref.identity], sync_key) for ref in in_deletion_order(leftovers.values()))
     decided = [change for change in candidates if change is not None]
     changes.extend(change for change in decided if change.action is Action.PRUNE)
     changes.extend(change for change in decided if change.action is Action.KEEP)

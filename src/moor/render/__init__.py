@@ -2,18 +2,13 @@
 objects, validated and in apply order. Pure apart from running kustomize and helm."""
 
 from moor.render.errors import RenderError
-from moor.render.order import APPLY_ORDER, apply_rank, in_apply_order, in_deletion_order
 from moor.render.renderer import render
 from moor.render.request import HelmOptions, RenderLimits, RenderRequest
 
 __all__ = [
-    "APPLY_ORDER",
     "HelmOptions",
     "RenderError",
     "RenderLimits",
     "RenderRequest",
-    "apply_rank",
-    "in_apply_order",
-    "in_deletion_order",
     "render",
 ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from moor.objects import KubeObject
+from moor.ordering import in_apply_order
 from moor.render.documents import Document, ParseBudget, parse_json, parse_yaml, read_source
 from moor.render.errors import RenderError
 from moor.render.helm import template_chart
 from moor.render.kustomize import build_kustomization
-from moor.render.order import in_apply_order
 from moor.render.request import RenderRequest
 from moor.render.tree import SourceKind, Target, locate_target, manifest_files, relative, walk_files
 from moor.render.validate import collect_objects

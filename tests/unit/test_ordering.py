@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from moor.objects import ObjectRef
-from moor.render import APPLY_ORDER, apply_rank, in_apply_order, in_deletion_order
+from moor.ordering import UNLISTED, apply_rank, in_apply_order, in_deletion_order
 
 
 def obj(api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any]:
@@ -78,7 +78,7 @@ def test_refs_from_an_inventory_sort_the_same_way() -> None:
 
 
 def test_a_kind_is_known_by_its_group_too() -> None:
-    assert apply_rank("apps", "Deployment") < apply_rank("", "Deployment") == len(APPLY_ORDER)
+    assert apply_rank("apps", "Deployment") < apply_rank("", "Deployment") == UNLISTED
 
 
 def test_inputs_are_not_changed() -> None:
@@ -86,3 +86,14 @@ def test_inputs_are_not_changed() -> None:
     in_apply_order(MIXED)
     in_deletion_order(MIXED)
     assert before == MIXED
+
+
+def test_webhooks_and_api_services_go_after_custom_resources() -> None:
+    objects = [
+        obj("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "m"),
+        obj("example.com/v1", "Widget", "w", "ns"),
+        obj("apps/v1", "Deployment", "web", "ns"),
+        obj("apiregistration.k8s.io/v1", "APIService", "v1.example.com"),
+    ]
+    assert kinds(in_apply_order(objects)) == ["Deployment", "Widget", "APIService", "MutatingWebhookConfiguration"]
+    assert kinds(in_deletion_order(objects))[0] == "MutatingWebhookConfiguration"

@@ -1,4 +1,8 @@
-"""The order objects are applied in (and its reverse, the order they are deleted in)."""
+"""The order objects are applied in, and its reverse, the order they are deleted in.
+
+Render returns objects in this order and pruning deletes in the reverse, so custom resources go
+before their CRDs and namespaced objects before their Namespace.
+"""
 
 from __future__ import annotations
 
@@ -46,21 +50,28 @@ APPLY_ORDER: tuple[tuple[str, str], ...] = (
     ("policy", "PodDisruptionBudget"),
     ("autoscaling", "HorizontalPodAutoscaler"),
     ("networking.k8s.io", "Ingress"),
-    # Extensions of the API server, once the workloads serving them exist.
+)
+"""(group, kind) in apply order; kinds not listed (custom resources above all) come after them."""
+
+INTERCEPTORS: tuple[tuple[str, str], ...] = (
     ("apiregistration.k8s.io", "APIService"),
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
 )
-"""(group, kind) in apply order; every kind not listed (custom resources above all) comes after them."""
+"""Extensions that intercept the API go last, once the workloads serving them exist (and are deleted first)."""
 
-_RANKS = {group_kind: rank for rank, group_kind in enumerate(APPLY_ORDER)}
+UNLISTED = len(APPLY_ORDER)
+_RANKS = {
+    **{group_kind: rank for rank, group_kind in enumerate(APPLY_ORDER)},
+    **{group_kind: UNLISTED + 1 + rank for rank, group_kind in enumerate(INTERCEPTORS)},
+}
 
 Item = TypeVar("Item", bound=ObjectRef | Mapping[str, Any])
 
 
 def apply_rank(group: str, kind: str) -> int:
-    """Lower ranks are applied first; kinds missing from APPLY_ORDER share the last rank."""
-    return _RANKS.get((group, kind), len(APPLY_ORDER))
+    """Lower ranks are applied first; unlisted kinds share one rank between APPLY_ORDER and INTERCEPTORS."""
+    return _RANKS.get((group, kind), UNLISTED)
 
 
 def in_apply_order(items: Iterable[Item]) -> list[Item]:
