@@ -63,7 +63,7 @@ def test_kill_during_apply_then_restart_converges(
     namespace = f"crash-apply-{seed}"
     kubectl("create", "namespace", namespace)
     moor = Moor(kubectl, own_cluster.kubeconfig, namespace)
-    controller = ControllerProcess(own_cluster.kubeconfig, tmp_path / "controller", "--apply-concurrency", "2")
+    controller = ControllerProcess(own_cluster.kubeconfig, tmp_path / "controller", "--apply-concurrency", "1")
     controller.start()
     try:
         git_repo.write("items.yaml", config_maps("v1"))
@@ -71,7 +71,7 @@ def test_kill_during_apply_then_restart_converges(
         git_repo.push()
         moor.source_and_sync(git_repo)
         moor.wait_for("the first apply to start", lambda: reconciling(moor), timeout=60)
-        time.sleep(random.Random(seed).uniform(0.0, 1.0))
+        time.sleep(random.Random(seed).uniform(0.0, 0.4))
         controller.kill()
 
         controller.start()
@@ -85,7 +85,7 @@ def test_kill_during_apply_then_restart_converges(
             "annotate", "gitrepository", "app", "-n", namespace, f"moor.dev/reconcile={seed}-v2", "--overwrite"
         )
         moor.wait_for("the second apply to start", lambda: reconciling(moor), timeout=60)
-        time.sleep(random.Random(seed * 7).uniform(0.0, 1.0))
+        time.sleep(random.Random(seed * 7).uniform(0.0, 0.4))
         controller.kill()
 
         controller.start()

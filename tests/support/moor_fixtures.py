@@ -43,12 +43,13 @@ class ControllerProcess:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        starts_before = self.log().count("controller started")
         log = self.log_path.open("ab")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         argv = [*MOOR, "run", "--artifact-dir", str(self.directory / "artifacts"), *self.extra]
         self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
-        while "controller started" not in self.log():
+        while self.log().count("controller started") == starts_before:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"moor run did not start:\n{self.log()}")
             time.sleep(0.1)

@@ -159,6 +159,12 @@ class LiveCache:
         for key in [key for key in self._informers if key not in keep]:
             await self._informers.pop(key).stop()
 
+    async def wait_synced(self, group: str, kind: str) -> None:
+        """Returns once the kind's first list has arrived (at once if it is not watched)."""
+        informer = self._informers.get((group, kind))
+        if informer is not None:
+            await informer.wait_synced()
+
     def get(self, ref: ObjectRef) -> KubeObject | None:
         informer = self._informers.get((ref.group, ref.kind))
         return None if informer is None else informer.objects.get(ref.identity)

@@ -193,14 +193,18 @@ class SyncReconciler:
     async def watch(self, desired: Sequence[KubeObject], inventory: Sequence[ObjectRef]) -> None:
         """Makes sure the live cache watches every kind this Sync touches that the cluster serves."""
         resources: dict[tuple[str, str], ResourceType] = {}
+        watched: set[tuple[str, str]] = set()
         for ref in [*(ObjectRef.of(obj) for obj in desired), *inventory]:
-            if (ref.group, ref.kind) in resources or self.live.is_watching(ref.group, ref.kind):
+            kind = (ref.group, ref.kind)
+            if kind in resources or kind in watched:
                 continue
-            resource = await self.api.discovery.resolve_ref(ref)
-            if resource is not None:
-                resources[(ref.group, ref.kind)] = resource
-        if resources:
-            await self.live.watch_kinds(resources.values())
+            if self.live.is_watching(*kind):
+                watched.add(kind)  # maybe started by another Sync a moment ago: wait for its first list below
+            elif (resource := await self.api.discovery.resolve_ref(ref)) is not None:
+                resources[kind] = resource
+        await self.live.watch_kinds(resources.values())
+        for kind in watched:
+            await self.live.wait_synced(*kind)
 
     def plan(self, attempt: Attempt, desired: Sequence[KubeObject], inventory: Sequence[ObjectRef]) -> Plan:
         live = {}
