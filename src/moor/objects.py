@@ -13,6 +13,7 @@ SYNC_LABEL = "moor.dev/sync"
 RECONCILE_ANNOTATION = "moor.dev/reconcile"
 PRUNE_ANNOTATION = "moor.dev/prune"
 PRUNE_DISABLED = "disabled"
+DRIFT_ANNOTATION = "moor.dev/drift"
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:

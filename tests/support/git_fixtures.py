@@ -6,6 +6,8 @@ Fixtures:
   that demands Basic auth or a Bearer token; `create_repo()` gives a `GitWorkspace` served by it.
 - `git_ssh_server` (per session): Debian's sshd on 127.0.0.1 with one authorized key;
   `create_repo()` gives a `GitWorkspace` whose `.url` is `ssh://user@127.0.0.1:PORT/abs/path.git`.
+- `signing_keys` (per test): new GPG and SSH signing keys (`GpgSigner`, `SshSigner`) for
+  `GitWorkspace.commit(..., sign_with=...)` and `GitWorkspace.tag(..., sign_with=...)`.
 
 Everything runs the git CLI with no system or global config and a fixed author, committer and clock,
 so commit ids are reproducible.
@@ -24,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -56,7 +60,7 @@ def git_env(home: Path | None = None) -> dict[str, str]:
     return env
 
 
-def run_git(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+def run_git(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, strip: bool = True) -> str:
     """Runs git; a failure fails the test with git's own words."""
     result = subprocess.run(
         ["git", *(str(a) for a in args)],
@@ -69,7 +73,7 @@ def run_git(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | No
     )
     if result.returncode != 0:
         raise AssertionError(f"git {' '.join(str(a) for a in args)} failed: {result.stderr.strip()}")
-    return result.stdout.strip()
+    return result.stdout.strip() if strip else result.stdout
 
 
 def _split_person(person: str) -> tuple[str, str]:
@@ -108,8 +112,16 @@ class GitWorkspace:
         else:
             path.unlink()
 
-    def commit(self, message: str, author: str = DEFAULT_AUTHOR, when: datetime | None = None) -> str:
-        """Commits every change in the working tree (empty commits too); returns the commit id."""
+    def commit(
+        self,
+        message: str,
+        author: str = DEFAULT_AUTHOR,
+        when: datetime | None = None,
+        *,
+        sign_with: Signer | None = None,
+    ) -> str:
+        """Commits every change in the working tree (empty commits too), signed with `sign_with` if
+        given; returns the commit id."""
         when = when or EPOCH + timedelta(minutes=next(self._clock))
         name, email = _split_person(author)
         env = git_env()
@@ -121,13 +133,23 @@ class GitWorkspace:
             GIT_COMMITTER_EMAIL=COMMITTER[1],
             GIT_COMMITTER_DATE=when.isoformat(),
         )
+        config: list[str] = []
+        sign: list[str] = []
+        if sign_with is not None:
+            env.update(sign_with.env())
+            config, sign = sign_with.git_config(), ["--gpg-sign"]
         run_git("add", "--all", cwd=self.work, env=env)
-        run_git("commit", "--quiet", "--allow-empty", "--no-verify", "-m", message, cwd=self.work, env=env)
+        run_git(
+            *config, "commit", *sign, "--quiet", "--allow-empty", "--no-verify", "-m", message, cwd=self.work, env=env
+        )
         return self.head
 
-    def tag(self, name: str, message: str | None = None, ref: str = "HEAD") -> str:
-        """A lightweight tag, or an annotated one when there is a message; returns the tagged commit."""
+    def tag(self, name: str, message: str | None = None, ref: str = "HEAD", *, sign_with: Signer | None = None) -> str:
+        """A lightweight tag, or an annotated one when there is a message (signed with `sign_with` if
+        given); returns the tagged commit."""
         if message is None:
+            if sign_with is not None:
+                raise ValueError("only an annotated tag (one with a message) can be signed")
             run_git("tag", name, ref, cwd=self.work)
         else:
             env = git_env()
@@ -136,8 +158,30 @@ class GitWorkspace:
                 GIT_COMMITTER_EMAIL=COMMITTER[1],
                 GIT_COMMITTER_DATE=(EPOCH + timedelta(minutes=next(self._clock))).isoformat(),
             )
-            run_git("tag", "--annotate", "-m", message, name, ref, cwd=self.work, env=env)
+            config, how = [], ["--annotate"]
+            if sign_with is not None:
+                env.update(sign_with.env())
+                config, how = sign_with.git_config(), ["--sign"]
+            run_git(*config, "tag", *how, "-m", message, name, ref, cwd=self.work, env=env)
         return self.rev_parse(f"{name}^{{commit}}")
+
+    def rewrite_head_message(self, message: str) -> str:
+        """Replaces the current commit by a copy whose message is `message` but whose headers, its
+        signature included, stay as they were: a tampered commit. Returns its id (push to publish)."""
+        raw = run_git("cat-file", "commit", "HEAD", cwd=self.work, strip=False)
+        headers, _, _ = raw.partition("\n\n")
+        forged = subprocess.run(
+            ["git", "hash-object", "-w", "-t", "commit", "--stdin"],
+            cwd=self.work,
+            env=git_env(),
+            input=f"{headers}\n\n{message}\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        run_git("update-ref", f"refs/heads/{self.branch}", forged, cwd=self.work)
+        return forged
 
     def delete_tag(self, name: str) -> None:
         """Deletes a tag here and on the remote."""
@@ -516,6 +560,126 @@ def git_ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitSshS
     server.start()
     yield server
     server.stop()
+
+
+# ------------------------------------------------------------------------------------- signing keys
+
+
+class Signer(Protocol):
+    """A key that git can sign commits and tags with."""
+
+    def git_config(self) -> list[str]:
+        """`-c` options for git that select this key."""
+        ...
+
+    def env(self) -> dict[str, str]:
+        """Environment variables git needs to find it."""
+        ...
+
+
+@dataclass(frozen=True)
+class GpgSigner:
+    """A GPG key pair in its own GNUPGHOME (no passphrase)."""
+
+    home: Path
+    fingerprint: str
+    uid: str
+    public_key: bytes
+    """The armored public key, as a trust Secret's `<name>.asc` holds it."""
+
+    def git_config(self) -> list[str]:
+        return ["-c", "gpg.format=openpgp", "-c", f"user.signingkey={self.fingerprint}"]
+
+    def env(self) -> dict[str, str]:
+        return {"GNUPGHOME": str(self.home)}
+
+
+@dataclass(frozen=True)
+class SshSigner:
+    """An ed25519 SSH key pair (no passphrase) and the principal it signs as."""
+
+    private_key: Path
+    principal: str
+    public_key: str
+    """`ssh-ed25519 AAAA…`"""
+    fingerprint: str
+    """`SHA256:…`, as ssh-keygen names the key."""
+
+    def git_config(self) -> list[str]:
+        return ["-c", "gpg.format=ssh", "-c", f"user.signingkey={self.private_key}"]
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def allowed_signer(self, options: str = "") -> str:
+        """This key's line in an ALLOWED SIGNERS file, with `options` (e.g. `valid-before="20200101"`)."""
+        return " ".join(part for part in (self.principal, options, self.public_key) if part) + "\n"
+
+
+class SigningKeys:
+    """Makes signing keys for one test; `close()` stops the gpg-agents signing started and removes them.
+
+    Each GPG key gets its own short GNUPGHOME under the system temp dir (gpg-agent's socket path must
+    stay short), never the user's keyring.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._homes: list[Path] = []
+
+    def gpg(self, name: str = "Alice Signer", email: str | None = None, expires: str = "1y") -> GpgSigner:
+        """A new ed25519 signing key; `expires` as gpg takes it (`1y`, `seconds=3`, `never`)."""
+        email = email or f"{name.split()[0].lower()}@moor.invalid"
+        uid = f"{name} <{email}>"
+        home = Path(tempfile.mkdtemp(prefix="moor-test-gpg-"))
+        self._homes.append(home)
+        home.chmod(0o700)
+        env = {**os.environ, "GNUPGHOME": str(home)}
+        gpg = ["gpg", "--batch", "--no-tty", "--quiet"]
+        subprocess.run(
+            [*gpg, "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", expires],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        listing = subprocess.run(
+            [*gpg, "--with-colons", "--list-keys", uid], env=env, check=True, capture_output=True, text=True
+        ).stdout
+        fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+        public_key = subprocess.run(
+            [*gpg, "--armor", "--export", fingerprint], env=env, check=True, capture_output=True
+        ).stdout
+        return GpgSigner(home=home, fingerprint=fingerprint, uid=uid, public_key=public_key)
+
+    def ssh(self, principal: str = "bob@moor.invalid") -> SshSigner:
+        """A new ed25519 key pair that signs as `principal`."""
+        path = self.directory / f"ssh-signer-{secrets.token_hex(4)}"
+        generate_ssh_key(path, comment=principal)
+        public_key = " ".join(path.with_suffix(".pub").read_text().split()[:2])
+        listing = subprocess.run(
+            ["ssh-keygen", "-l", "-E", "sha256", "-f", str(path)], check=True, capture_output=True, text=True
+        ).stdout
+        return SshSigner(private_key=path, principal=principal, public_key=public_key, fingerprint=listing.split()[1])
+
+    def close(self) -> None:
+        for home in self._homes:
+            subprocess.run(
+                ["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, timeout=30, check=False
+            )
+            shutil.rmtree(home, ignore_errors=True)
+        self._homes.clear()
+
+
+@pytest.fixture
+def signing_keys(tmp_path: Path) -> Iterator[SigningKeys]:
+    if shutil.which("gpg") is None or shutil.which("ssh-keygen") is None:
+        pytest.fail("gpg or ssh-keygen is missing: install gnupg and openssh-client (make setup)", pytrace=False)
+    directory = tmp_path / "signing-keys"
+    directory.mkdir()
+    keys = SigningKeys(directory)
+    yield keys
+    keys.close()
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -11,7 +11,7 @@ from moor.cli.cluster import cluster
 from moor.cli.diff import diff
 from moor.cli.install import install
 from moor.cli.run import run
-from moor.cli.syncs import get, reconcile, resume, suspend, tree
+from moor.cli.syncs import drift, get, reconcile, resume, suspend, tree
 from moor.errors import MoorError
 
 
@@ -32,7 +32,7 @@ def cli() -> None:
     """Moor keeps a Kubernetes cluster equal to what Git declares."""
 
 
-for command in (cluster, install, run, get, reconcile, diff, tree, suspend, resume):
+for command in (cluster, install, run, get, reconcile, diff, tree, drift, suspend, resume):
     cli.add_command(command)
 
 

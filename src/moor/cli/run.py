@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import tempfile
 from pathlib import Path
@@ -16,6 +17,9 @@ from moor.cluster.api import KubeApi
 from moor.cluster.client import KubeClient
 from moor.cluster.config import load_credentials
 from moor.controller.runtime import Controller, ControllerOptions
+from moor.web.webhooks import DEFAULT_SECRET_NAME, SecretRef, WebhookSettings, serve_webhooks
+
+DEFAULT_NAMESPACE = "moor-system"
 
 
 @click.command()
@@ -39,31 +43,89 @@ from moor.controller.runtime import Controller, ControllerOptions
 @click.option(
     "--health-port", type=int, envvar="MOOR_HEALTH_PORT", default=0, help="Serve GET /healthz on this port (0: off)."
 )
+@click.option(
+    "--webhook-port",
+    type=click.IntRange(0, 65535),
+    envvar="MOOR_WEBHOOK_PORT",
+    default=0,
+    help="Receive push webhooks (POST /hook) on this port (0: off).",
+)
+@click.option(
+    "--webhook-address",
+    envvar="MOOR_WEBHOOK_ADDRESS",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the webhook receiver listens on.",
+)
+@click.option(
+    "--webhook-secret",
+    envvar="MOOR_WEBHOOK_SECRET",
+    default=None,
+    metavar="NAMESPACE/NAME",
+    help=f"Secret whose key `token` signs webhooks (default: {DEFAULT_SECRET_NAME} in $MOOR_NAMESPACE "
+    f"or {DEFAULT_NAMESPACE}).",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 @target_options
 def run(
-    target: Target, artifact_dir: Path | None, workers: int, apply_concurrency: int, health_port: int, log_level: str
+    target: Target,
+    artifact_dir: Path | None,
+    workers: int,
+    apply_concurrency: int,
+    health_port: int,
+    webhook_port: int,
+    webhook_address: str,
+    webhook_secret: str | None,
+    log_level: str,
 ) -> None:
     """Run the controller until SIGTERM or Ctrl-C."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    webhooks = _webhook_settings(webhook_secret) if webhook_port else None
     directory = artifact_dir or Path(tempfile.mkdtemp(prefix="moor-artifacts-"))
     options = ControllerOptions(artifact_dir=directory, workers=workers, apply_concurrency=apply_concurrency)
-    asyncio.run(_run(target, options, health_port))
+    asyncio.run(_run(target, options, health_port, webhooks, webhook_address, webhook_port))
 
 
-async def _run(target: Target, options: ControllerOptions, health_port: int) -> None:
+def _webhook_settings(secret: str | None) -> WebhookSettings:
+    namespace = os.environ.get("MOOR_NAMESPACE") or DEFAULT_NAMESPACE
+    try:
+        return WebhookSettings(secret=SecretRef.parse(secret or DEFAULT_SECRET_NAME, namespace))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--webhook-secret") from None
+
+
+async def _run(
+    target: Target,
+    options: ControllerOptions,
+    health_port: int,
+    webhooks: WebhookSettings | None,
+    webhook_address: str,
+    webhook_port: int,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     credentials = load_credentials(target.kubeconfig, target.context)
     async with KubeClient(credentials) as client:
-        runner = await _serve_health(health_port) if health_port else None
+        api = KubeApi(client)
+        runners: list[web.AppRunner] = []
         try:
-            await Controller(KubeApi(client), options).run(stop)
+            if health_port:
+                runners.append(await _serve_health(health_port))
+            if webhooks is not None:
+                runners.append(await _serve_webhooks(api, webhooks, webhook_address, webhook_port))
+            await Controller(api, options).run(stop)
         finally:
-            if runner is not None:
+            for runner in runners:
                 await runner.cleanup()
+
+
+async def _serve_webhooks(api: KubeApi, settings: WebhookSettings, address: str, port: int) -> web.AppRunner:
+    try:
+        return await serve_webhooks(api, settings, address, port)
+    except OSError as error:
+        raise click.ClickException(f"cannot receive webhooks on {address}:{port}: {error.strerror or error}") from None
 
 
 async def _serve_health(port: int) -> web.AppRunner:

@@ -297,3 +297,42 @@ async def _get_quietly(api: KubeApi, ref: ObjectRef) -> KubeObject | None:
         return await api.get(ref)
     except MoorError:
         return None
+
+
+# -- drift -------------------------------------------------------------------------------------------
+
+
+@click.group()
+def drift() -> None:
+    """Show objects that differ from Git, which fields, who changed them and when (exit 1 when any)."""
+
+
+@drift.command("sync")
+@click.argument("name")
+@output_option
+@target_options
+def drift_sync(target: Target, name: str, output: str) -> None:
+    """The drift of the Sync NAME as its controller last saw it."""
+    raise SystemExit(run_async(_drift(target, name, output)))
+
+
+async def _drift(target: Target, name: str, output: str) -> int:
+    namespace = target.resolve_namespace()
+    async with target.connect() as api:
+        sync = await fetch(api, SYNC.kind, namespace, name)
+    entries: list[dict[str, Any]] = list((sync.get("status") or {}).get("drift") or [])
+    if output == "json":
+        click.echo(json.dumps(entries, indent=2))
+        return 1 if entries else 0
+    if not entries:
+        click.echo(f"Sync {namespace}/{name}: no drift")
+        return 0
+    table = Table(box=None, pad_edge=False)
+    for column in ("OBJECT", "FIELDS", "CHANGED BY", "AT"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        ref = ObjectRef(entry.get("group", ""), "", entry["kind"], entry.get("namespace", ""), entry["name"])
+        paths = "(deleted)" if entry.get("paths") == ["/"] else "\n".join(entry.get("paths") or [])
+        table.add_row(str(ref), paths, entry.get("manager", "unknown"), entry.get("at", ""))
+    Console().print(table)
+    return 1

@@ -63,11 +63,23 @@ class Applier:
     def __init__(self, api: KubeApi, *, concurrency: int = 16, force: bool = False) -> None:
         self.api = api
         self.force = force
+        self._forced: set[tuple[str, str, str, str]] = set()
         self._limit = asyncio.Semaphore(concurrency)
 
-    async def apply_set(self, changes: Sequence[KubeObject], existing: Iterable[ObjectRef] = ()) -> ApplyOutcome:
-        """Dry-runs every object in `changes`, then writes them; `existing` are those already live."""
+    async def apply_set(
+        self,
+        changes: Sequence[KubeObject],
+        existing: Iterable[ObjectRef] = (),
+        *,
+        take_over: Iterable[ObjectRef] = (),
+    ) -> ApplyOutcome:
+        """Dry-runs every object in `changes`, then writes them; `existing` are those already live.
+
+        Objects in `take_over` are applied with force even without the applier's `force`, taking their
+        fields back from whoever holds them (what correcting drift means).
+        """
         live = {ref.identity for ref in existing}
+        self._forced = {ref.identity for ref in take_over}
         first = [obj for obj in changes if is_first_stage(obj)]
         rest = [obj for obj in changes if not is_first_stage(obj)]
         arriving_crds = {_crd_kind(obj) for obj in first if ObjectRef.of(obj).kind == "CustomResourceDefinition"}
@@ -113,7 +125,7 @@ class Applier:
         self, objects: Sequence[KubeObject], live: set[tuple[str, str, str, str]], outcome: ApplyOutcome
     ) -> None:
         async def apply(obj: KubeObject) -> None:
-            outcome.applied_objects[ObjectRef.of(obj)] = await self.api.apply(obj, force=self.force)
+            outcome.applied_objects[ObjectRef.of(obj)] = await self.api.apply(obj, force=self._forcing(obj))
 
         results = await self._bounded(apply, objects)
         failures: list[Rejection] = []
@@ -129,7 +141,10 @@ class Applier:
             raise ChangeSetRejected(failures, written=[*outcome.created, *outcome.configured])
 
     async def _dry_run(self, obj: KubeObject) -> None:
-        await self.api.apply(obj, dry_run=True, force=self.force)
+        await self.api.apply(obj, dry_run=True, force=self._forcing(obj))
+
+    def _forcing(self, obj: KubeObject) -> bool:
+        return self.force or ObjectRef.of(obj).identity in self._forced
 
     async def _delete(self, ref: ObjectRef) -> None:
         await self.api.delete(ref)

@@ -32,6 +32,8 @@ class LiveChange:
 
     type: str
     object: KubeObject
+    previous: KubeObject | None = None
+    """The object as the cache held it before this change (None when it was not there)."""
 
 
 Listener = Callable[[LiveChange], None]
@@ -94,15 +96,16 @@ class KindInformer:
     async def _relist(self) -> str:
         listing = await self.api.list(self.resource, label_selector=self.label_selector)
         fresh = {ObjectRef.of(item).identity: item for item in listing.items}
-        gone = [obj for identity, obj in self.objects.items() if identity not in fresh]
-        changed = [obj for identity, obj in fresh.items() if self.objects.get(identity) != obj]
+        previous = self.objects
+        gone = [obj for identity, obj in previous.items() if identity not in fresh]
+        changed = [(obj, previous.get(identity)) for identity, obj in fresh.items() if previous.get(identity) != obj]
         self.objects = fresh
         self.relists += 1
         self._synced.set()
         for obj in gone:
-            self._notify(LiveChange("DELETED", obj))
-        for obj in changed:
-            self._notify(LiveChange("MODIFIED", obj))
+            self._notify(LiveChange("DELETED", obj, obj))
+        for obj, before in changed:
+            self._notify(LiveChange("MODIFIED" if before else "ADDED", obj, before))
         return listing.resource_version
 
     def _handle(self, event: dict[str, Any]) -> str:
@@ -113,11 +116,10 @@ class KindInformer:
         obj.setdefault("apiVersion", self.resource.api_version)
         obj.setdefault("kind", self.resource.kind)
         identity = ObjectRef.of(obj).identity
-        if kind == "DELETED":
-            self.objects.pop(identity, None)
-        else:
+        before = self.objects.pop(identity, None) if kind == "DELETED" else self.objects.get(identity)
+        if kind != "DELETED":
             self.objects[identity] = obj
-        self._notify(LiveChange(kind, obj))
+        self._notify(LiveChange(kind, obj, before))
         return version
 
     @staticmethod

@@ -1,4 +1,6 @@
-"""Reconciling a GitRepository: find the newest revision its ref names, fetch it, say so in its status."""
+"""Reconciling a GitRepository: find the newest revision its ref names, fetch it, verify its signatures
+if asked, say so in its status. A revision that fails verification never reaches `status.artifact`,
+so every Sync of the repository stays at the last verified revision."""
 
 from __future__ import annotations
 
@@ -7,14 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from moor import source
 from moor.controller.scheduling import Requeue, jittered
-from moor.controller.sources import SourceStore
+from moor.controller.sources import SourceStore, check_verify_mode
 from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 from moor.record import readiness
 from moor.record.events import NORMAL, WARNING, EventRecorder
 from moor.record.status import write_status
-from moor.resources import GitRepositorySpec, SpecError, conditions
+from moor.resources import GitRepositorySpec, SpecError, VerifySpec, conditions
 from moor.resources.conditions import format_time
 
 log = logging.getLogger(__name__)
@@ -29,13 +32,13 @@ class GitRepositoryReconciler:
     events: EventRecorder
 
     async def reconcile(self, repository: KubeObject, failures: int) -> Requeue:
-        """One pass: resolve the ref, fetch the commit if it is new, record the artifact."""
-        ref = ObjectRef.of(repository)
+        """One pass: resolve the ref, fetch the commit if it is new, verify it if asked, record the artifact."""
         status: dict[str, Any] = dict(repository.get("status") or {})
         generation = int(repository["metadata"].get("generation", 0))
         handled = (repository["metadata"].get("annotations") or {}).get(RECONCILE_ANNOTATION)
         try:
             spec = GitRepositorySpec.from_object(repository)
+            check_verify_mode(repository, spec)
         except SpecError as error:
             await self._fail(repository, status, INVALID_SPEC, str(error), stalled=True)
             return Requeue.never()
@@ -43,29 +46,51 @@ class GitRepositoryReconciler:
             return Requeue.never()
         try:
             access = await self.sources.access(repository, spec)
-            artifact = await self.sources.latest(access)
+            verify = await self.sources.verification(repository, spec)
+            artifact = await self.sources.latest(access, verify)
+        except source.VerificationFailed as error:
+            await self._fail(repository, status, conditions.VERIFICATION_FAILED, str(error), stalled=False)
+            return Requeue.backoff(spec.interval.total_seconds(), failures)
         except MoorError as error:
             await self._fail(repository, status, FETCH_FAILED, str(error), stalled=False)
             return Requeue.backoff(spec.interval.total_seconds(), failures)
 
-        previous = (status.get("artifact") or {}).get("revision")
-        if previous != artifact.revision:
-            status["artifact"] = {
-                "revision": artifact.revision,
-                "fetchedAt": format_time(datetime.now(UTC)),
-                "author": artifact.author,
-                "message": artifact.message[:1024],
-                "committedAt": format_time(artifact.committed_at),
-            }
-            await self.events.emit(repository, NORMAL, "NewArtifact", f"stored revision {artifact.revision}")
-            log.info("%s: new revision %s", ref, artifact.revision)
+        await self._record_artifact(repository, status, spec.verify, artifact)
         message = f"stored artifact for revision {artifact.revision}"
+        if artifact.signatures:
+            message += f" ({artifact.signatures})"
         status["conditions"] = readiness.ready(status.get("conditions"), conditions.SUCCEEDED, message, generation)
         status["observedGeneration"] = generation
         if handled:
             status["lastHandledReconcileAt"] = handled
         await write_status(self.sources.api, repository, status)
         return Requeue.after(jittered(spec.interval.total_seconds()))
+
+    async def _record_artifact(
+        self, repository: KubeObject, status: dict[str, Any], verify: VerifySpec | None, artifact: source.Artifact
+    ) -> None:
+        """Puts a new revision (and who signed it) into status.artifact, or its verification alone when
+        only that changed (verify turned on, off, or another mode)."""
+        previous: dict[str, Any] = dict(status.get("artifact") or {})
+        verified = _verification_status(verify, artifact.signatures)
+        if previous.get("revision") != artifact.revision:
+            status["artifact"] = _replacing(
+                previous,
+                {
+                    "revision": artifact.revision,
+                    "fetchedAt": format_time(datetime.now(UTC)),
+                    "author": artifact.author,
+                    "message": artifact.message[:1024],
+                    "committedAt": format_time(artifact.committed_at),
+                    **verified,
+                },
+            )
+            signed = f", {artifact.signatures}" if artifact.signatures else ""
+            await self.events.emit(repository, NORMAL, "NewArtifact", f"stored revision {artifact.revision}{signed}")
+            log.info("%s: new revision %s%s", ObjectRef.of(repository), artifact.revision, signed)
+        elif _signers(previous) != _signers(verified):
+            unverified = {key: value for key, value in previous.items() if key not in _VERIFICATION_FIELDS}
+            status["artifact"] = _replacing(previous, {**unverified, **verified})
 
     async def _fail(
         self, repository: KubeObject, status: dict[str, Any], reason: str, message: str, *, stalled: bool
@@ -81,3 +106,30 @@ class GitRepositoryReconciler:
         if before is None or before.message != message:
             await self.events.emit(repository, WARNING, reason, message)
         log.warning("%s: %s", ObjectRef.of(repository), message)
+
+
+_VERIFICATION_FIELDS = ("verified", "verification")
+
+
+def _verification_status(verify: VerifySpec | None, signatures: source.Signatures | None) -> dict[str, Any]:
+    """`verified` and `verification` of status.artifact: the mode and who signed what; empty unverified."""
+    if verify is None or signatures is None:
+        return {}
+    found = [
+        {"object": name, "method": signature.method, "signer": signature.signer, "key": signature.key}
+        for name, signature in (("commit", signatures.commit), ("tag", signatures.tag))
+        if signature is not None
+    ]
+    verification = {"mode": str(verify.mode), "verifiedAt": format_time(datetime.now(UTC)), "signatures": found}
+    return {"verified": True, "verification": verification}
+
+
+def _signers(artifact_status: dict[str, Any]) -> tuple[Any, Any]:
+    """What a verification says, without when it was made."""
+    verification = artifact_status.get("verification") or {}
+    return verification.get("mode"), verification.get("signatures")
+
+
+def _replacing(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new`, with every field of `old` it lacks set to None, so a status merge patch removes them."""
+    return {**{key: None for key in old if key not in new}, **new}

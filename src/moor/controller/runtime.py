@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,17 @@ from typing import Any
 from moor.cluster.api import KubeApi
 from moor.cluster.cache import KindInformer, LiveCache, LiveChange
 from moor.cluster.client import ApiError
+from moor.controller.desired import sync_key
 from moor.controller.gitrepository import GitRepositoryReconciler
 from moor.controller.queue import WorkQueue
 from moor.controller.scheduling import Requeue
 from moor.controller.sources import SourceStore
 from moor.controller.sync import SyncReconciler
 from moor.errors import MoorError
-from moor.objects import RECONCILE_ANNOTATION, KubeObject
+from moor.objects import RECONCILE_ANNOTATION, SYNC_LABEL, KubeObject
+from moor.plan import changed_outside_status
 from moor.record.events import EventRecorder
+from moor.record.metrics import Metrics
 from moor.resources import API_VERSION, GITREPOSITORY, SYNC, CustomResourceKind, conditions
 from moor.source import ArtifactCache
 
@@ -62,13 +66,20 @@ class Controller:
         self.options = options
         self.live = LiveCache(api)
         self.events = EventRecorder(api)
+        self.metrics = Metrics()
+        self.metrics.watch_api_requests(api.client.requests)
+        self.metrics.watch_cache_size(self.live.object_count)
         sources = SourceStore(api, ArtifactCache(options.artifact_dir))
         self.repositories = GitRepositoryReconciler(sources, self.events)
-        self.syncs = SyncReconciler(api, self.live, sources, self.events, self.lookup, options.apply_concurrency)
+        self.syncs = SyncReconciler(
+            api, self.live, sources, self.events, self.lookup, options.apply_concurrency, self.metrics
+        )
+        self.live.subscribe(self._on_managed_change)
         self.queue: WorkQueue[ObjectKey] = WorkQueue(self.reconcile, workers=options.workers)
         self.failures: Counter[ObjectKey] = Counter()
         self._informers: dict[str, KindInformer] = {}
         self._seen: dict[ObjectKey, tuple[Any, ...]] = {}
+        self._syncs_by_label: dict[str, ObjectKey] = {}
 
     def lookup(self, kind: str, namespace: str, name: str) -> KubeObject | None:
         informer = self._informers.get(kind)
@@ -106,6 +117,8 @@ class Controller:
         """Queues what a change to a custom resource concerns; ignores changes Moor made to status alone."""
         obj = change.object
         key = ObjectKey.of(obj)
+        if key.kind == SYNC.kind:
+            self._syncs_by_label[sync_key(obj)] = key
         if change.type == "DELETED":
             self.queue.forget(key)
             self._seen.pop(key, None)
@@ -126,6 +139,13 @@ class Controller:
             self.queue.add(key)
         if previous is not None and previous[3:] != fingerprint[3:]:
             self._queue_dependents(obj)
+
+    def _on_managed_change(self, change: LiveChange) -> None:
+        """Drift, caught from the watch: a managed object deleted or changed (beyond its status) wakes its Sync."""
+        label = ((change.object.get("metadata") or {}).get("labels") or {}).get(SYNC_LABEL)
+        owner = self._syncs_by_label.get(str(label))
+        if owner is not None and (change.type == "DELETED" or changed_outside_status(change.previous, change.object)):
+            self.queue.add(owner)
 
     def _queue_dependents(self, changed: KubeObject) -> None:
         """A source's new revision, or a Sync becoming Ready, wakes the Syncs that use it."""
@@ -152,6 +172,7 @@ class Controller:
         if obj is None:
             return
         failures = self.failures[key]
+        started = time.monotonic()
         try:
             if key.kind == GITREPOSITORY.kind:
                 requeue = await self.repositories.reconcile(obj, failures)
@@ -164,6 +185,8 @@ class Controller:
         except MoorError as error:
             log.warning("%s: %s", key, error)
             requeue = Requeue.backoff(5.0, failures)
+        result = "failure" if requeue.failed else "success"
+        self.metrics.reconcile_duration.labels(key.kind, result).observe(time.monotonic() - started)
         if requeue.failed:
             self.failures[key] += 1
         else:

@@ -1,4 +1,5 @@
-"""From a GitRepository object to Git: its credentials, its current revision, and that revision's files."""
+"""From a GitRepository object to Git: its credentials, its trusted keys, its current revision (verified
+when `spec.verify` asks), and that revision's files."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from moor import source
 from moor.cluster.api import KubeApi
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
-from moor.resources import GitRepositorySpec, RefSpec
+from moor.resources import GitRepositorySpec, RefSpec, SpecError, VerifyMode
+from moor.resources.fields import describe
+
+_TAG_REFS = ("tag", "semver")
 
 
 class SecretMissing(MoorError):
@@ -28,6 +32,18 @@ class RepositoryAccess:
 
 def git_ref(ref: RefSpec) -> source.GitRef:
     return source.GitRef.from_spec({ref.kind: ref.value})
+
+
+def check_verify_mode(repository: KubeObject, spec: GitRepositorySpec) -> None:
+    """Tag and TagAndHEAD check the signature of the tag the ref names, so they need a tag or semver ref."""
+    if spec.verify is None or spec.verify.mode is VerifyMode.HEAD or spec.ref.kind in _TAG_REFS:
+        return
+    raise SpecError(
+        describe(repository),
+        "spec.verify.mode",
+        f"{spec.verify.mode} checks the signature of the tag the ref names, but the ref is {spec.ref}: "
+        "use a tag or semver ref, or mode HEAD",
+    )
 
 
 class SourceStore:
@@ -52,10 +68,40 @@ class SourceStore:
             raise SecretMissing(f"{owner_ref}: the Secret {owner_ref.namespace}/{name} does not exist")
         return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
 
-    async def latest(self, access: RepositoryAccess) -> source.Artifact:
-        """The newest revision the ref names (one `git ls-remote`), fetched unless already cached."""
+    async def verification(self, repository: KubeObject, spec: GitRepositorySpec) -> source.VerificationPolicy | None:
+        """What `spec.verify` demands of a new revision, with the keys its trust Secret holds; None without it.
+
+        A trust Secret that is missing or holds no usable key is a VerificationFailed: nothing can be
+        verified, so no new revision is used.
+        """
+        if spec.verify is None:
+            return None
+        name = spec.verify.secret_name
+        try:
+            data = await self.secret_data(repository, name)
+        except SecretMissing as error:
+            raise source.VerificationFailed(f"{error}, so no revision can be verified") from None
+        origin = f"the trust Secret {ObjectRef.of(repository).namespace}/{name}"
+        try:
+            trust = source.TrustedKeys.from_secret(data, origin)
+        except source.InvalidSourceSpec as error:
+            raise source.VerificationFailed(str(error)) from None
+        mode = spec.verify.mode
+        return source.VerificationPolicy(
+            trust=trust,
+            commit=mode in (VerifyMode.HEAD, VerifyMode.TAG_AND_HEAD),
+            tag=mode in (VerifyMode.TAG, VerifyMode.TAG_AND_HEAD),
+        )
+
+    async def latest(
+        self, access: RepositoryAccess, verify: source.VerificationPolicy | None = None
+    ) -> source.Artifact:
+        """The newest revision the ref names (one `git ls-remote`), fetched unless already cached, and
+        verified when `verify` is given (VerificationFailed: it must not be used)."""
         resolved = await source.resolve(access.url, access.ref, access.auth, timeout=access.timeout)
-        return await source.fetch(access.url, resolved, access.auth, cache=self.cache, timeout=access.timeout)
+        return await source.fetch(
+            access.url, resolved, access.auth, cache=self.cache, timeout=access.timeout, verify=verify
+        )
 
     async def artifact(self, repository: KubeObject) -> source.Artifact:
         """The files of the revision the GitRepository's status names (fetched again after a restart)."""

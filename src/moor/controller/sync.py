@@ -25,11 +25,21 @@ from moor.controller.sources import SourceStore
 from moor.errors import MoorError
 from moor.health import HealthState
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
-from moor.plan import Plan, new_inventory, plan_changes
+from moor.plan import Action, Drift, ObjectChange, Plan, decide_drift, new_inventory, plan_changes
 from moor.record import readiness
 from moor.record.events import NORMAL, WARNING, EventRecorder
+from moor.record.metrics import Metrics
 from moor.record.status import write_status
-from moor.resources import GITREPOSITORY, SYNC, SpecError, SyncSpec, conditions, format_duration
+from moor.resources import (
+    GITREPOSITORY,
+    SYNC,
+    Condition,
+    SpecError,
+    SyncSpec,
+    conditions,
+    format_duration,
+    set_condition,
+)
 from moor.resources.conditions import format_time
 from moor.source import Artifact
 
@@ -61,6 +71,8 @@ class Attempt:
     revision: str = ""
     author: str = ""
     outcome: ApplyOutcome = field(default_factory=ApplyOutcome)
+    corrected: list[Drift] = field(default_factory=list)
+    drifted: list[Drift] = field(default_factory=list)
 
     @property
     def ref(self) -> ObjectRef:
@@ -83,6 +95,7 @@ class SyncReconciler:
     events: EventRecorder
     lookup: Lookup
     apply_concurrency: int = 16
+    metrics: Metrics | None = None
 
     async def reconcile(self, sync: KubeObject, failures: int) -> Requeue:
         if sync["metadata"].get("deletionTimestamp"):
@@ -120,18 +133,28 @@ class SyncReconciler:
 
         await self.watch(desired, inventory)
         plan = self.plan(attempt, desired, inventory)
-        if plan.has_changes or attempt.status.get("lastAppliedRevision") != attempt.revision:
+        git_moved = not settled(attempt.status, attempt.revision, attempt.generation)
+        decision = decide_drift(
+            plan,
+            inventory=inventory,
+            git_moved=git_moved,
+            mode=str(spec.drift.mode),
+            ignored_paths=lambda ref: spec.drift.ignored_paths(ref.kind, ref.namespace, ref.name),
+        )
+        if decision.writes or plan.prunes or git_moved:
             # Before writing, the inventory grows to hold every object this pass may create, so a crash
             # mid-apply cannot leave an object that a later revision would forget to prune.
             attempt.status["inventory"] = [ref.to_dict() for ref in sorted({*inventory, *new_inventory(desired)})]
             await self.mark_progress(attempt, f"applying revision {attempt.revision}: {plan.summary()}")
-        await self.apply(attempt, spec, plan)
+        await self.apply(attempt, spec, decision.writes, take_over=[drift.ref for drift in decision.corrected])
         await self.watch(desired, inventory)
         if spec.prune:
             await self.prune(attempt, spec, plan)
 
         attempt.status["inventory"] = [ref.to_dict() for ref in new_inventory(desired)]
         attempt.status["lastAppliedRevision"] = attempt.revision
+        attempt.corrected = list(decision.corrected)
+        attempt.drifted = list(decision.reported)
         if spec.wait:
             await self.check_health(attempt, spec, [ObjectRef.of(obj) for obj in desired])
         await self.record_success(attempt)
@@ -223,13 +246,15 @@ class SyncReconciler:
         api = self.api.as_user(impersonation)
         return Applier(api, concurrency=self.apply_concurrency, force=spec.force)
 
-    async def apply(self, attempt: Attempt, spec: SyncSpec, plan: Plan) -> None:
-        writes = [change.desired for change in plan.writes if change.desired is not None]
+    async def apply(
+        self, attempt: Attempt, spec: SyncSpec, changes: Sequence[ObjectChange], take_over: Sequence[ObjectRef] = ()
+    ) -> None:
+        writes = [change.desired for change in changes if change.desired is not None]
         if not writes:
             return
-        existing = [change.ref for change in plan.updates]
+        existing = [change.ref for change in changes if change.action is Action.UPDATE]
         try:
-            attempt.outcome = await self.applier(attempt, spec).apply_set(writes, existing)
+            attempt.outcome = await self.applier(attempt, spec).apply_set(writes, existing, take_over=take_over)
         except ChangeSetRejected as error:
             raise SyncFailed(conditions.VALIDATION_FAILED, f"revision {attempt.revision}: {error}") from None
         except ApiError as error:
@@ -270,15 +295,53 @@ class SyncReconciler:
             status.get("conditions"), conditions.SUCCEEDED, message, attempt.generation
         )
         status["lastAttemptedRevision"] = attempt.revision
-        self.finish(attempt, "Succeeded")
+        previous_drift = status.get("drift") or []
+        self.record_drift(attempt)
+        only_drift = bool(attempt.corrected) and settled(attempt.status, attempt.revision, attempt.generation)
+        self.finish(attempt, "DriftCorrected" if only_drift else "Succeeded")
         await write_status(self.api, attempt.sync, status)
-        if attempt.changed_anything:
+        self.count(attempt)
+        if attempt.corrected:
+            corrected = "; ".join(str(drift) for drift in attempt.corrected)
+            await self.events.emit(attempt.sync, WARNING, "DriftCorrected", f"put back the Git state: {corrected}")
+            log.info("%s: corrected drift: %s", attempt.ref, corrected)
+        if attempt.drifted and status.get("drift") != previous_drift:
+            detected = "; ".join(str(drift) for drift in attempt.drifted)
+            await self.events.emit(attempt.sync, WARNING, conditions.DRIFT_DETECTED, f"left as is: {detected}")
+            log.info("%s: drift detected: %s", attempt.ref, detected)
+        if attempt.changed_anything and not only_drift:
             summary = (
                 f"revision {attempt.revision}: {len(outcome.created)} created, {len(outcome.configured)} configured, "
                 f"{len(outcome.deleted)} pruned"
             )
             await self.events.emit(attempt.sync, NORMAL, "Applied", summary)
             log.info("%s: %s", attempt.ref, summary)
+
+    def record_drift(self, attempt: Attempt) -> None:
+        """`status.drift` and the Drifted condition show drift left in place; both vanish when there is none."""
+        status = attempt.status
+        if not attempt.drifted:
+            status.pop("drift", None)
+            status["conditions"] = conditions.remove_condition(status.get("conditions"), conditions.DRIFTED)
+            return
+        status["drift"] = [drift.to_dict() for drift in attempt.drifted]
+        objects = len({drift.ref for drift in attempt.drifted})
+        message = f"{objects} object(s) differ from Git: " + "; ".join(str(d) for d in attempt.drifted[:5])
+        drifted = Condition(conditions.DRIFTED, conditions.TRUE, conditions.DRIFT_DETECTED, message, attempt.generation)
+        status["conditions"] = set_condition(status.get("conditions"), drifted)
+
+    def count(self, attempt: Attempt, failure: SyncFailed | None = None) -> None:
+        if self.metrics is None:
+            return
+        ref = attempt.ref
+        outcome = attempt.outcome
+        self.metrics.applied.labels(ref.namespace, ref.name).inc(len(outcome.created) + len(outcome.configured))
+        self.metrics.pruned.labels(ref.namespace, ref.name).inc(len(outcome.deleted))
+        self.metrics.drift_corrections.labels(ref.namespace, ref.name).inc(len({d.ref for d in attempt.corrected}))
+        if failure is None:
+            self.metrics.drifted.labels(ref.namespace, ref.name).set(len({d.ref for d in attempt.drifted}))
+        else:
+            self.metrics.failures.labels(SYNC.kind, ref.namespace, ref.name, failure.reason).inc()
 
     async def record_failure(self, attempt: Attempt, failure: SyncFailed) -> None:
         status = attempt.status
@@ -290,6 +353,7 @@ class SyncReconciler:
             status["lastAttemptedRevision"] = attempt.revision
         self.finish(attempt, failure.reason)
         await write_status(self.api, attempt.sync, status)
+        self.count(attempt, failure)
         if before is None or before.message != str(failure):
             await self.events.emit(attempt.sync, WARNING, failure.reason, str(failure))
         log.warning("%s: %s", attempt.ref, failure)
@@ -347,3 +411,14 @@ class SyncReconciler:
         remaining = [name for name in finalizers if name != FINALIZER]
         patch = {"metadata": {"finalizers": remaining, "resourceVersion": sync["metadata"]["resourceVersion"]}}
         await self.api.merge_patch(ObjectRef.of(sync), patch)
+
+
+def settled(status: dict[str, Any], revision: str, generation: int) -> bool:
+    """True when this revision and spec were applied and became Ready: differences now are drift."""
+    ready = conditions.get_condition(status.get("conditions"), conditions.READY)
+    return (
+        status.get("lastAppliedRevision") == revision
+        and ready is not None
+        and ready.is_true
+        and ready.observed_generation == generation
+    )

@@ -31,6 +31,7 @@ from moor.devcluster.components import (
     ComponentPlan,
     check_overrides,
     component_environment,
+    inherited_environment,
     pick_ports,
     plan_components,
 )
@@ -42,6 +43,7 @@ from moor.devcluster.errors import (
     ComponentWontStop,
     MissingBinary,
     PortInUse,
+    UnknownComponent,
 )
 from moor.devcluster.kubeconfig import write_kubeconfig
 from moor.devcluster.layout import ClusterLayout
@@ -151,6 +153,27 @@ def stop_cluster(directory: Path, *, grace: float = STOP_GRACE) -> list[str]:
     _stop_in_order(running, grace)
     layout.state_file.unlink(missing_ok=True)
     return [process.name for process in running]
+
+
+def restart_component(directory: Path, name: str, *, grace: float = STOP_GRACE) -> None:
+    """Stops one running component and starts it again with the same command line.
+
+    For tests of what survives a restart (e.g. watches across an API server restart); the caller
+    waits for the component to be ready again.
+    """
+    layout = ClusterLayout(Path(directory).resolve())
+    state = load_state(layout.state_file)
+    if state is None:
+        raise ClusterError(f"no cluster is running in {layout.directory}")
+    matching = [p for p in state.processes if p.name == name]
+    if not matching:
+        known = tuple(p.name for p in state.processes)
+        raise UnknownComponent("restart", {name}, known)
+    process = matching[0]
+    _stop_in_order([process], grace)
+    restarted = processes.spawn(name, process.argv, layout.log(name), inherited_environment())
+    others = tuple(restarted if p.name == name else p for p in state.processes)
+    save_state(layout.state_file, replace(state, processes=others))
 
 
 def _stop_in_order(running: Sequence[RunningProcess], grace: float) -> None:

@@ -239,6 +239,11 @@ def plan_components(
     return [ComponentPlan(plan.name, (*plan.argv, *extra.get(plan.name, ())), plan.env, plan.port) for plan in plans]
 
 
+def inherited_environment() -> dict[str, str]:
+    """The environment without variables that would reconfigure etcd or kwok."""
+    return _env_without(("ETCD_", "KWOK_"))
+
+
 def component_environment(plan: ComponentPlan) -> dict[str, str]:
-    """The inherited environment without variables that would reconfigure etcd or kwok, plus the plan's."""
-    return {**_env_without(("ETCD_", "KWOK_")), **plan.env}
+    """The inherited environment plus the plan's own variables."""
+    return {**inherited_environment(), **plan.env}

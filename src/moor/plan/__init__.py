@@ -7,6 +7,7 @@ in the notation described in `moor.plan.paths` (e.g. `/spec/template/spec/contai
 from moor.plan.changes import Action, Identity, ObjectChange, Plan, new_inventory, plan_changes
 from moor.plan.compare import ABSENT, DifferenceKind, FieldDifference, compare, lookup
 from moor.plan.drift import Drift, attribute_drift, remove_fields, without_ignored
+from moor.plan.drift_policy import DriftDecision, changed_outside_status, decide_drift
 from moor.plan.managed_fields import (
     APPLY,
     UPDATE,
@@ -27,6 +28,7 @@ __all__ = [
     "Action",
     "DifferenceKind",
     "Drift",
+    "DriftDecision",
     "DuplicateObjectError",
     "FieldDifference",
     "FieldOwner",
@@ -42,7 +44,9 @@ __all__ = [
     "Plan",
     "SetItem",
     "attribute_drift",
+    "changed_outside_status",
     "compare",
+    "decide_drift",
     "lookup",
     "new_inventory",
     "parse_fields_v1",

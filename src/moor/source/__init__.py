@@ -1,7 +1,8 @@
 """Revisions from Git: resolve a ref to a commit, fetch that commit into an on-disk cache.
 
-Knows nothing of Kubernetes: the controller turns a GitRepository into a URL, a `GitRef` and a
-`GitAuth`, and gets back an `Artifact` (a directory and the commit's metadata) or a `SourceError`.
+Knows nothing of Kubernetes: the controller turns a GitRepository into a URL, a `GitRef`, a
+`GitAuth` and optionally a `VerificationPolicy`, and gets back an `Artifact` (a directory, the
+commit's metadata and the trusted signatures found) or a `SourceError`.
 """
 
 from moor.source.artifact import Artifact, ArtifactCache, CommitInfo
@@ -17,11 +18,13 @@ from moor.source.errors import (
     RefNotFound,
     RepositoryNotFound,
     SourceError,
+    VerificationFailed,
 )
 from moor.source.refs import GitRef, RemoteRefs, ResolvedRevision, format_revision, revision_commit
 from moor.source.remote import fetch, resolve, resolve_and_fetch
 from moor.source.semver_range import SemverRange
 from moor.source.urls import GitUrl, redact_url
+from moor.source.verify import Signatures, TrustedKeys, Verification, VerificationPolicy
 
 __all__ = [
     "Artifact",
@@ -42,7 +45,12 @@ __all__ = [
     "RepositoryNotFound",
     "ResolvedRevision",
     "SemverRange",
+    "Signatures",
     "SourceError",
+    "TrustedKeys",
+    "Verification",
+    "VerificationFailed",
+    "VerificationPolicy",
     "fetch",
     "format_revision",
     "redact_url",

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from moor.source.verify import Signatures
+
 TREE_DIR, GIT_DIR, METADATA_FILE = "tree", "git", "commit.json"
 _STAGING_PREFIX = ".staging-"
 _STALE_STAGING_SECONDS = 3600.0
@@ -49,6 +51,13 @@ class Artifact:
     author: str
     message: str
     committed_at: datetime
+    signatures: Signatures | None = None
+    """The trusted signatures found, when the fetch was asked to verify them."""
+
+    @property
+    def git_dir(self) -> Path:
+        """The shallow repository the files came from (where signatures are checked)."""
+        return self.path.parent / GIT_DIR
 
     @classmethod
     def of(cls, revision: str, entry: CacheEntry) -> Artifact:

@@ -62,3 +62,9 @@ class GitCommandFailed(SourceError):
     """Git failed for a reason none of the other errors names; the message quotes git."""
 
     reason = "GitOperationFailed"
+
+
+class VerificationFailed(SourceError):
+    """The revision is not signed by a trusted key (unsigned, unknown or expired key, altered object)."""
+
+    reason = "VerificationFailed"

@@ -20,7 +20,7 @@ import shlex
 import shutil
 import signal
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -73,8 +73,59 @@ _STDERR_LIMIT = 400
 
 
 @cache
-def _git() -> str:
+def git_program() -> str:
+    """The git binary every source operation runs."""
     return str(locate("git"))
+
+
+def git_environment(home: Path, extra_config: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    """The environment of an isolated git process: only PATH, proxies and CA bundles inherited, `home`
+    as HOME, no system or global config (Moor's own settings and `extra_config` as GIT_CONFIG_*
+    variables instead), no prompts, the C locale."""
+    env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_TERMINAL_PROMPT="0",
+        LC_ALL="C",
+        LANGUAGE="C",
+    )
+    config = [*_BASE_CONFIG, *extra_config]
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for index, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+@dataclass(frozen=True)
+class ProcessOutput:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+async def run_isolated(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float) -> ProcessOutput:
+    """Runs a program in its own process group with no stdin. Past `timeout` the whole group is killed
+    and TimeoutError raised; a cancelled caller also kills the group before the cancellation goes on."""
+    process = await asyncio.create_subprocess_exec(
+        *(str(arg) for arg in argv),
+        env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    except BaseException:
+        await _kill(process)
+        raise
+    assert process.returncode is not None
+    return ProcessOutput(process.returncode, stdout, stderr)
 
 
 @dataclass(frozen=True)
@@ -188,27 +239,14 @@ class GitSession:
         remaining = self._deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
             raise self._timeout(operation)
-        process = await asyncio.create_subprocess_exec(
-            _git(),
-            *(str(arg) for arg in args),
-            env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
         try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), remaining)
+            output = await run_isolated((git_program(), *args), env=self.env, timeout=remaining)
         except TimeoutError:
-            await _kill(process)
             raise self._timeout(operation) from None
-        except BaseException:
-            await _kill(process)
-            raise
         return GitResult(
-            ok=process.returncode == 0,
-            stdout=stdout.decode("utf-8", "replace"),
-            stderr=self.scrub(stderr.decode("utf-8", "replace")),
+            ok=output.returncode == 0,
+            stdout=output.stdout.decode("utf-8", "replace"),
+            stderr=self.scrub(output.stderr.decode("utf-8", "replace")),
         )
 
     def failure(self, operation: str, stderr: str) -> SourceError:
@@ -238,26 +276,9 @@ class GitSession:
         )
 
     def _environment(self) -> dict[str, str]:
-        env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
-        env.setdefault("PATH", os.defpath)
-        home = self._workdir / "home"
-        env.update(
-            HOME=str(home),
-            XDG_CONFIG_HOME=str(home / ".config"),
-            GIT_CONFIG_NOSYSTEM="1",
-            GIT_CONFIG_GLOBAL=os.devnull,
-            GIT_TERMINAL_PROMPT="0",
-            LC_ALL="C",
-            LANGUAGE="C",
-        )
-        config = list(_BASE_CONFIG)
         header = self.auth.authorization_header() if self.auth else None
-        if self.url.transport in ("http", "https") and header:
-            config.append(("http.extraHeader", header))
-        env["GIT_CONFIG_COUNT"] = str(len(config))
-        for index, (key, value) in enumerate(config):
-            env[f"GIT_CONFIG_KEY_{index}"] = key
-            env[f"GIT_CONFIG_VALUE_{index}"] = value
+        config = [("http.extraHeader", header)] if self.url.transport in ("http", "https") and header else []
+        env = git_environment(self._workdir / "home", config)
         if self.url.transport == "ssh":
             env["GIT_SSH_COMMAND"] = self._ssh_command()
             env["GIT_SSH_VARIANT"] = "ssh"

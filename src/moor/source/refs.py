@@ -98,6 +98,8 @@ class ResolvedRevision:
     commit: str
     refname: str | None = None
     """`refs/heads/<branch>` or `refs/tags/<tag>`; None for a commit ref."""
+    tag_object: str | None = None
+    """For an annotated tag, the id of the tag object (which carries the tag's signature)."""
 
     @property
     def name(self) -> str | None:
@@ -178,7 +180,8 @@ class RemoteRefs:
         commit = self.commit_of(refname)
         if commit is None:
             raise RefNotFound(f"{ref} was not found in {url}", url=url)
-        return ResolvedRevision(ref=ref, commit=commit, refname=refname)
+        tag_object = self.refs[refname] if refname in self.peeled else None
+        return ResolvedRevision(ref=ref, commit=commit, refname=refname, tag_object=tag_object)
 
 
 def _check_ref_name(kind: str, name: str) -> None:

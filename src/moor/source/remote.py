@@ -1,12 +1,14 @@
 """Talking to a Git remote: resolve a ref to a commit, fetch exactly that commit into the cache.
 
 `resolve` costs one `git ls-remote` (no objects move), so asking "did the branch move?" is cheap.
-`fetch` downloads one commit, shallow, only when the cache does not have it already.
+`fetch` downloads one commit, shallow, only when the cache does not have it already (with the
+annotated tag object when the ref is such a tag), and checks its signatures when asked to.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from moor.source.errors import RefNotFound
 from moor.source.git_cli import GitSession
 from moor.source.refs import GitRef, RemoteRefs, ResolvedRevision
 from moor.source.urls import GitUrl
+from moor.source.verify import VerificationPolicy, verify_revision
 
 DEFAULT_TIMEOUT = 60.0
 _FETCHED_REF = "refs/moor/fetched"
@@ -46,8 +49,13 @@ async def fetch(
     *,
     cache: ArtifactCache,
     timeout: float = DEFAULT_TIMEOUT,
+    verify: VerificationPolicy | None = None,
 ) -> Artifact:
-    """The files and metadata of a resolved commit, from the cache or else fetched shallowly into it."""
+    """The files and metadata of a resolved commit, from the cache or else fetched shallowly into it.
+
+    With `verify`, the signatures it asks for are checked before the artifact is returned (its
+    `signatures` says what was found); VerificationFailed means the revision must not be used.
+    """
     remote = GitUrl.parse(url)
     entry = await cache.get(resolved.commit)
     if entry is None:
@@ -57,7 +65,13 @@ async def fetch(
                 return await _download(git, resolved, staging)
 
         entry = await cache.obtain(resolved.commit, populate)
-    return Artifact.of(resolved.revision, entry)
+    artifact = Artifact.of(resolved.revision, entry)
+    if verify is None:
+        return artifact
+    if verify.tag and resolved.tag_object is not None:
+        await _ensure_tag_object(remote, auth, timeout, entry.git_dir, resolved)
+    signatures = await verify_revision(entry.git_dir, resolved, verify, timeout=timeout)
+    return replace(artifact, signatures=signatures)
 
 
 async def resolve_and_fetch(
@@ -67,10 +81,11 @@ async def resolve_and_fetch(
     *,
     cache: ArtifactCache,
     timeout: float = DEFAULT_TIMEOUT,
+    verify: VerificationPolicy | None = None,
 ) -> Artifact:
     """`resolve` then `fetch`, for callers that do not keep the resolved revision in between."""
     resolved = await resolve(url, ref, auth, timeout=timeout)
-    return await fetch(url, resolved, auth, cache=cache, timeout=timeout)
+    return await fetch(url, resolved, auth, cache=cache, timeout=timeout, verify=verify)
 
 
 async def _download(git: GitSession, resolved: ResolvedRevision, staging: Path) -> CommitInfo:
@@ -95,10 +110,12 @@ async def _download(git: GitSession, resolved: ResolvedRevision, staging: Path) 
 
 
 async def _fetch_commit(git: GitSession, git_dir: Path, resolved: ResolvedRevision) -> None:
-    """Shallow-fetches the commit by id; where the server refuses ids, fetches the ref and finds it."""
+    """Shallow-fetches the commit (through its annotated tag object, if any, so that comes too) by id;
+    where the server refuses ids, fetches the ref and finds them."""
     url = git.url.for_git
+    want = resolved.tag_object or resolved.commit
     fetch = ("--git-dir", git_dir, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head")
-    by_id = await git.try_run(*fetch, "--depth=1", "--", url, resolved.commit, operation="git fetch")
+    by_id = await git.try_run(*fetch, "--depth=1", "--", url, want, operation="git fetch")
     if by_id.ok:
         return
     refused = by_id.stderr.lower()
@@ -107,7 +124,8 @@ async def _fetch_commit(git: GitSession, git_dir: Path, resolved: ResolvedRevisi
     if resolved.refname is not None:
         refspec = f"+{resolved.refname}:{_FETCHED_REF}"
         await git.run(*fetch, "--", url, refspec, operation="git fetch")
-        if not await _has_commit(git, git_dir, resolved.commit):
+        needed = [f"{resolved.commit}^{{commit}}", *([resolved.tag_object] if resolved.tag_object else [])]
+        if not all([await _has_object(git, git_dir, name) for name in needed]):
             raise RefNotFound(
                 f"{resolved.ref} moved away from {resolved.commit} in {git.url.redacted} while it was "
                 "being fetched; the next attempt uses its new commit",
@@ -118,13 +136,25 @@ async def _fetch_commit(git: GitSession, git_dir: Path, resolved: ResolvedRevisi
         await git.run(
             *fetch, "--", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", operation="git fetch"
         )
-        if await _has_commit(git, git_dir, resolved.commit):
+        if await _has_object(git, git_dir, f"{resolved.commit}^{{commit}}"):
             return
     raise RefNotFound(f"{resolved.ref} was not found in {git.url.redacted}", url=git.url.redacted)
 
 
-async def _has_commit(git: GitSession, git_dir: Path, commit: str) -> bool:
-    result = await git.try_run("--git-dir", git_dir, "cat-file", "-e", f"{commit}^{{commit}}", operation="git cat-file")
+async def _ensure_tag_object(
+    remote: GitUrl, auth: GitAuth | None, timeout: float, git_dir: Path, resolved: ResolvedRevision
+) -> None:
+    """Fetches the annotated tag object into a cached commit's git dir when the commit was cached
+    under another name (a branch, or another tag), so the tag's signature can be checked."""
+    assert resolved.tag_object is not None
+    async with GitSession.open(remote, auth, timeout) as git:
+        if not await _has_object(git, git_dir, resolved.tag_object):
+            await _fetch_commit(git, git_dir, resolved)
+
+
+async def _has_object(git: GitSession, git_dir: Path, name: str) -> bool:
+    """Whether `name` (an object id, or `<id>^{commit}` to insist on a commit) is in the repository."""
+    result = await git.try_run("--git-dir", git_dir, "cat-file", "-e", name, operation="git cat-file")
     return result.ok
 
 

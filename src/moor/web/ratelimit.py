@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+_EPSILON = 1e-9  # a token refilled in exactly the time it takes is there, despite float rounding
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -51,8 +53,8 @@ class RateLimiter:
             bucket.updated = now
         self._buckets[key] = bucket  # re-inserted: the dict stays ordered from least to most recent
         self._evict()
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+        if bucket.tokens >= 1.0 - _EPSILON:
+            bucket.tokens = max(0.0, bucket.tokens - 1.0)
             return Decision(allowed=True)
         return Decision(allowed=False, retry_after=(1.0 - bucket.tokens) / self.rate)
 

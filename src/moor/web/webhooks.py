@@ -199,18 +199,18 @@ def parse_push(headers: Mapping[str, str], body: bytes) -> PushEvent | OtherEven
 
 
 def _github_document(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-    """GitHub sends JSON, or (when so configured) a form whose field `payload` holds the JSON."""
+    """GitHub sends JSON, or (when so configured) a form whose field `payload` holds the JSON.
+
+    A form-typed body without that field is read as JSON: that is what `curl --data` sends.
+    """
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        return _json_object(body)
-    try:
-        form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedPayload("the form body is not valid UTF-8 url-encoded text") from None
-    payload = form.get("payload")
-    if not payload:
-        raise MalformedPayload("the form body has no payload field")
-    return _json_object(payload[0].encode("utf-8"))
+    if content_type == "application/x-www-form-urlencoded" and body.startswith(b"payload="):
+        try:
+            form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+        except (UnicodeDecodeError, ValueError):
+            raise MalformedPayload("the form body is not valid UTF-8 url-encoded text") from None
+        return _json_object(form["payload"][0].encode("utf-8"))
+    return _json_object(body)
 
 
 def _github_push(document: Mapping[str, Any]) -> PushEvent:
@@ -286,7 +286,7 @@ def _as_bytes(text: str) -> bytes:
 
 # -- pure: which GitRepositories a push concerns ----------------------------------------------------
 
-_SCP_LIKE = re.compile(r"(?:[^@/:\s]+@)?(?P<host>\[[^\]/]+\]|[^:/\s\[\]]+):(?P<path>.*)", re.DOTALL)
+_SCP_LIKE = re.compile(r"(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[^\]/]+\]|[^:/\s\[\]]+):(?P<path>.*)", re.DOTALL)
 
 
 def normalise_url(url: str) -> str:
@@ -303,16 +303,10 @@ def normalise_url(url: str) -> str:
         scheme, _, rest = text.partition("://")
         authority, slash, after = rest.partition("/")
         path = re.split(r"[?#]", slash + after, maxsplit=1)[0]
-        hostport = authority.rpartition("@")[2]
-        if hostport.startswith("["):
-            host = hostport[1:].partition("]")[0]
-        else:
-            host = hostport.partition(":")[0]
-        if scheme.lower() == "file":
-            host = ""
+        host = "" if scheme.lower() == "file" else _host_of(authority)
     else:
         scp = _SCP_LIKE.fullmatch(text)
-        if scp and len(scp["host"]) > 1:  # one letter is a Windows drive (C:\…), not a host
+        if scp and (scp["user"] or len(scp["host"]) > 1):  # `C:\…` is a Windows drive, not a host
             host, path = scp["host"].strip("[]"), scp["path"]
     path = re.sub(r"/{2,}", "/", path).rstrip("/")
     if path.lower().endswith(".git"):
@@ -320,6 +314,14 @@ def normalise_url(url: str) -> str:
     if host:
         return f"{host}/{path.lstrip('/')}".lower()
     return path.lower()
+
+
+def _host_of(authority: str) -> str:
+    """The host of `user:password@host:port` (brackets of an IPv6 address removed)."""
+    hostport = authority.rpartition("@")[2]
+    if hostport.startswith("["):
+        return hostport[1:].partition("]")[0]
+    return hostport.partition(":")[0]
 
 
 def ref_matches(pushed: str | None, ref: object) -> bool:
@@ -386,7 +388,7 @@ class WebhookReceiver:
         self.settings = settings
         self.limiter = RateLimiter(settings.rate, settings.burst, clock=clock)
         self._clock = clock
-        self._token: tuple[bytes, float] | None = None
+        self._token: tuple[bytes | None, float] | None = None
         self._token_lock = asyncio.Lock()
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -440,26 +442,30 @@ class WebhookReceiver:
         return _json_response(202 if result.triggered else 200, document)
 
     async def token(self) -> bytes:
-        """The shared token from the Secret, read again after `secret_ttl` seconds."""
+        """The shared token from the Secret, read again after `secret_ttl` seconds.
+
+        A missing Secret is remembered for as long, so a flood of requests cannot become a flood of reads.
+        """
         async with self._token_lock:
             now = self._clock()
-            if self._token is not None and now - self._token[1] < self.settings.secret_ttl:
-                return self._token[0]
-            token = await self._read_token()
-            self._token = (token, now)
-            return token
+            if self._token is None or now - self._token[1] >= self.settings.secret_ttl:
+                self._token = (await self._read_token(), now)
+            token = self._token[0]
+        if token is None:
+            raise ReceiverUnavailable("the webhook receiver is not configured: see the controller's log")
+        return token
 
-    async def _read_token(self) -> bytes:
+    async def _read_token(self) -> bytes | None:
+        """The token, or None after logging why there is none."""
         ref = self.settings.secret
-        unavailable = ReceiverUnavailable("the webhook receiver is not configured: see the controller's log")
         try:
             secret = await self.api.get(ObjectRef("", "v1", "Secret", ref.namespace, ref.name))
         except MoorError as error:
             log.warning("webhook Secret %s cannot be read: %s", ref, error)
-            raise unavailable from None
+            return None
         if secret is None:
             log.warning("webhook Secret %s does not exist: create it with a key %r", ref, ref.key)
-            raise unavailable
+            return None
         encoded = (secret.get("data") or {}).get(ref.key)
         try:
             token = base64.b64decode(encoded or "", validate=True).strip()
@@ -467,7 +473,7 @@ class WebhookReceiver:
             token = b""
         if not token:
             log.warning("webhook Secret %s has no non-empty key %r", ref, ref.key)
-            raise unavailable
+            return None
         return token
 
     async def trigger(self, event: PushEvent) -> TriggerResult:

@@ -1,0 +1,120 @@
+"""Deciding what to do with drift: which differences to write now, which to report, which to leave alone.
+
+A difference is *drift* when Git has not moved: the revision and the Sync's spec are the ones Moor
+last applied, and the object is one Moor applied before (it is in the inventory). Everything else is
+a change Git asks for and is always written. Drift follows the Sync's `drift.mode`, or the object's
+own `moor.dev/drift` annotation in Git:
+
+- `correct`: write it (put the Git state back) and report it as corrected;
+- `alert`: leave the cluster as it is and report it;
+- `ignore`: leave it and say nothing.
+
+Fields listed in `drift.ignore` belong to someone else (e.g. replicas under an HPA): they are never
+reported, and updates are applied without them, so server-side apply leaves them to their owner. A
+create still sends them, so a new object starts from what Git declares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from moor.objects import DRIFT_ANNOTATION, ObjectRef
+from moor.plan.changes import Action, ObjectChange, Plan
+from moor.plan.drift import Drift, attribute_drift, remove_fields, without_ignored
+
+CORRECT = "correct"
+ALERT = "alert"
+IGNORE = "ignore"
+MODES = (CORRECT, ALERT, IGNORE)
+DELETED = "/"
+"""The path reported for a managed object that someone deleted."""
+
+IgnoredPaths = Callable[[ObjectRef], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class DriftDecision:
+    writes: tuple[ObjectChange, ...]
+    """Creates and updates to apply now, in apply order (desired objects trimmed of ignored fields)."""
+    corrected: tuple[Drift, ...]
+    """Drift these writes put back."""
+    reported: tuple[Drift, ...]
+    """Drift left in place (alert mode): what `status.drift` shows."""
+
+
+def decide_drift(
+    plan: Plan,
+    *,
+    inventory: Iterable[ObjectRef],
+    git_moved: bool,
+    mode: str,
+    ignored_paths: IgnoredPaths,
+) -> DriftDecision:
+    """Splits the plan's creates and updates into writes and drift, following each object's mode."""
+    applied_before = {ref.identity for ref in inventory}
+    writes: list[ObjectChange] = []
+    corrected: list[Drift] = []
+    reported: list[Drift] = []
+    for change in plan.changes:
+        if change.action not in (Action.CREATE, Action.UPDATE) or change.desired is None:
+            continue
+        kept = _without_ignored(change, ignored_paths(change.ref))
+        if kept is None:
+            continue
+        if git_moved or kept.ref.identity not in applied_before:
+            writes.append(kept)
+            continue
+        drifts = _attribute(kept)
+        object_mode = _mode_of(kept, mode)
+        if object_mode == CORRECT:
+            writes.append(kept)
+            corrected.extend(drifts)
+        elif object_mode == ALERT:
+            reported.extend(drifts)
+    return DriftDecision(tuple(writes), tuple(corrected), tuple(reported))
+
+
+def _without_ignored(change: ObjectChange, ignored: tuple[str, ...]) -> ObjectChange | None:
+    """The change minus ignored fields; None when nothing else differs."""
+    if not ignored or change.desired is None:
+        return change
+    if change.action is Action.CREATE:
+        return change
+    remaining = tuple(without_ignored(change.differences, ignored))
+    if not remaining:
+        return None
+    return replace(change, differences=remaining, desired=remove_fields(change.desired, ignored))
+
+
+def _attribute(change: ObjectChange) -> list[Drift]:
+    if change.action is Action.CREATE or change.live is None:
+        return [Drift(change.ref, (DELETED,), manager="", operation="Delete")]
+    return attribute_drift(change.live, change.differences)
+
+
+def _mode_of(change: ObjectChange, default: str) -> str:
+    annotations = ((change.desired or {}).get("metadata") or {}).get("annotations") or {}
+    chosen = str(annotations.get(DRIFT_ANNOTATION, default))
+    return chosen if chosen in MODES else default
+
+
+def changed_outside_status(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
+    """True when an object changed in more than its status and the server's bookkeeping.
+
+    Cheap enough for every watch event. Status updates by controllers (a Deployment's replica counts,
+    a Pod becoming Ready) say nothing about drift, so they don't wake the Sync.
+    """
+    if before is None:
+        return True
+    return _declared_part(before) != _declared_part(after)
+
+
+_BOOKKEEPING = frozenset({"resourceVersion", "managedFields", "generation"})
+
+
+def _declared_part(obj: Mapping[str, Any]) -> tuple[Any, ...]:
+    metadata = {key: value for key, value in (obj.get("metadata") or {}).items() if key not in _BOOKKEEPING}
+    rest = {key: value for key, value in obj.items() if key not in ("metadata", "status")}
+    return (metadata, rest)

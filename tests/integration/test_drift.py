@@ -1,0 +1,121 @@
+"""Drift: hand-made changes are caught from the watch, attributed to their field manager, then
+corrected, reported, or left alone as the Sync asks."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.support.git_fixtures import GitWorkspace
+from tests.support.moor_fixtures import Moor, config_map, deployment, manifest
+
+
+def synced(moor: Moor, git_repo: GitWorkspace, sync_spec: str = "") -> None:
+    web = deployment("web", replicas=2)
+    web["metadata"]["labels"] = {"tier": "frontend"}
+    git_repo.write("app.yaml", manifest(config_map("settings", {"color": "blue"}), web))
+    git_repo.commit("app")
+    git_repo.push()
+    moor.source_and_sync(git_repo, sync_spec=sync_spec)
+    moor.wait_condition("sync", "app", "True")
+
+
+def replicas(moor: Moor) -> int:
+    return int(moor.get("deployment", "web")["spec"]["replicas"])
+
+
+def events(moor: Moor, reason: str) -> list[str]:
+    listed = json.loads(moor.kubectl("get", "events", "-n", moor.namespace, "-o", "json").stdout)["items"]
+    return [event["message"] for event in listed if event["reason"] == reason]
+
+
+def test_correct_mode_puts_a_scaled_deployment_back_and_says_who(moor: Moor, git_repo: GitWorkspace) -> None:
+    synced(moor, git_repo)
+    moor.kubectl("scale", "deployment", "web", "-n", moor.namespace, "--replicas=5")
+    moor.wait_for("replicas to be put back to 2", lambda: replicas(moor) == 2, timeout=10)
+    messages = moor.wait_for("a DriftCorrected event", lambda: events(moor, "DriftCorrected"), timeout=10)
+    assert "/spec/replicas" in messages[0] and "kubectl" in messages[0]
+    assert "drift" not in moor.get("sync", "app")["status"], "nothing is left drifted"
+
+
+def test_correct_mode_recreates_a_deleted_object(moor: Moor, git_repo: GitWorkspace) -> None:
+    synced(moor, git_repo)
+    uid = moor.get("configmap", "settings")["metadata"]["uid"]
+    moor.kubectl("delete", "configmap", "settings", "-n", moor.namespace)
+    recreated = moor.wait_for(
+        "the ConfigMap to come back",
+        lambda: (obj := moor.get("configmap", "settings")) and obj["metadata"]["uid"] != uid and obj,
+        timeout=10,
+    )
+    assert recreated["data"] == {"color": "blue"}
+
+
+def test_alert_mode_reports_drift_with_its_author_and_changes_nothing(moor: Moor, git_repo: GitWorkspace) -> None:
+    synced(moor, git_repo, sync_spec="drift: {mode: alert}")
+    moor.kubectl(
+        "patch", "configmap", "settings", "-n", moor.namespace, "--type=merge", "-p", '{"data":{"color":"red"}}'
+    )
+    moor.kubectl("label", "deployment", "web", "-n", moor.namespace, "tier=backend", "--overwrite")
+    condition = moor.wait_condition("sync", "app", "True", type_="Drifted", timeout=10)
+    assert "2 object(s) differ from Git" in condition["message"]
+    drift = {entry["name"]: entry for entry in moor.get("sync", "app")["status"]["drift"]}
+    assert drift["settings"]["paths"] == ["/data/color"]
+    assert drift["settings"]["manager"] == "kubectl-patch"
+    assert drift["web"]["paths"] == ["/metadata/labels/tier"]
+    assert drift["web"]["manager"] == "kubectl-label"
+    assert drift["web"]["at"]
+    assert moor.get("configmap", "settings")["data"] == {"color": "red"}, "alert mode changes nothing"
+    assert moor.condition("sync", "app")["status"] == "True"
+
+    shown = moor.cli("drift", "sync", "app")
+    assert shown.returncode == 1
+    assert "kubectl-patch" in shown.stdout and "/data/color" in shown.stdout
+    as_json = json.loads(moor.cli("drift", "sync", "app", "-o", "json").stdout)
+    assert {entry["name"] for entry in as_json} == {"settings", "web"}
+    assert any("kubectl-patch" in message for message in events(moor, "DriftDetected"))
+
+    # Putting the value back by hand clears the drift.
+    moor.kubectl(
+        "patch", "configmap", "settings", "-n", moor.namespace, "--type=merge", "-p", '{"data":{"color":"blue"}}'
+    )
+    moor.kubectl("label", "deployment", "web", "-n", moor.namespace, "tier=frontend", "--overwrite")
+    moor.wait_for("the Drifted condition to go", lambda: moor.condition("sync", "app", "Drifted") is None, 10)
+    assert moor.cli("drift", "sync", "app").returncode == 0
+
+
+def test_ignore_mode_neither_reports_nor_corrects(moor: Moor, git_repo: GitWorkspace) -> None:
+    synced(moor, git_repo, sync_spec="drift: {mode: ignore}")
+    moor.kubectl("scale", "deployment", "web", "-n", moor.namespace, "--replicas=4")
+    assert moor.reconcile(with_source=False).returncode == 0
+    assert replicas(moor) == 4
+    assert moor.condition("sync", "app", "Drifted") is None
+
+
+def test_an_object_annotation_overrides_the_mode(moor: Moor, git_repo: GitWorkspace) -> None:
+    annotated = config_map("hands-off", {"v": "1"}, annotations={"moor.dev/drift": "ignore"})
+    git_repo.write("app.yaml", manifest(config_map("watched", {"v": "1"}), annotated))
+    git_repo.commit("two maps")
+    git_repo.push()
+    moor.source_and_sync(git_repo)
+    moor.wait_condition("sync", "app", "True")
+    for name in ("watched", "hands-off"):
+        moor.kubectl("patch", "configmap", name, "-n", moor.namespace, "--type=merge", "-p", '{"data":{"v":"2"}}')
+    moor.wait_for("watched to be corrected", lambda: moor.get("configmap", "watched")["data"] == {"v": "1"}, 10)
+    assert moor.reconcile(with_source=False).returncode == 0
+    assert moor.get("configmap", "hands-off")["data"] == {"v": "2"}
+
+
+def test_ignored_replicas_are_left_to_their_owner(moor: Moor, git_repo: GitWorkspace) -> None:
+    synced(moor, git_repo, sync_spec="drift: {ignore: [{kind: Deployment, name: web, paths: [/spec/replicas]}]}")
+    moor.kubectl("scale", "deployment", "web", "-n", moor.namespace, "--replicas=3")  # as an HPA would
+    assert moor.reconcile(with_source=False).returncode == 0
+    time.sleep(1)
+    assert replicas(moor) == 3
+    assert not events(moor, "DriftCorrected")
+    # A new commit changing something else keeps the owner's replicas.
+    git_repo.write("app.yaml", manifest(config_map("settings", {"color": "green"}), deployment("web", replicas=2)))
+    git_repo.commit("new color")
+    git_repo.push()
+    assert moor.reconcile().returncode == 0
+    assert moor.get("configmap", "settings")["data"] == {"color": "green"}
+    assert replicas(moor) == 3

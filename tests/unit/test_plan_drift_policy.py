@@ -1,0 +1,111 @@
+"""Drift policy: correct, alert or ignore drift; always write what Git asks for; leave ignored fields alone."""
+
+from __future__ import annotations
+
+import copy
+
+from moor.objects import DRIFT_ANNOTATION, ObjectRef
+from moor.plan import Action, changed_outside_status, decide_drift, plan_changes
+from tests.unit.fixtures import load
+
+REPLICAS = "/spec/replicas"
+WEB = "/spec/template/spec/containers/name=web"
+
+
+def edited_plan(desired: dict | None = None):  # type: ignore[no-untyped-def]
+    desired = desired or load("deployment-web-desired")
+    desired["metadata"].setdefault("namespace", "guestbook")
+    live = load("deployment-web-edited")
+    ref = ObjectRef.of(live)
+    return plan_changes([desired], {ref.identity: live}, [ref]), ref
+
+
+def no_ignores(_: ObjectRef) -> tuple[str, ...]:
+    return ()
+
+
+def test_correct_mode_writes_drift_back_and_reports_it_as_corrected() -> None:
+    plan, ref = edited_plan()
+    decision = decide_drift(plan, inventory=[ref], git_moved=False, mode="correct", ignored_paths=no_ignores)
+    assert [change.ref for change in decision.writes] == [ref]
+    [drift] = decision.corrected
+    assert drift.manager == "kubectl-edit" and REPLICAS in drift.paths
+    assert decision.reported == ()
+
+
+def test_alert_mode_reports_and_writes_nothing() -> None:
+    plan, ref = edited_plan()
+    decision = decide_drift(plan, inventory=[ref], git_moved=False, mode="alert", ignored_paths=no_ignores)
+    assert decision.writes == ()
+    assert [drift.manager for drift in decision.reported] == ["kubectl-edit"]
+
+
+def test_ignore_mode_neither_writes_nor_reports() -> None:
+    plan, ref = edited_plan()
+    decision = decide_drift(plan, inventory=[ref], git_moved=False, mode="ignore", ignored_paths=no_ignores)
+    assert (decision.writes, decision.corrected, decision.reported) == ((), (), ())
+
+
+def test_a_new_revision_is_always_written_whatever_the_mode() -> None:
+    plan, ref = edited_plan()
+    decision = decide_drift(plan, inventory=[ref], git_moved=True, mode="alert", ignored_paths=no_ignores)
+    assert [change.ref for change in decision.writes] == [ref]
+    assert decision.corrected == decision.reported == ()
+
+
+def test_an_object_annotation_overrides_the_sync_mode() -> None:
+    desired = load("deployment-web-desired")
+    desired["metadata"]["annotations"] = {DRIFT_ANNOTATION: "alert"}
+    plan, ref = edited_plan(desired)
+    decision = decide_drift(plan, inventory=[ref], git_moved=False, mode="correct", ignored_paths=no_ignores)
+    assert decision.writes == ()
+    assert "kubectl-edit" in {drift.manager for drift in decision.reported}
+
+
+def test_ignored_fields_are_never_reported_and_left_out_of_the_apply() -> None:
+    plan, ref = edited_plan()
+
+    def ignore_replicas(target: ObjectRef) -> tuple[str, ...]:
+        return (REPLICAS,) if target == ref else ()
+
+    decision = decide_drift(plan, inventory=[ref], git_moved=False, mode="correct", ignored_paths=ignore_replicas)
+    [write] = decision.writes
+    assert "replicas" not in write.desired["spec"]
+    assert all(REPLICAS not in drift.paths for drift in decision.corrected)
+    assert any(f"{WEB}/env/name=LOG_LEVEL/value" in drift.paths for drift in decision.corrected)
+
+
+def test_only_ignored_differences_means_nothing_to_do() -> None:
+    desired = load("deployment-web-desired")
+    live = load("deployment-web-edited")
+    desired["metadata"].setdefault("namespace", "guestbook")
+    # Make the env var agree, so replicas is the only difference left.
+    live_env = copy.deepcopy(live["spec"]["template"]["spec"]["containers"][0]["env"])
+    desired["spec"]["template"]["spec"]["containers"][0]["env"] = live_env
+    ref = ObjectRef.of(live)
+    plan = plan_changes([desired], {ref.identity: live}, [ref])
+    decision = decide_drift(plan, inventory=[ref], git_moved=False, mode="correct", ignored_paths=lambda _: (REPLICAS,))
+    assert decision.writes == decision.corrected == decision.reported == ()
+
+
+def test_a_deleted_managed_object_is_drift_and_a_new_object_is_not() -> None:
+    desired = load("deployment-web-desired")
+    desired["metadata"].setdefault("namespace", "guestbook")
+    ref = ObjectRef.of(desired)
+    plan = plan_changes([desired], {}, [ref])
+    assert [change.action for change in plan.changes] == [Action.CREATE]
+    deleted = decide_drift(plan, inventory=[ref], git_moved=False, mode="alert", ignored_paths=no_ignores)
+    assert deleted.writes == ()
+    assert [drift.paths for drift in deleted.reported] == [("/",)]
+    brand_new = decide_drift(plan, inventory=[], git_moved=False, mode="alert", ignored_paths=no_ignores)
+    assert [change.ref for change in brand_new.writes] == [ref]
+
+
+def test_only_changes_beyond_status_and_bookkeeping_count() -> None:
+    live = load("deployment-web-live")
+    status_only = copy.deepcopy(live)
+    status_only["status"]["readyReplicas"] = 0
+    status_only["metadata"]["resourceVersion"] = "999"
+    assert not changed_outside_status(live, status_only)
+    assert changed_outside_status(live, load("deployment-web-edited"))
+    assert changed_outside_status(None, live)
