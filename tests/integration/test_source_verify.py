@@ -253,7 +253,9 @@ async def test_a_trust_secret_with_a_broken_key_is_named_and_nothing_is_left_beh
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the private keyrings go
     broken = head_only(**{"alice.asc": alice.public_key, "typo.asc": b"not a key"})
-    with pytest.raises(VerificationFailed, match=r"the key 'typo\.asc' of the trust Secret holds no OpenPGP public key"):
+    with pytest.raises(
+        VerificationFailed, match=r"the key 'typo\.asc' of the trust Secret holds no OpenPGP public key"
+    ):
         await resolve_and_fetch(git_repo.url, MAIN, cache=cache, verify=broken)
     await resolve_and_fetch(git_repo.url, MAIN, cache=cache, verify=head_only(**{"alice.asc": alice.public_key}))
     assert list(scratch.iterdir()) == []

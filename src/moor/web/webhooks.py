@@ -420,17 +420,16 @@ class WebhookReceiver:
         provider = verify_signature(request.headers, body, secret)
         event = parse_push(request.headers, body)
         if isinstance(event, OtherEvent):
-            log.info("webhook from %s: %s event %r, nothing to do", client, provider, event.event)
+            log.info("webhook from %s: %s event %s, nothing to do", client, provider, _printable(event.event))
             message = "pong" if event.event == "ping" else f"{provider} event {event.event!r} is not a push: ignored"
             return _json_response(200, {"triggered": [], "message": message})
         result = await self.trigger(event)
-        where = ", ".join(redact_url(url) for url in event.repository_urls[:1])
         log.info(
             "webhook from %s: %s push of %s to %s; reconcile requested for %s",
             client,
             provider,
-            event.ref or "any ref",
-            where,
+            _printable(event.ref or "any ref"),
+            _printable(redact_url(event.repository_urls[0])),
             ", ".join(result.triggered) or "no GitRepository",
         )
         document: dict[str, Any] = {"triggered": result.triggered}
@@ -553,6 +552,12 @@ async def serve_webhooks(api: KubeApi, settings: WebhookSettings, host: str, por
 
 def _json_response(status: int, document: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> web.Response:
     return web.json_response(dict(document), status=status, headers=dict(headers or {}))
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Text from a request as it may enter the log: no control characters (no forged lines), bounded."""
+    cleaned = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return cleaned + ("…" if len(text) > limit else "")
 
 
 def _size(limit: int) -> str:
