@@ -32,7 +32,7 @@ lint: venv
 	$(BIN)/mypy
 
 unit: venv
-	$(BIN)/pytest -m "not cluster and not git" -q
+	$(BIN)/pytest tests/unit -q
 
 test: setup lint
 	$(BIN)/pytest -q

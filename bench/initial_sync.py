@@ -362,21 +362,26 @@ class RequestTargets:
 
     def __init__(self, client: KubeClient) -> None:
         self.counts: Counter[str] = Counter()
-        self.sent: list[tuple[float, str]] = []
-        """(time.perf_counter(), verb) of every request as it is sent: the timeline of a pass."""
+        self.sent: list[tuple[float, str, str, str]] = []
+        """(time.perf_counter(), verb, method, path) of every request as it is sent: the timeline of a pass."""
         original = client.request
 
         async def request(verb: str, method: str, path: str, **kwargs: Any) -> Any:
             self.counts[self.target(verb, path)] += 1
-            self.sent.append((time.perf_counter(), verb))
+            self.sent.append((time.perf_counter(), verb, method, path))
             return await original(verb, method, path, **kwargs)
 
         client.request = request  # type: ignore[method-assign]
 
+    def write_trace(self, path: Path, since: float) -> None:
+        """Every request sent after `since`, one a line: seconds from `since`, verb, method, path."""
+        lines = [f"{moment - since:9.3f} {verb:<9} {method:<6} {url}" for moment, verb, method, url in self.sent]
+        path.write_text("\n".join(line for line, (moment, *_) in zip(lines, self.sent, strict=True) if moment >= since))
+
     def timeline(self, since: float) -> dict[str, list[float]]:
         """Seconds from `since` to the first and the last request of each verb sent after it."""
         spans: dict[str, list[float]] = {}
-        for moment, verb in self.sent:
+        for moment, verb, _, _ in self.sent:
             if moment >= since:
                 offset = round(moment - since, 2)
                 spans.setdefault(verb, [offset, offset])[1] = offset
@@ -620,6 +625,11 @@ class Bench:
                     timeline=targets.timeline(watch.started),
                 )
             )
+            if self.args.trace is not None:
+                self.args.trace.mkdir(parents=True, exist_ok=True)
+                name = f"moor-N{fixture.size}-wait-{str(wait).lower()}-c{concurrency}-{repeat}"
+                targets.write_trace(self.args.trace / f"{name}.requests", watch.started)
+                (self.args.trace / f"{name}.warnings").write_text("\n".join(controller_log.warnings))
             if not wait:
                 noop_profile = None if profile_path is None else profile_path.with_name(profile_path.name + "-noop")
                 await self.noop_reconcile(fixture, repeat, namespace, controller, client, targets, task, noop_profile)
@@ -682,6 +692,8 @@ class Bench:
                 timeline=targets.timeline(watch.started),
             )
         )
+        if self.args.trace is not None:
+            targets.write_trace(self.args.trace / f"moor-N{fixture.size}-noop-{repeat}.requests", watch.started)
 
     async def deployments_available(self, namespace: str) -> bool:
         """Waits (bounded) until every Deployment in `namespace` has all its replicas available."""
@@ -979,6 +991,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replicas", type=int, default=1, help="replicas of each Deployment (default 1)")
     parser.add_argument("--timeout", type=float, default=600.0, help="bound of every wait, in seconds (default 600)")
     parser.add_argument("--profile", type=Path, help="profile Moor's wait:false runs into this directory")
+    parser.add_argument("--trace", type=Path, help="write every request Moor sent, per run, into this directory")
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (cluster logs, repositories)")
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from moor.crds import load_crds
-from moor.resources import GITREPOSITORY, GROUP, SYNC, parse_duration
+from moor.resources import GITREPOSITORY, GROUP, SYNC, SYNC_RECORD, parse_duration
 from moor.resources import gitrepository as gitrepository_spec
 from moor.resources import sync as sync_spec
 
@@ -42,14 +42,18 @@ def nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str,
         yield from nodes(node["items"], f"{path}[]")
 
 
-def test_both_crds_load_from_package_data() -> None:
+def test_every_crd_loads_from_package_data() -> None:
     crds = load_crds()
-    assert [entry["metadata"]["name"] for entry in crds] == ["gitrepositories.moor.dev", "syncs.moor.dev"]
+    assert [entry["metadata"]["name"] for entry in crds] == [
+        "gitrepositories.moor.dev",
+        "syncs.moor.dev",
+        "syncrecords.moor.dev",
+    ]
     assert all(entry["apiVersion"] == "apiextensions.k8s.io/v1" for entry in crds)
     assert all(entry["kind"] == "CustomResourceDefinition" for entry in crds)
 
 
-@pytest.mark.parametrize("kind", [GITREPOSITORY, SYNC])
+@pytest.mark.parametrize("kind", [GITREPOSITORY, SYNC, SYNC_RECORD])
 def test_names_scope_and_version(kind: Any) -> None:
     definition = crd(kind.kind)
     assert definition["metadata"]["name"] == kind.crd_name
@@ -60,7 +64,8 @@ def test_names_scope_and_version(kind: Any) -> None:
     assert names["categories"] == ["moor"]
     served = version(kind.kind)
     assert (served["name"], served["served"], served["storage"]) == ("v1", True, True)
-    assert served["subresources"] == {"status": {}}
+    if kind is not SYNC_RECORD:  # records are written once, whole; they have no status
+        assert served["subresources"] == {"status": {}}
 
 
 def test_short_names_do_not_shadow_built_in_resources() -> None:

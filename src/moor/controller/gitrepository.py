@@ -49,8 +49,9 @@ class GitRepositoryReconciler:
             verify = await self.sources.verification(repository, spec)
             artifact = await self.sources.latest(access, verify)
         except source.VerificationFailed as error:
+            # Not transient: the refused revision stays refused, so look again at the usual pace.
             await self._fail(repository, status, conditions.VERIFICATION_FAILED, str(error), stalled=False)
-            return Requeue.backoff(spec.interval.total_seconds(), failures)
+            return Requeue.after(jittered(spec.interval.total_seconds()))
         except MoorError as error:
             await self._fail(repository, status, FETCH_FAILED, str(error), stalled=False)
             return Requeue.backoff(spec.interval.total_seconds(), failures)

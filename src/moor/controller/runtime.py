@@ -23,11 +23,14 @@ from moor.controller.queue import WorkQueue
 from moor.controller.scheduling import Requeue
 from moor.controller.sources import SourceStore
 from moor.controller.sync import SyncReconciler
+from moor.controller.sync_report import SyncReporter
 from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, SYNC_LABEL, KubeObject
 from moor.plan import changed_outside_status
 from moor.record.events import EventRecorder
+from moor.record.history import DEFAULT_RETENTION, HistoryStore
 from moor.record.metrics import Metrics
+from moor.record.snapshots import SnapshotStore
 from moor.resources import API_VERSION, GITREPOSITORY, SYNC, CustomResourceKind, conditions
 from moor.source import ArtifactCache
 
@@ -54,6 +57,7 @@ class ControllerOptions:
     artifact_dir: Path
     workers: int = 4
     apply_concurrency: int = 16
+    history_retention: int = DEFAULT_RETENTION
 
 
 class CrdsMissing(MoorError):
@@ -71,8 +75,9 @@ class Controller:
         self.metrics.watch_cache_size(self.live.object_count)
         sources = SourceStore(api, ArtifactCache(options.artifact_dir))
         self.repositories = GitRepositoryReconciler(sources, self.events)
+        reporter = SyncReporter(api, self.events, HistoryStore(api, options.history_retention), self.metrics)
         self.syncs = SyncReconciler(
-            api, self.live, sources, self.events, self.lookup, options.apply_concurrency, self.metrics
+            api, self.live, sources, reporter, SnapshotStore(api), self.lookup, options.apply_concurrency
         )
         self.live.subscribe(self._on_managed_change)
         self.queue: WorkQueue[ObjectKey] = WorkQueue(self.reconcile, workers=options.workers)

@@ -103,10 +103,11 @@ class SourceStore:
             access.url, resolved, access.auth, cache=self.cache, timeout=access.timeout, verify=verify
         )
 
-    async def artifact(self, repository: KubeObject) -> source.Artifact:
-        """The files of the revision the GitRepository's status names (fetched again after a restart)."""
+    async def artifact(self, repository: KubeObject, revision: str | None = None) -> source.Artifact:
+        """The files of `revision` (default: the one the GitRepository's status names), from the cache
+        or fetched again by commit (after a restart, or for an earlier revision to roll back to)."""
         spec = GitRepositorySpec.from_object(repository)
-        revision = str((((repository.get("status") or {}).get("artifact")) or {}).get("revision", ""))
+        revision = revision or str((((repository.get("status") or {}).get("artifact")) or {}).get("revision", ""))
         if not revision:
             raise MoorError(f"{ObjectRef.of(repository)} has no artifact yet")
         name, _, _ = revision.rpartition("@")

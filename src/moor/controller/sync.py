@@ -1,90 +1,50 @@
 """Reconciling a Sync: the story of one pass, from the source's revision to a healthy cluster.
 
-fetch artifact -> render -> plan against the live cache -> dry-run and apply -> prune -> wait for
-health -> record status, history and events. A pass where nothing changed sends no request at all.
+choose the revision -> render it -> plan against the live cache -> dry-run and apply -> prune ->
+wait for health -> record. A revision that fails is replaced by the last healthy one when the Sync
+asks for rollbacks; a new revision waits for `moor approve` when the Sync asks for approvals. A pass
+where nothing changed sends no request at all.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from moor.cluster.api import KubeApi
-from moor.cluster.apply import Applier, ApplyOutcome, ChangeSetRejected
+from moor.cluster.apply import Applier, ChangeSetRejected
 from moor.cluster.cache import LiveCache
 from moor.cluster.client import ApiError, Impersonation
 from moor.cluster.discovery import ResourceType
 from moor.controller.desired import desired_objects, sync_key
 from moor.controller.health_check import wait_until_healthy
+from moor.controller.revision_choice import (
+    APPROVED_BY_ANNOTATION,
+    PIN_ANNOTATION,
+    PINNED_SOURCE_ANNOTATION,
+    Hold,
+    choose_revision,
+)
 from moor.controller.scheduling import Requeue, jittered
 from moor.controller.sources import SourceStore
+from moor.controller.sync_report import DRIFT_CORRECTION, ROLLED_BACK, Attempt, SyncFailed, SyncReporter
 from moor.errors import MoorError
 from moor.health import HealthState
-from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
-from moor.plan import Action, Drift, ObjectChange, Plan, decide_drift, new_inventory, plan_changes
-from moor.record import readiness
-from moor.record.events import NORMAL, WARNING, EventRecorder
-from moor.record.metrics import Metrics
-from moor.record.status import write_status
-from moor.resources import (
-    GITREPOSITORY,
-    SYNC,
-    Condition,
-    SpecError,
-    SyncSpec,
-    conditions,
-    format_duration,
-    set_condition,
-)
-from moor.resources.conditions import format_time
+from moor.objects import KubeObject, ObjectRef
+from moor.plan import Action, ObjectChange, Plan, decide_drift, new_inventory, plan_changes
+from moor.record.snapshots import SnapshotStore
+from moor.resources import GITREPOSITORY, SYNC, ApprovalMode, SpecError, SyncSpec, conditions, format_duration
 from moor.source import Artifact
 
 log = logging.getLogger(__name__)
 
 FINALIZER = "moor.dev/finalizer"
-HISTORY_LENGTH = 10
 
 Lookup = Callable[[str, str, str], KubeObject | None]
 """(kind, namespace, name) -> the custom resource as last seen by the controller's informers."""
-
-
-class SyncFailed(MoorError):
-    """A pass that ends with Ready=False: the reason (a condition reason) and whether retrying can help."""
-
-    def __init__(self, reason: str, message: str, *, stalled: bool = False) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.stalled = stalled
-
-
-@dataclass
-class Attempt:
-    """The state of one pass over one Sync, turned into its status at the end."""
-
-    sync: KubeObject
-    status: dict[str, Any]
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    revision: str = ""
-    author: str = ""
-    outcome: ApplyOutcome = field(default_factory=ApplyOutcome)
-    corrected: list[Drift] = field(default_factory=list)
-    drifted: list[Drift] = field(default_factory=list)
-
-    @property
-    def ref(self) -> ObjectRef:
-        return ObjectRef.of(self.sync)
-
-    @property
-    def generation(self) -> int:
-        return int(self.sync["metadata"].get("generation", 0))
-
-    @property
-    def changed_anything(self) -> bool:
-        return bool(self.outcome.created or self.outcome.configured or self.outcome.deleted)
 
 
 @dataclass
@@ -92,10 +52,10 @@ class SyncReconciler:
     api: KubeApi
     live: LiveCache
     sources: SourceStore
-    events: EventRecorder
+    report: SyncReporter
+    snapshots: SnapshotStore
     lookup: Lookup
     apply_concurrency: int = 16
-    metrics: Metrics | None = None
 
     async def reconcile(self, sync: KubeObject, failures: int) -> Requeue:
         if sync["metadata"].get("deletionTimestamp"):
@@ -105,7 +65,7 @@ class SyncReconciler:
             spec = SyncSpec.from_object(sync)
         except SpecError as error:
             attempt = Attempt(sync, dict(sync.get("status") or {}))
-            await self.record_failure(attempt, SyncFailed(conditions.VALIDATION_FAILED, str(error), stalled=True))
+            await self.report.failed(attempt, SyncFailed(conditions.VALIDATION_FAILED, str(error), stalled=True))
             return Requeue.never()
         sync = await self.ensure_finalizer(sync)
         if spec.suspend:
@@ -115,7 +75,9 @@ class SyncReconciler:
         try:
             await self.sync_once(attempt, spec)
         except SyncFailed as failure:
-            await self.record_failure(attempt, failure)
+            if failure.revision_failed and self.can_roll_back(attempt, spec):
+                return await self.roll_back(attempt, spec, failure, failures)
+            await self.report.failed(attempt, failure)
             if failure.stalled:
                 return Requeue.never()
             return Requeue.backoff(spec.retry_interval.total_seconds(), failures)
@@ -125,15 +87,37 @@ class SyncReconciler:
         """The happy path, top to bottom; each step raises SyncFailed with its reason."""
         self.check_dependencies(spec)
         repository = self.source_of(spec)
-        artifact = await self.fetch(repository)
-        attempt.revision, attempt.author = artifact.revision, artifact.author
-        desired = await self.build(attempt, spec, artifact.path)
+        source_revision = str(repository["status"]["artifact"]["revision"])
+        choice = choose_revision(
+            source_revision, attempt.status, attempt.annotations, manual_approval=spec.approval is ApprovalMode.MANUAL
+        )
+        if choice.pin_released:
+            await self.release_pin(attempt)
+        if choice.hold is Hold.AWAITING_APPROVAL:
+            await self.await_approval(attempt, spec, repository)
+            return
+        if choice.hold is Hold.PINNED:
+            attempt.trigger = "pin"
+        desired = await self.desired_at(attempt, spec, repository, choice.revision)
+        await self.converge(attempt, spec, desired)
+        if choice.hold is Hold.AFTER_FAILURE:
+            # Still holding the last healthy revision: the failure stays reported until Git moves on.
+            rollback = attempt.status.get("rollback") or {}
+            failure = SyncFailed(str(rollback.get("reason") or ROLLED_BACK), str(rollback.get("message") or ""))
+            await self.report.rolled_back(attempt, source_revision, failure)
+            return
+        attempt.status.pop("rollback", None)
+        await self.report.succeeded(attempt, approved_by=self.approver(attempt, choice.hold))
+
+    async def converge(
+        self, attempt: Attempt, spec: SyncSpec, desired: list[KubeObject], *, rolling_back: bool = False
+    ) -> None:
+        """Makes the cluster equal to `desired`: plan, apply, prune, then check health."""
         inventory = [ObjectRef.from_dict(entry) for entry in attempt.status.get("inventory") or []]
         self.refuse_empty_prune(attempt, spec, desired, inventory)
-
         await self.watch(desired, inventory)
         plan = self.plan(attempt, desired, inventory)
-        git_moved = not settled(attempt.status, attempt.revision, attempt.generation)
+        git_moved = rolling_back or not settled(attempt.status, attempt.revision, attempt.generation)
         decision = decide_drift(
             plan,
             inventory=inventory,
@@ -141,23 +125,81 @@ class SyncReconciler:
             mode=str(spec.drift.mode),
             ignored_paths=lambda ref: spec.drift.ignored_paths(ref.kind, ref.namespace, ref.name),
         )
+        if not git_moved and decision.corrected:
+            attempt.trigger = DRIFT_CORRECTION
         if decision.writes or plan.prunes or git_moved:
             # Before writing, the inventory grows to hold every object this pass may create, so a crash
             # mid-apply cannot leave an object that a later revision would forget to prune.
             attempt.status["inventory"] = [ref.to_dict() for ref in sorted({*inventory, *new_inventory(desired)})]
-            await self.mark_progress(attempt, f"applying revision {attempt.revision}: {plan.summary()}")
-        await self.apply(attempt, spec, decision.writes, take_over=[drift.ref for drift in decision.corrected])
+            await self.report.progress(
+                attempt,
+                f"applying revision {attempt.revision}: {plan.summary()}",
+                approved_by=attempt.annotations.get(APPROVED_BY_ANNOTATION, ""),
+            )
+        take_over = [change.ref for change in decision.writes] if rolling_back else [d.ref for d in decision.corrected]
+        await self.apply(attempt, spec, decision.writes, take_over)
         await self.watch(desired, inventory)
-        if spec.prune:
+        if spec.prune or rolling_back:
             await self.prune(attempt, spec, plan)
 
         attempt.status["inventory"] = [ref.to_dict() for ref in new_inventory(desired)]
         attempt.status["lastAppliedRevision"] = attempt.revision
         attempt.corrected = list(decision.corrected)
         attempt.drifted = list(decision.reported)
-        if spec.wait:
+        if spec.wait or spec.rollback_on_failure:
             await self.check_health(attempt, spec, [ObjectRef.of(obj) for obj in desired])
-        await self.record_success(attempt)
+            if attempt.status.get("lastHealthyRevision") != attempt.revision:
+                attempt.status["lastHealthyRevision"] = attempt.revision
+                await self.snapshots.save(attempt.sync, attempt.revision, desired)
+
+    # -- rollback, pins and approvals --------------------------------------------------------------
+
+    def can_roll_back(self, attempt: Attempt, spec: SyncSpec) -> bool:
+        healthy = attempt.status.get("lastHealthyRevision")
+        return bool(spec.rollback_on_failure and healthy and healthy != attempt.revision)
+
+    async def roll_back(self, attempt: Attempt, spec: SyncSpec, failure: SyncFailed, failures: int) -> Requeue:
+        """Puts back the last healthy revision's state: objects the failed revision added go, objects it
+        removed come back, changed fields return. The failed revision is not retried until Git moves on."""
+        failed_revision = attempt.revision
+        healthy = str(attempt.status["lastHealthyRevision"])
+        log.warning("%s: revision %s failed (%s); rolling back to %s", attempt.ref, failed_revision, failure, healthy)
+        attempt.revision, attempt.trigger = healthy, "rollback"
+        try:
+            snapshot = await self.snapshots.load(attempt.sync, healthy)
+            if snapshot is not None:
+                desired = snapshot.objects
+            else:
+                repository = self.source_of(spec)
+                desired = await self.desired_at(attempt, spec, repository, healthy)
+            await self.converge(attempt, spec, desired, rolling_back=True)
+        except SyncFailed as second:
+            attempt.revision = failed_revision
+            message = f"{failure}; the rollback to {healthy} failed too: {second}"
+            await self.report.failed(attempt, SyncFailed(failure.reason, message))
+            return Requeue.backoff(spec.retry_interval.total_seconds(), failures)
+        await self.report.rolled_back(attempt, failed_revision, failure)
+        return Requeue.after(jittered(spec.interval.total_seconds()))
+
+    async def await_approval(self, attempt: Attempt, spec: SyncSpec, repository: KubeObject) -> None:
+        """Plans the new revision without writing anything, and says what approving it would change."""
+        source_revision = str(repository["status"]["artifact"]["revision"])
+        desired = await self.desired_at(attempt, spec, repository, source_revision)
+        inventory = [ObjectRef.from_dict(entry) for entry in attempt.status.get("inventory") or []]
+        await self.watch(desired, inventory)
+        plan = self.plan(attempt, desired, inventory)
+        await self.report.awaiting_approval(attempt, plan.summary())
+
+    def approver(self, attempt: Attempt, hold: Hold) -> str:
+        if hold is not Hold.LATEST:
+            return ""
+        return attempt.annotations.get(APPROVED_BY_ANNOTATION, "")
+
+    async def release_pin(self, attempt: Attempt) -> None:
+        """Git moved past a pinned revision: the pin goes, the Sync follows Git again."""
+        patch = {"metadata": {"annotations": {PIN_ANNOTATION: None, PINNED_SOURCE_ANNOTATION: None}}}
+        attempt.sync = await self.api.merge_patch(attempt.ref, patch)
+        log.info("%s: Git moved past the pinned revision; following Git again", attempt.ref)
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -190,9 +232,17 @@ class SyncReconciler:
             raise SyncFailed(conditions.ARTIFACT_FAILED, f"source {where} has no artifact yet{detail}")
         return repository
 
-    async def fetch(self, repository: KubeObject) -> Artifact:
+    async def desired_at(
+        self, attempt: Attempt, spec: SyncSpec, repository: KubeObject, revision: str
+    ) -> list[KubeObject]:
+        """The objects of `revision` (Git's newest or an earlier one), rendered and prepared."""
+        artifact = await self.fetch(repository, revision)
+        attempt.revision, attempt.author, attempt.message = artifact.revision, artifact.author, artifact.message
+        return await self.build(attempt, spec, artifact.path)
+
+    async def fetch(self, repository: KubeObject, revision: str) -> Artifact:
         try:
-            return await self.sources.artifact(repository)
+            return await self.sources.artifact(repository, revision)
         except MoorError as error:
             raise SyncFailed(conditions.ARTIFACT_FAILED, str(error)) from None
 
@@ -200,7 +250,8 @@ class SyncReconciler:
         try:
             return await desired_objects(attempt.sync, spec, root, self.api.discovery)
         except MoorError as error:
-            raise SyncFailed(conditions.BUILD_FAILED, f"revision {attempt.revision}: {error}") from None
+            message = f"revision {attempt.revision}: {error}"
+            raise SyncFailed(conditions.BUILD_FAILED, message, revision_failed=True) from None
 
     def refuse_empty_prune(
         self, attempt: Attempt, spec: SyncSpec, desired: Sequence[KubeObject], inventory: list[ObjectRef]
@@ -211,7 +262,7 @@ class SyncReconciler:
             f"revision {attempt.revision}: path {spec.path!r} renders no objects; refusing to prune "
             f"all {len(inventory)} objects (set spec.allowEmpty: true to allow it)"
         )
-        raise SyncFailed(conditions.BUILD_FAILED, message)
+        raise SyncFailed(conditions.BUILD_FAILED, message, revision_failed=True)
 
     async def watch(self, desired: Sequence[KubeObject], inventory: Sequence[ObjectRef]) -> None:
         """Makes sure the live cache watches every kind this Sync touches that the cluster serves."""
@@ -238,7 +289,8 @@ class SyncReconciler:
         try:
             return plan_changes(desired, live, inventory, sync_key=sync_key(attempt.sync))
         except MoorError as error:
-            raise SyncFailed(conditions.BUILD_FAILED, f"revision {attempt.revision}: {error}") from None
+            message = f"revision {attempt.revision}: {error}"
+            raise SyncFailed(conditions.BUILD_FAILED, message, revision_failed=True) from None
 
     def applier(self, attempt: Attempt, spec: SyncSpec) -> Applier:
         account = spec.service_account_name
@@ -256,9 +308,11 @@ class SyncReconciler:
         try:
             attempt.outcome = await self.applier(attempt, spec).apply_set(writes, existing, take_over=take_over)
         except ChangeSetRejected as error:
-            raise SyncFailed(conditions.VALIDATION_FAILED, f"revision {attempt.revision}: {error}") from None
+            message = f"revision {attempt.revision}: {error}"
+            raise SyncFailed(conditions.VALIDATION_FAILED, message, revision_failed=True) from None
         except ApiError as error:
-            raise SyncFailed(conditions.APPLY_FAILED, f"revision {attempt.revision}: {error}") from None
+            message = f"revision {attempt.revision}: {error}"
+            raise SyncFailed(conditions.APPLY_FAILED, message, revision_failed=True) from None
 
     async def prune(self, attempt: Attempt, spec: SyncSpec, plan: Plan) -> None:
         doomed = [change.ref for change in plan.prunes]
@@ -273,112 +327,11 @@ class SyncReconciler:
         health = await wait_until_healthy(
             self.live, refs, attempt.outcome.applied_objects, spec.timeout.total_seconds()
         )
+        attempt.health = health.message
         if health.state is not HealthState.HEALTHY:
             waited = format_duration(spec.timeout)
             message = f"revision {attempt.revision}: not healthy after {waited}: {health.message}"
-            raise SyncFailed(conditions.HEALTH_CHECK_FAILED, message)
-
-    # -- recording ---------------------------------------------------------------------------------
-
-    async def mark_progress(self, attempt: Attempt, message: str) -> None:
-        status = attempt.status
-        status["conditions"] = readiness.reconciling(status.get("conditions"), message, attempt.generation)
-        status["lastAttemptedRevision"] = attempt.revision
-        attempt.sync = await write_status(self.api, attempt.sync, status)
-        attempt.status = dict(attempt.sync.get("status") or status)
-
-    async def record_success(self, attempt: Attempt) -> None:
-        status = attempt.status
-        outcome = attempt.outcome
-        message = f"Applied revision: {attempt.revision}"
-        status["conditions"] = readiness.ready(
-            status.get("conditions"), conditions.SUCCEEDED, message, attempt.generation
-        )
-        status["lastAttemptedRevision"] = attempt.revision
-        previous_drift = status.get("drift") or []
-        self.record_drift(attempt)
-        only_drift = bool(attempt.corrected) and settled(attempt.status, attempt.revision, attempt.generation)
-        self.finish(attempt, "DriftCorrected" if only_drift else "Succeeded")
-        await write_status(self.api, attempt.sync, status)
-        self.count(attempt)
-        if attempt.corrected:
-            corrected = "; ".join(str(drift) for drift in attempt.corrected)
-            await self.events.emit(attempt.sync, WARNING, "DriftCorrected", f"put back the Git state: {corrected}")
-            log.info("%s: corrected drift: %s", attempt.ref, corrected)
-        if attempt.drifted and status.get("drift") != previous_drift:
-            detected = "; ".join(str(drift) for drift in attempt.drifted)
-            await self.events.emit(attempt.sync, WARNING, conditions.DRIFT_DETECTED, f"left as is: {detected}")
-            log.info("%s: drift detected: %s", attempt.ref, detected)
-        if attempt.changed_anything and not only_drift:
-            summary = (
-                f"revision {attempt.revision}: {len(outcome.created)} created, {len(outcome.configured)} configured, "
-                f"{len(outcome.deleted)} pruned"
-            )
-            await self.events.emit(attempt.sync, NORMAL, "Applied", summary)
-            log.info("%s: %s", attempt.ref, summary)
-
-    def record_drift(self, attempt: Attempt) -> None:
-        """`status.drift` and the Drifted condition show drift left in place; both vanish when there is none."""
-        status = attempt.status
-        if not attempt.drifted:
-            status.pop("drift", None)
-            status["conditions"] = conditions.remove_condition(status.get("conditions"), conditions.DRIFTED)
-            return
-        status["drift"] = [drift.to_dict() for drift in attempt.drifted]
-        objects = len({drift.ref for drift in attempt.drifted})
-        message = f"{objects} object(s) differ from Git: " + "; ".join(str(d) for d in attempt.drifted[:5])
-        drifted = Condition(conditions.DRIFTED, conditions.TRUE, conditions.DRIFT_DETECTED, message, attempt.generation)
-        status["conditions"] = set_condition(status.get("conditions"), drifted)
-
-    def count(self, attempt: Attempt, failure: SyncFailed | None = None) -> None:
-        if self.metrics is None:
-            return
-        ref = attempt.ref
-        outcome = attempt.outcome
-        self.metrics.applied.labels(ref.namespace, ref.name).inc(len(outcome.created) + len(outcome.configured))
-        self.metrics.pruned.labels(ref.namespace, ref.name).inc(len(outcome.deleted))
-        self.metrics.drift_corrections.labels(ref.namespace, ref.name).inc(len({d.ref for d in attempt.corrected}))
-        if failure is None:
-            self.metrics.drifted.labels(ref.namespace, ref.name).set(len({d.ref for d in attempt.drifted}))
-        else:
-            self.metrics.failures.labels(SYNC.kind, ref.namespace, ref.name, failure.reason).inc()
-
-    async def record_failure(self, attempt: Attempt, failure: SyncFailed) -> None:
-        status = attempt.status
-        before = conditions.get_condition(status.get("conditions"), conditions.READY)
-        status["conditions"] = readiness.failed(
-            status.get("conditions"), failure.reason, str(failure), attempt.generation, stalled=failure.stalled
-        )
-        if attempt.revision:
-            status["lastAttemptedRevision"] = attempt.revision
-        self.finish(attempt, failure.reason)
-        await write_status(self.api, attempt.sync, status)
-        self.count(attempt, failure)
-        if before is None or before.message != str(failure):
-            await self.events.emit(attempt.sync, WARNING, failure.reason, str(failure))
-        log.warning("%s: %s", attempt.ref, failure)
-
-    def finish(self, attempt: Attempt, result: str) -> None:
-        """observedGeneration, the handled reconcile request, and a history entry when something happened."""
-        status = attempt.status
-        metadata = attempt.sync["metadata"]
-        status["observedGeneration"] = attempt.generation
-        requested = (metadata.get("annotations") or {}).get(RECONCILE_ANNOTATION)
-        if requested:
-            status["lastHandledReconcileAt"] = requested
-        history: list[dict[str, Any]] = list(status.get("history") or [])
-        last = history[0] if history else {}
-        if attempt.changed_anything or last.get("revision") != attempt.revision or last.get("result") != result:
-            entry = {
-                "revision": attempt.revision,
-                "author": attempt.author,
-                "startedAt": format_time(attempt.started_at),
-                "finishedAt": format_time(datetime.now(UTC)),
-                "result": result,
-                "applied": len(attempt.outcome.created) + len(attempt.outcome.configured),
-                "pruned": len(attempt.outcome.deleted),
-            }
-            status["history"] = [entry, *history][:HISTORY_LENGTH]
+            raise SyncFailed(conditions.HEALTH_CHECK_FAILED, message, revision_failed=True)
 
     # -- finalizer ---------------------------------------------------------------------------------
 
@@ -414,11 +367,12 @@ class SyncReconciler:
 
 
 def settled(status: dict[str, Any], revision: str, generation: int) -> bool:
-    """True when this revision and spec were applied and became Ready: differences now are drift."""
+    """True when this revision and spec were applied and reported (Ready, or held after a rollback):
+    differences found now are drift, not changes Git asks for."""
     ready = conditions.get_condition(status.get("conditions"), conditions.READY)
     return (
         status.get("lastAppliedRevision") == revision
         and ready is not None
-        and ready.is_true
+        and (ready.is_true or ready.reason == ROLLED_BACK)
         and ready.observed_generation == generation
     )

@@ -9,7 +9,7 @@ from moor.resources.conditions import Condition, get_condition, is_condition_tru
 from moor.resources.durations import DurationError, format_duration, parse_duration
 from moor.resources.fields import SpecError
 from moor.resources.gitrepository import GitRepositorySpec, RefSpec, VerifyMode, VerifySpec
-from moor.resources.kinds import API_VERSION, GITREPOSITORY, GROUP, SYNC, VERSION, CustomResourceKind
+from moor.resources.kinds import API_VERSION, GITREPOSITORY, GROUP, SYNC, SYNC_RECORD, VERSION, CustomResourceKind
 from moor.resources.sync import (
     ApprovalMode,
     DependencyRef,
@@ -26,6 +26,7 @@ __all__ = [
     "GITREPOSITORY",
     "GROUP",
     "SYNC",
+    "SYNC_RECORD",
     "VERSION",
     "ApprovalMode",
     "Condition",

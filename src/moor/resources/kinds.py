@@ -22,3 +22,4 @@ class CustomResourceKind:
 
 GITREPOSITORY = CustomResourceKind(kind="GitRepository", plural="gitrepositories", singular="gitrepository")
 SYNC = CustomResourceKind(kind="Sync", plural="syncs", singular="sync")
+SYNC_RECORD = CustomResourceKind(kind="SyncRecord", plural="syncrecords", singular="syncrecord")

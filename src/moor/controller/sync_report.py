@@ -1,0 +1,304 @@
+"""What one pass over a Sync tells the world: status and conditions, events, metrics, history records."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from moor.cluster.api import KubeApi
+from moor.cluster.apply import ApplyOutcome
+from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
+from moor.plan import Drift
+from moor.record import readiness
+from moor.record.events import NORMAL, WARNING, EventRecorder
+from moor.record.history import HistoryStore, OpenRecord, record_ref
+from moor.record.metrics import Metrics
+from moor.record.status import write_status
+from moor.resources import SYNC, Condition, conditions, set_condition
+from moor.resources.conditions import format_time
+
+log = logging.getLogger(__name__)
+
+HISTORY_LENGTH = 10
+ROLLED_BACK = "RolledBack"
+DRIFT_CORRECTED = "DriftCorrected"
+DRIFT_CORRECTION = "drift correction"
+
+
+class SyncFailed(Exception):
+    """A pass that ends with Ready=False: the reason (a condition reason) and whether retrying can help.
+
+    `revision_failed` marks failures of the revision itself (it does not render, the API rejects it,
+    it is not healthy), which a rollback answers; other failures (a missing source, a dependency not
+    Ready) are retried.
+    """
+
+    def __init__(self, reason: str, message: str, *, stalled: bool = False, revision_failed: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.stalled = stalled
+        self.revision_failed = revision_failed
+
+
+@dataclass
+class Attempt:
+    """The state of one pass over one Sync, turned into its status at the end."""
+
+    sync: KubeObject
+    status: dict[str, Any]
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    revision: str = ""
+    author: str = ""
+    message: str = ""
+    trigger: str = "new revision"
+    outcome: ApplyOutcome = field(default_factory=ApplyOutcome)
+    corrected: list[Drift] = field(default_factory=list)
+    drifted: list[Drift] = field(default_factory=list)
+    health: str = ""
+    record: OpenRecord | None = None
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef.of(self.sync)
+
+    @property
+    def generation(self) -> int:
+        return int(self.sync["metadata"].get("generation", 0))
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return dict(self.sync["metadata"].get("annotations") or {})
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.outcome.created or self.outcome.configured or self.outcome.deleted)
+
+
+@dataclass
+class SyncReporter:
+    api: KubeApi
+    events: EventRecorder
+    history: HistoryStore
+    metrics: Metrics | None = None
+
+    async def progress(self, attempt: Attempt, message: str, approved_by: str = "") -> None:
+        """Before the first write: Reconciling=True, and a history record opened for this attempt."""
+        status = attempt.status
+        open_record = status.pop("currentRecord", None)
+        if open_record:
+            await self.history.close_if_open(record_ref(attempt.ref.namespace, attempt.ref.name, int(open_record)))
+        attempt.record = await self.history.open(
+            attempt.sync,
+            int(status.get("historySequence") or 0),
+            {**self._record_fields(attempt), "approvedBy": approved_by},
+        )
+        status["historySequence"] = attempt.record.sequence
+        status["currentRecord"] = attempt.record.sequence
+        status["conditions"] = readiness.reconciling(status.get("conditions"), message, attempt.generation)
+        status["lastAttemptedRevision"] = attempt.revision
+        attempt.sync = await write_status(self.api, attempt.sync, status)
+        attempt.status = dict(attempt.sync.get("status") or status)
+
+    async def succeeded(self, attempt: Attempt, approved_by: str = "") -> None:
+        status = attempt.status
+        outcome = attempt.outcome
+        message = f"Applied revision: {attempt.revision}"
+        status["conditions"] = readiness.ready(
+            status.get("conditions"), conditions.SUCCEEDED, message, attempt.generation
+        )
+        status["conditions"] = conditions.remove_condition(status["conditions"], conditions.AWAITING_APPROVAL)
+        status["lastAttemptedRevision"] = attempt.revision
+        status.pop("pendingRevision", None)
+        previous_drift = status.get("drift") or []
+        self._record_drift(attempt)
+        only_drift = bool(attempt.corrected) and attempt.trigger == DRIFT_CORRECTION
+        result = DRIFT_CORRECTED if only_drift else "Succeeded"
+        await self._finish(attempt, result, approved_by=approved_by)
+        self._count(attempt)
+        if attempt.corrected:
+            corrected = "; ".join(str(drift) for drift in attempt.corrected)
+            await self.events.emit(attempt.sync, WARNING, DRIFT_CORRECTED, f"put back the Git state: {corrected}")
+            log.info("%s: corrected drift: %s", attempt.ref, corrected)
+        if attempt.drifted and status.get("drift") != previous_drift:
+            detected = "; ".join(str(drift) for drift in attempt.drifted)
+            await self.events.emit(attempt.sync, WARNING, conditions.DRIFT_DETECTED, f"left as is: {detected}")
+            log.info("%s: drift detected: %s", attempt.ref, detected)
+        if attempt.changed_anything and not only_drift:
+            summary = (
+                f"revision {attempt.revision}: {len(outcome.created)} created, {len(outcome.configured)} configured, "
+                f"{len(outcome.deleted)} pruned"
+            )
+            await self.events.emit(attempt.sync, NORMAL, "Applied", summary)
+            log.info("%s: %s", attempt.ref, summary)
+
+    async def failed(self, attempt: Attempt, failure: SyncFailed) -> None:
+        status = attempt.status
+        before = conditions.get_condition(status.get("conditions"), conditions.READY)
+        status["conditions"] = readiness.failed(
+            status.get("conditions"), failure.reason, str(failure), attempt.generation, stalled=failure.stalled
+        )
+        if attempt.revision:
+            status["lastAttemptedRevision"] = attempt.revision
+        await self._finish(attempt, failure.reason, detail=str(failure), failed=True)
+        self._count(attempt, failure)
+        if before is None or before.message != str(failure):
+            await self.events.emit(attempt.sync, WARNING, failure.reason, str(failure))
+        log.warning("%s: %s", attempt.ref, failure)
+
+    async def rolled_back(self, attempt: Attempt, failed_revision: str, failure: SyncFailed) -> None:
+        """The failed revision is replaced by the last healthy one: Ready=False, reason RolledBack."""
+        status = attempt.status
+        message = f"revision {failed_revision} failed ({failure.reason}) and was rolled back to {attempt.revision}"
+        status["rollback"] = {
+            "failedRevision": failed_revision,
+            "reason": failure.reason,
+            "message": str(failure)[:2048],
+            "rolledBackTo": attempt.revision,
+            "at": format_time(datetime.now(UTC)),
+        }
+        status["conditions"] = readiness.failed(status.get("conditions"), ROLLED_BACK, message, attempt.generation)
+        status["lastAttemptedRevision"] = failed_revision
+        self._record_drift(attempt)
+        await self._finish(
+            attempt, ROLLED_BACK, detail=str(failure), rolled_back_to=attempt.revision, revision=failed_revision
+        )
+        self._count(attempt, failure)
+        await self.events.emit(attempt.sync, WARNING, ROLLED_BACK, f"{message}: {failure}")
+        log.warning("%s: %s: %s", attempt.ref, message, failure)
+
+    async def awaiting_approval(self, attempt: Attempt, summary: str) -> None:
+        status = attempt.status
+        name = attempt.ref.name
+        message = (
+            f"revision {attempt.revision} waits for approval ({summary}); "
+            f"run `moor approve sync {name} --revision {attempt.revision}`"
+        )
+        announced = status.get("pendingRevision") == attempt.revision
+        status["pendingRevision"] = attempt.revision
+        waiting = Condition(
+            conditions.AWAITING_APPROVAL, conditions.TRUE, conditions.APPROVAL_REQUIRED, message, attempt.generation
+        )
+        status["conditions"] = set_condition(status.get("conditions"), waiting)
+        self._observe(attempt)
+        await write_status(self.api, attempt.sync, status)
+        if not announced:
+            await self.events.emit(attempt.sync, NORMAL, conditions.APPROVAL_REQUIRED, message)
+
+    # -- parts -------------------------------------------------------------------------------------
+
+    def _record_drift(self, attempt: Attempt) -> None:
+        """`status.drift` and the Drifted condition show drift left in place; both vanish when there is none."""
+        status = attempt.status
+        if not attempt.drifted:
+            status.pop("drift", None)
+            status["conditions"] = conditions.remove_condition(status.get("conditions"), conditions.DRIFTED)
+            return
+        status["drift"] = [drift.to_dict() for drift in attempt.drifted]
+        objects = len({drift.ref for drift in attempt.drifted})
+        message = f"{objects} object(s) differ from Git: " + "; ".join(str(d) for d in attempt.drifted[:5])
+        drifted = Condition(conditions.DRIFTED, conditions.TRUE, conditions.DRIFT_DETECTED, message, attempt.generation)
+        status["conditions"] = set_condition(status.get("conditions"), drifted)
+
+    def _observe(self, attempt: Attempt) -> None:
+        status = attempt.status
+        status["observedGeneration"] = attempt.generation
+        requested = attempt.annotations.get(RECONCILE_ANNOTATION)
+        if requested:
+            status["lastHandledReconcileAt"] = requested
+
+    async def _finish(
+        self,
+        attempt: Attempt,
+        result: str,
+        *,
+        detail: str = "",
+        approved_by: str = "",
+        rolled_back_to: str = "",
+        revision: str = "",
+        failed: bool = False,
+    ) -> None:
+        """observedGeneration, the status history, the durable record; then the status is written."""
+        status = attempt.status
+        self._observe(attempt)
+        revision = revision or attempt.revision
+        outcome = attempt.outcome
+        now = format_time(datetime.now(UTC))
+        history: list[dict[str, Any]] = list(status.get("history") or [])
+        last = history[0] if history else {}
+        worth_recording = (
+            attempt.record is not None
+            or attempt.changed_anything
+            or last.get("revision") != revision
+            or last.get("result") != result
+        )
+        if worth_recording:
+            entry = {
+                "revision": revision,
+                "author": attempt.author,
+                "startedAt": format_time(attempt.started_at),
+                "finishedAt": now,
+                "result": result,
+                "applied": len(outcome.created) + len(outcome.configured),
+                "pruned": len(outcome.deleted),
+            }
+            if approved_by:
+                entry["approvedBy"] = approved_by
+            status["history"] = [entry, *history][:HISTORY_LENGTH]
+        fields = {
+            **self._record_fields(attempt),
+            "revision": revision,
+            "finishedAt": now,
+            "result": result,
+            "detail": detail[:4096],
+            "health": attempt.health,
+            "created": [str(ref) for ref in outcome.created],
+            "updated": [str(ref) for ref in outcome.configured],
+            "pruned": [str(ref) for ref in outcome.deleted],
+        }
+        if approved_by:
+            fields["approvedBy"] = approved_by
+        if rolled_back_to:
+            fields["rolledBackTo"] = rolled_back_to
+        opened = False
+        if attempt.record is not None:
+            await self.history.close(attempt.record, fields)
+            status.pop("currentRecord", None)
+        elif worth_recording:
+            record = await self.history.open(attempt.sync, int(status.get("historySequence") or 0), fields)
+            status["historySequence"] = record.sequence
+            await self.history.close(record, fields)
+            opened = True
+        elif failed and status.get("historySequence"):
+            # The same failure again: count it on its record rather than adding one per retry.
+            ref = attempt.ref
+            await self.history.repeat(
+                record_ref(ref.namespace, ref.name, int(status["historySequence"])),
+                {"finishedAt": now, "detail": detail[:4096]},
+            )
+        await write_status(self.api, attempt.sync, status)
+        if opened or attempt.record is not None:
+            await self.history.trim(attempt.ref.namespace, attempt.ref.name, int(status["historySequence"]))
+
+    @staticmethod
+    def _record_fields(attempt: Attempt) -> dict[str, Any]:
+        return {
+            "revision": attempt.revision,
+            "author": attempt.author,
+            "message": attempt.message[:1024],
+            "trigger": attempt.trigger,
+            "startedAt": format_time(attempt.started_at),
+        }
+
+    def _count(self, attempt: Attempt, failure: SyncFailed | None = None) -> None:
+        if self.metrics is None:
+            return
+        ref = attempt.ref
+        outcome = attempt.outcome
+        self.metrics.applied.labels(ref.namespace, ref.name).inc(len(outcome.created) + len(outcome.configured))
+        self.metrics.pruned.labels(ref.namespace, ref.name).inc(len(outcome.deleted))
+        self.metrics.drift_corrections.labels(ref.namespace, ref.name).inc(len({d.ref for d in attempt.corrected}))
+        self.metrics.drifted.labels(ref.namespace, ref.name).set(len({d.ref for d in attempt.drifted}))
+        if failure is not None:
+            self.metrics.failures.labels(SYNC.kind, ref.namespace, ref.name, failure.reason).inc()
