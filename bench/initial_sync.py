@@ -368,7 +368,13 @@ class RequestTargets:
 
         async def request(verb: str, method: str, path: str, **kwargs: Any) -> Any:
             self.counts[self.target(verb, path)] += 1
-            self.sent.append((time.perf_counter(), verb, method, path))
+            detail = path
+            body = kwargs.get("body")
+            if "/apis/moor.dev/" in path and isinstance(body, dict):  # which fields Moor changes in its own objects
+                detail += " " + json.dumps(
+                    {key: sorted(value) for key, value in body.items() if isinstance(value, dict)}
+                )
+            self.sent.append((time.perf_counter(), verb, method, detail))
             return await original(verb, method, path, **kwargs)
 
         client.request = request  # type: ignore[method-assign]
@@ -607,8 +613,14 @@ class Bench:
             )
             wall, cpu = watch.stop()
             profile.stop()
+            seen = watch.started + wall
+            written = max(
+                (t for t, _, _, p in targets.sent if t <= seen and "/syncs/" in p and "/status" in p), default=0
+            )
             await settle(client)
-            notes = [f"attempts that failed first: {', '.join(sorted(failures))}"] if failures else []
+            notes = [f"Ready written at {written - watch.started:.2f}s, seen at {wall:.2f}s"]
+            if failures:
+                notes.append(f"attempts that failed first: {', '.join(sorted(failures))}")
             if controller_log.warnings:
                 notes.append(f"{len(controller_log.warnings)} controller warnings, first: {controller_log.warnings[0]}")
             self.record(
@@ -942,6 +954,17 @@ def table(results: Sequence[Measurement]) -> str:
     return "\n".join(lines)
 
 
+def moor_version() -> str:
+    """The commit of the checkout being measured, marked when src/ has uncommitted changes (read-only git)."""
+    source = Path(__file__).resolve().parent.parent
+    try:
+        head = git("rev-parse", "--short", "HEAD", cwd=source)
+        dirty = git("status", "--porcelain", "--", "src", cwd=source)
+    except (BenchError, OSError):
+        return "moor (not a git checkout)"
+    return f"moor {head}{' + uncommitted changes in src/' if dirty else ''}"
+
+
 def machine() -> str:
     model = "unknown CPU"
     with contextlib.suppress(OSError):
@@ -1049,7 +1072,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     if results:
-        print(f"\nInitial sync into an empty namespace; {machine()}")
+        print(f"\nInitial sync into an empty namespace; {moor_version()}; {machine()}")
         print(table(results))
         if args.json:
             args.json.write_text(json.dumps([asdict(m) for m in results], indent=1))

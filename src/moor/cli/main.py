@@ -10,6 +10,7 @@ from moor import __version__
 from moor.cli.cluster import cluster
 from moor.cli.diff import diff
 from moor.cli.install import install
+from moor.cli.revisions import approve, history, rollback
 from moor.cli.run import run
 from moor.cli.syncs import drift, get, reconcile, resume, suspend, tree
 from moor.errors import MoorError
@@ -32,7 +33,7 @@ def cli() -> None:
     """Moor keeps a Kubernetes cluster equal to what Git declares."""
 
 
-for command in (cluster, install, run, get, reconcile, diff, tree, drift, suspend, resume):
+for command in (cluster, install, run, get, reconcile, diff, tree, drift, history, rollback, approve, suspend, resume):
     cli.add_command(command)
 
 

@@ -98,6 +98,9 @@ class SyncReconciler:
             return
         if choice.hold is Hold.PINNED:
             attempt.trigger = "pin"
+            attempt.status["pinnedRevision"] = choice.revision
+        else:
+            attempt.status.pop("pinnedRevision", None)
         desired = await self.desired_at(attempt, spec, repository, choice.revision)
         await self.converge(attempt, spec, desired)
         if choice.hold is Hold.AFTER_FAILURE:

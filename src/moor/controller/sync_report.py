@@ -25,6 +25,7 @@ HISTORY_LENGTH = 10
 ROLLED_BACK = "RolledBack"
 DRIFT_CORRECTED = "DriftCorrected"
 DRIFT_CORRECTION = "drift correction"
+SETTLED_RESULTS = ("Succeeded", DRIFT_CORRECTED, ROLLED_BACK)
 
 
 class SyncFailed(Exception):
@@ -58,6 +59,8 @@ class Attempt:
     drifted: list[Drift] = field(default_factory=list)
     health: str = ""
     record: OpenRecord | None = None
+    retry: bool = False
+    """True when this attempt continues the record of a failed attempt at the same revision."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -89,11 +92,16 @@ class SyncReporter:
         open_record = status.pop("currentRecord", None)
         if open_record:
             await self.history.close_if_open(record_ref(attempt.ref.namespace, attempt.ref.name, int(open_record)))
-        attempt.record = await self.history.open(
-            attempt.sync,
-            int(status.get("historySequence") or 0),
-            {**self._record_fields(attempt), "approvedBy": approved_by},
-        )
+        last = (status.get("history") or [{}])[0]
+        sequence = int(status.get("historySequence") or 0)
+        if sequence and last.get("revision") == attempt.revision and last.get("result") not in SETTLED_RESULTS:
+            # A retry of the same revision after a failure continues that revision's record.
+            attempt.record = await self.history.reopen(record_ref(attempt.ref.namespace, attempt.ref.name, sequence))
+            attempt.retry = attempt.record is not None
+        if attempt.record is None:
+            attempt.record = await self.history.open(
+                attempt.sync, sequence, {**self._record_fields(attempt), "approvedBy": approved_by}
+            )
         status["historySequence"] = attempt.record.sequence
         status["currentRecord"] = attempt.record.sequence
         status["conditions"] = readiness.reconciling(status.get("conditions"), message, attempt.generation)
@@ -227,7 +235,8 @@ class SyncReporter:
         now = format_time(datetime.now(UTC))
         history: list[dict[str, Any]] = list(status.get("history") or [])
         last = history[0] if history else {}
-        worth_recording = (
+        # Only attempts at a revision are history; "the source has no artifact yet" is not.
+        worth_recording = bool(revision) and (
             attempt.record is not None
             or attempt.changed_anything
             or last.get("revision") != revision
@@ -245,6 +254,9 @@ class SyncReporter:
             }
             if approved_by:
                 entry["approvedBy"] = approved_by
+            if attempt.retry and history:
+                entry["startedAt"] = history[0].get("startedAt", entry["startedAt"])
+                history = history[1:]
             status["history"] = [entry, *history][:HISTORY_LENGTH]
         fields = {
             **self._record_fields(attempt),

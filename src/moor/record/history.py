@@ -69,6 +69,16 @@ class HistoryStore:
             await self.close_if_open(record_at)
             sequence += 1
 
+    async def reopen(self, record_at: ObjectRef) -> OpenRecord | None:
+        """Marks an existing record InProgress again for one more attempt; None when it is gone."""
+        existing = await self.api.get(record_at)
+        if existing is None:
+            return None
+        spec = existing.get("spec") or {}
+        attempts = int(spec.get("attempts") or 1) + 1
+        await self.api.merge_patch(record_at, {"spec": {"result": IN_PROGRESS, "attempts": attempts}})
+        return OpenRecord(record_at, int(spec.get("sequence") or 0))
+
     async def close_if_open(self, ref: ObjectRef, detail: str = "the controller stopped during this attempt") -> None:
         existing = await self.api.get(ref)
         if existing is not None and (existing.get("spec") or {}).get("result") == IN_PROGRESS:

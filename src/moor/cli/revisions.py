@@ -1,0 +1,293 @@
+"""Verbs on a Sync's revisions: history, rollback (pin, release, revert in Git) and approve."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from moor.cli.options import Target, run_async, target_options
+from moor.cli.syncs import fetch, ref_of, short_revision
+from moor.cluster.api import KubeApi
+from moor.controller.revision_choice import (
+    APPROVED_BY_ANNOTATION,
+    APPROVED_REVISION_ANNOTATION,
+    PIN_ANNOTATION,
+    PINNED_SOURCE_ANNOTATION,
+)
+from moor.controller.sources import SourceStore
+from moor.errors import MoorError
+from moor.objects import RECONCILE_ANNOTATION, KubeObject
+from moor.record.history import HistoryStore
+from moor.resources import GITREPOSITORY, SYNC, ApprovalMode, GitRepositorySpec, SyncSpec
+from moor.source import ArtifactCache, revision_commit
+from moor.source.revert import push_revert
+
+
+class RevisionError(MoorError):
+    pass
+
+
+# -- history -----------------------------------------------------------------------------------------
+
+
+@click.group()
+def history() -> None:
+    """Show past attempts to deploy, with their results."""
+
+
+@history.command("sync")
+@click.argument("name")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="jsonl: one record per line, for audits.",
+)
+@target_options
+def history_sync(target: Target, name: str, output: str) -> None:
+    """Every recorded attempt of the Sync NAME, oldest first."""
+    raise SystemExit(run_async(_history(target, name, output)))
+
+
+async def _history(target: Target, name: str, output: str) -> int:
+    namespace = target.resolve_namespace()
+    async with target.connect() as api:
+        await fetch(api, SYNC.kind, namespace, name)
+        records = [record["spec"] for record in await HistoryStore(api).list(namespace, name)]
+    if output == "json":
+        click.echo(json.dumps(records, indent=2))
+    elif output == "jsonl":
+        for record in records:
+            click.echo(json.dumps({"namespace": namespace, **record}, separators=(",", ":")))
+    else:
+        _print_history(records)
+    return 0
+
+
+def _print_history(records: list[dict[str, Any]]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for column in ("#", "REVISION", "RESULT", "STARTED", "TOOK", "AUTHOR", "APPROVED BY", "APPLIED", "PRUNED"):
+        table.add_column(column, no_wrap=column not in ("AUTHOR",))
+    for record in records:
+        result = str(record.get("result", ""))
+        style = {"Succeeded": "green", "DriftCorrected": "cyan", "InProgress": "yellow"}.get(result, "red")
+        attempts = int(record.get("attempts") or 1)
+        table.add_row(
+            str(record.get("sequence", "")),
+            short_revision(str(record.get("revision", ""))),
+            f"[{style}]{result}[/]" + (f" (x{attempts})" if attempts > 1 else ""),
+            str(record.get("startedAt", "")),
+            _took(record),
+            str(record.get("author", "")),
+            str(record.get("approvedBy", "")),
+            str(len(record.get("created") or []) + len(record.get("updated") or [])),
+            str(len(record.get("pruned") or [])),
+        )
+    Console().print(table if records else "No recorded attempts.")
+
+
+def _took(record: dict[str, Any]) -> str:
+    try:
+        started = datetime.fromisoformat(str(record["startedAt"]).replace("Z", "+00:00"))
+        finished = datetime.fromisoformat(str(record["finishedAt"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return ""
+    return f"{(finished - started).total_seconds():.0f}s"
+
+
+# -- rollback ----------------------------------------------------------------------------------------
+
+
+@click.group()
+def rollback() -> None:
+    """Return a Sync to an earlier revision."""
+
+
+@rollback.command("sync")
+@click.argument("name")
+@click.option(
+    "--to",
+    "to_revision",
+    default=None,
+    help="The revision to return to (default: the last healthy one before the current).",
+)
+@click.option("--release", is_flag=True, help="Remove a pin: follow Git again.")
+@click.option("--revert", is_flag=True, help="Instead of pinning, push a commit to Git that reverts to the revision.")
+@click.option("--author", default="Moor <moor@localhost>", show_default=True, help="Author of the revert commit.")
+@target_options
+def rollback_sync(target: Target, name: str, to_revision: str | None, release: bool, revert: bool, author: str) -> None:
+    """Pin the Sync NAME to an earlier healthy revision until released or until Git moves past it."""
+    raise SystemExit(run_async(_rollback(target, name, to_revision, release, revert, author)))
+
+
+async def _rollback(
+    target: Target, name: str, to_revision: str | None, release: bool, revert: bool, author: str
+) -> int:
+    namespace = target.resolve_namespace()
+    async with target.connect() as api:
+        sync = await fetch(api, SYNC.kind, namespace, name)
+        ref = ref_of(SYNC.kind, namespace, name)
+        if release:
+            await api.merge_patch(
+                ref,
+                {
+                    "metadata": {
+                        "annotations": {
+                            PIN_ANNOTATION: None,
+                            PINNED_SOURCE_ANNOTATION: None,
+                            RECONCILE_ANNOTATION: _now(),
+                        }
+                    }
+                },
+            )
+            click.echo(f"Sync {namespace}/{name} follows Git again")
+            return 0
+        spec = SyncSpec.from_object(sync)
+        repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
+        revision = await _rollback_target(api, sync, to_revision)
+        if revert:
+            commit = await _revert_in_git(api, repository, revision, author, name)
+            click.echo(f"pushed {commit[:12]}, reverting to {short_revision(revision)}; the Sync applies it next")
+            return 0
+        source_revision = str(((repository.get("status") or {}).get("artifact") or {}).get("revision", ""))
+        await api.merge_patch(
+            ref,
+            {
+                "metadata": {
+                    "annotations": {
+                        PIN_ANNOTATION: revision,
+                        PINNED_SOURCE_ANNOTATION: source_revision,
+                        RECONCILE_ANNOTATION: _now(),
+                    }
+                }
+            },
+        )
+    click.echo(
+        f"Sync {namespace}/{name} pinned to {revision} until released "
+        f"(moor rollback sync {name} --release) or until Git moves past {short_revision(source_revision)}"
+    )
+    return 0
+
+
+async def _rollback_target(api: KubeApi, sync: KubeObject, wanted: str | None) -> str:
+    """The full revision string to return to: one this Sync once applied successfully."""
+    metadata = sync["metadata"]
+    records = await HistoryStore(api).list(metadata["namespace"], metadata["name"])
+    healthy = [
+        str(r["spec"]["revision"]) for r in records if r["spec"].get("result") in ("Succeeded", "DriftCorrected")
+    ]
+    current = (sync.get("status") or {}).get("lastAppliedRevision")
+    if wanted is None:
+        earlier = [revision for revision in reversed(healthy) if revision != current]
+        if not earlier:
+            raise RevisionError(f"Sync {metadata['namespace']}/{metadata['name']} has no earlier healthy revision")
+        return earlier[0]
+    matches = {
+        revision
+        for revision in healthy
+        if revision == wanted or revision_commit(revision).startswith(wanted.rpartition(":")[2])
+    }
+    if len(matches) != 1:
+        known = ", ".join(sorted({short_revision(r) for r in healthy})) or "none"
+        problem = "matches several revisions" if matches else "is not a revision this Sync applied successfully"
+        raise RevisionError(f"{wanted!r} {problem} (healthy revisions: {known})")
+    return matches.pop()
+
+
+async def _revert_in_git(api: KubeApi, repository: KubeObject, revision: str, author: str, sync_name: str) -> str:
+    spec = GitRepositorySpec.from_object(repository)
+    if not spec.ref.branch:
+        raise RevisionError(
+            f"{GITREPOSITORY.kind} {repository['metadata']['name']} follows {spec.ref}, "
+            "not a branch: --revert needs a branch to push to"
+        )
+    store = SourceStore(api, ArtifactCache(_scratch()))
+    access = await store.access(repository, spec)
+    name, _, email = author.partition("<")
+    target = revision_commit(revision)
+    message = f"Revert to {target[:12]}\n\nRolled back Sync {sync_name} to {revision} (moor rollback --revert)."
+    return await push_revert(
+        spec.url,
+        spec.ref.branch,
+        target,
+        access.auth,
+        author=(name.strip() or "Moor", email.rstrip(">").strip() or "moor@localhost"),
+        message=message,
+        timeout=access.timeout,
+    )
+
+
+def _scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="moor-cli-"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- approve -----------------------------------------------------------------------------------------
+
+
+@click.group()
+def approve() -> None:
+    """Let a revision that waits for approval through."""
+
+
+@approve.command("sync")
+@click.argument("name")
+@click.option("--revision", required=True, help="The waiting revision (full, or its commit id or a prefix of it).")
+@target_options
+def approve_sync(target: Target, name: str, revision: str) -> None:
+    """Approve the revision the Sync NAME waits with; records who approved it."""
+    raise SystemExit(run_async(_approve(target, name, revision)))
+
+
+async def _approve(target: Target, name: str, revision: str) -> int:
+    namespace = target.resolve_namespace()
+    async with target.connect() as api:
+        sync = await fetch(api, SYNC.kind, namespace, name)
+        spec = SyncSpec.from_object(sync)
+        where = f"Sync {namespace}/{name}"
+        if spec.approval is not ApprovalMode.MANUAL:
+            raise RevisionError(f"{where} applies new revisions without approval (spec.approval.mode is auto)")
+        pending = str((sync.get("status") or {}).get("pendingRevision") or "")
+        if not pending:
+            raise RevisionError(f"{where} has no revision waiting for approval")
+        wanted = revision.rpartition(":")[2] if ":" in revision else revision
+        if revision != pending and not (len(wanted) >= 7 and revision_commit(pending).startswith(wanted)):
+            raise RevisionError(f"{where} waits for revision {pending}, not {revision}")
+        approver = await whoami(api)
+        await api.merge_patch(
+            ref_of(SYNC.kind, namespace, name),
+            {
+                "metadata": {
+                    "annotations": {
+                        APPROVED_REVISION_ANNOTATION: pending,
+                        APPROVED_BY_ANNOTATION: approver,
+                        RECONCILE_ANNOTATION: _now(),
+                    }
+                }
+            },
+        )
+    click.echo(f"approved {pending} for {where} as {approver}")
+    return 0
+
+
+async def whoami(api: KubeApi) -> str:
+    """The Kubernetes user this client authenticates as, from a SelfSubjectReview."""
+    review = await api.client.request(
+        "create",
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+    )
+    return str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "unknown")
