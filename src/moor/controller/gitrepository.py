@@ -87,7 +87,14 @@ class GitRepositoryReconciler:
                 },
             )
             signed = f", {artifact.signatures}" if artifact.signatures else ""
-            await self.events.emit(repository, NORMAL, "NewArtifact", f"stored revision {artifact.revision}{signed}")
+            await self.events.emit(
+                repository,
+                NORMAL,
+                "NewArtifact",
+                f"stored revision {artifact.revision}{signed}",
+                revision=artifact.revision,
+                author=artifact.author,
+            )
             log.info("%s: new revision %s%s", ObjectRef.of(repository), artifact.revision, signed)
         elif _signers(previous) != _signers(verified):
             unverified = {key: value for key, value in previous.items() if key not in _VERIFICATION_FIELDS}

@@ -127,18 +127,18 @@ class SyncReporter:
         self._count(attempt)
         if attempt.corrected:
             corrected = "; ".join(str(drift) for drift in attempt.corrected)
-            await self.events.emit(attempt.sync, WARNING, DRIFT_CORRECTED, f"put back the Git state: {corrected}")
+            await self._emit(attempt, WARNING, DRIFT_CORRECTED, f"put back the Git state: {corrected}")
             log.info("%s: corrected drift: %s", attempt.ref, corrected)
         if attempt.drifted and status.get("drift") != previous_drift:
             detected = "; ".join(str(drift) for drift in attempt.drifted)
-            await self.events.emit(attempt.sync, WARNING, conditions.DRIFT_DETECTED, f"left as is: {detected}")
+            await self._emit(attempt, WARNING, conditions.DRIFT_DETECTED, f"left as is: {detected}")
             log.info("%s: drift detected: %s", attempt.ref, detected)
         if attempt.changed_anything and not only_drift:
             summary = (
                 f"revision {attempt.revision}: {len(outcome.created)} created, {len(outcome.configured)} configured, "
                 f"{len(outcome.deleted)} pruned"
             )
-            await self.events.emit(attempt.sync, NORMAL, "Applied", summary)
+            await self._emit(attempt, NORMAL, "Applied", summary)
             log.info("%s: %s", attempt.ref, summary)
 
     async def failed(self, attempt: Attempt, failure: SyncFailed) -> None:
@@ -152,7 +152,7 @@ class SyncReporter:
         await self._finish(attempt, failure.reason, detail=str(failure), failed=True)
         self._count(attempt, failure)
         if before is None or before.message != str(failure):
-            await self.events.emit(attempt.sync, WARNING, failure.reason, str(failure))
+            await self._emit(attempt, WARNING, failure.reason, str(failure))
         log.warning("%s: %s", attempt.ref, failure)
 
     async def rolled_back(self, attempt: Attempt, failed_revision: str, failure: SyncFailed) -> None:
@@ -173,7 +173,7 @@ class SyncReporter:
             attempt, ROLLED_BACK, detail=str(failure), rolled_back_to=attempt.revision, revision=failed_revision
         )
         self._count(attempt, failure)
-        await self.events.emit(attempt.sync, WARNING, ROLLED_BACK, f"{message}: {failure}")
+        await self._emit(attempt, WARNING, ROLLED_BACK, f"{message}: {failure}", revision=failed_revision)
         log.warning("%s: %s: %s", attempt.ref, message, failure)
 
     async def awaiting_approval(self, attempt: Attempt, summary: str) -> None:
@@ -192,9 +192,14 @@ class SyncReporter:
         self._observe(attempt)
         await write_status(self.api, attempt.sync, status)
         if not announced:
-            await self.events.emit(attempt.sync, NORMAL, conditions.APPROVAL_REQUIRED, message)
+            await self._emit(attempt, NORMAL, conditions.APPROVAL_REQUIRED, message)
 
     # -- parts -------------------------------------------------------------------------------------
+
+    async def _emit(self, attempt: Attempt, type_: str, reason: str, message: str, *, revision: str = "") -> None:
+        await self.events.emit(
+            attempt.sync, type_, reason, message, revision=revision or attempt.revision, author=attempt.author
+        )
 
     def _record_drift(self, attempt: Attempt) -> None:
         """`status.drift` and the Drifted condition show drift left in place; both vanish when there is none."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from moor.cluster.api import KubeApi
@@ -46,13 +48,44 @@ def event_for(subject: KubeObject, type_: str, reason: str, message: str, now: d
     }
 
 
+@dataclass(frozen=True)
+class RecordedEvent:
+    """What happened to which object, as listeners (notifications, metrics) hear it."""
+
+    subject: ObjectRef
+    type: str
+    reason: str
+    message: str
+    at: datetime
+    revision: str = ""
+    author: str = ""
+
+
+Listener = Callable[[RecordedEvent], None]
+"""Called on the event loop for every event: must not block (queue the work and return)."""
+
+
 class EventRecorder:
     def __init__(self, api: KubeApi) -> None:
         self.api = api
+        self._listeners: list[Listener] = []
 
-    async def emit(self, subject: KubeObject, type_: str, reason: str, message: str) -> None:
-        """Records an Event; a failure to record is logged, never allowed to fail a reconcile."""
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def emit(
+        self, subject: KubeObject, type_: str, reason: str, message: str, *, revision: str = "", author: str = ""
+    ) -> None:
+        """Records an Event and tells the listeners; a failure to record is logged, never fails a reconcile."""
+        now = datetime.now(UTC)
+        ref = ObjectRef.of(subject)
         try:
-            await self.api.create(event_for(subject, type_, reason, message, datetime.now(UTC)))
+            await self.api.create(event_for(subject, type_, reason, message, now))
         except MoorError as error:
-            log.warning("could not record event %s on %s: %s", reason, ObjectRef.of(subject), error)
+            log.warning("could not record event %s on %s: %s", reason, ref, error)
+        event = RecordedEvent(ref, type_, reason, message, now, revision, author)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("an event listener failed on %s %s", reason, ref)
