@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 
 from tests.support.git_fixtures import GitWorkspace
-from tests.support.moor_fixtures import Moor, config_map, deployment, manifest
+from tests.support.moor_fixtures import ControllerProcess, Moor, config_map, deployment, manifest, metric_value
 
 
 def synced(moor: Moor, git_repo: GitWorkspace, sync_spec: str = "") -> None:
@@ -119,3 +120,31 @@ def test_ignored_replicas_are_left_to_their_owner(moor: Moor, git_repo: GitWorks
     assert moor.reconcile().returncode == 0
     assert moor.get("configmap", "settings")["data"] == {"color": "green"}
     assert replicas(moor) == 3
+
+
+def test_metrics_count_applies_drift_and_requests(
+    moor: Moor, git_repo: GitWorkspace, controller: ControllerProcess
+) -> None:
+    synced(moor, git_repo, sync_spec="drift: {mode: alert}")
+    moor.kubectl("patch", "configmap", "settings", "-n", moor.namespace, "--type=merge", "-p", '{"data":{"c":"x"}}')
+    moor.kubectl(
+        "patch", "configmap", "settings", "-n", moor.namespace, "--type=merge", "-p", '{"data":{"color":"red"}}'
+    )
+    moor.wait_condition("sync", "app", "True", type_="Drifted", timeout=10)
+
+    def scrape() -> str:
+        with urllib.request.urlopen(controller.metrics_url, timeout=5) as response:
+            return response.read().decode()
+
+    text = moor.wait_for(
+        "the drifted gauge",
+        lambda: (
+            (t := scrape()) and metric_value(t, "moor_drifted_objects", namespace=moor.namespace, name="app") == 1 and t
+        ),
+        timeout=10,
+    )
+    assert metric_value(text, "moor_applied_objects_total", namespace=moor.namespace, name="app") == 2
+    assert metric_value(text, "moor_api_requests_total", verb="apply") >= 2
+    assert metric_value(text, "moor_api_requests_total", verb="watch") >= 1
+    assert metric_value(text, "moor_cache_objects") >= 2
+    assert "moor_reconcile_duration_seconds_bucket" in text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -25,6 +26,26 @@ from tests.support.git_fixtures import GitWorkspace
 MOOR = [sys.executable, "-m", "moor"]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def metric_value(text: str, metric_name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        sample, _, value = line.rpartition(" ")
+        metric, _, label_text = sample.partition("{")
+        found = ",".join(sorted(label_text.rstrip("}").split(","))) if label_text else ""
+        if metric == metric_name and found == wanted:
+            return float(value)
+    return 0.0
+
+
 def moor_cli(kubeconfig: Path, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
     """Runs the `moor` command line as a user would, against the test cluster."""
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "200", "NO_COLOR": "1"}
@@ -40,6 +61,7 @@ class ControllerProcess:
         self.log_path = directory / "moor-run.log"
         self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
+        self.metrics_url = ""
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -78,8 +100,10 @@ def moor_installed(kubeconfig: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def controller(moor_installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControllerProcess]:
-    """The session's `moor run`, watching every namespace."""
-    process = ControllerProcess(moor_installed, tmp_path_factory.mktemp("controller"))
+    """The session's `moor run`, watching every namespace, serving metrics on `metrics_url`."""
+    port = free_port()
+    process = ControllerProcess(moor_installed, tmp_path_factory.mktemp("controller"), "--metrics-port", str(port))
+    process.metrics_url = f"http://127.0.0.1:{port}/metrics"
     process.start()
     yield process
     process.stop()

@@ -7,16 +7,19 @@ import logging
 import os
 import signal
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from moor.cli.options import Target, target_options
 from moor.cluster.api import KubeApi
 from moor.cluster.client import KubeClient
 from moor.cluster.config import load_credentials
 from moor.controller.runtime import Controller, ControllerOptions
+from moor.web import probes
 from moor.web.webhooks import DEFAULT_SECRET_NAME, SecretRef, WebhookSettings, serve_webhooks
 
 DEFAULT_NAMESPACE = "moor-system"
@@ -65,6 +68,13 @@ DEFAULT_NAMESPACE = "moor-system"
     help=f"Secret whose key `token` signs webhooks (default: {DEFAULT_SECRET_NAME} in $MOOR_NAMESPACE "
     f"or {DEFAULT_NAMESPACE}).",
 )
+@click.option(
+    "--metrics-port",
+    type=int,
+    envvar="MOOR_METRICS_PORT",
+    default=0,
+    help="Serve Prometheus metrics on GET /metrics on this port (0: off).",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 @target_options
 def run(
@@ -76,6 +86,7 @@ def run(
     webhook_port: int,
     webhook_address: str,
     webhook_secret: str | None,
+    metrics_port: int,
     log_level: str,
 ) -> None:
     """Run the controller until SIGTERM or Ctrl-C."""
@@ -83,7 +94,8 @@ def run(
     webhooks = _webhook_settings(webhook_secret) if webhook_port else None
     directory = artifact_dir or Path(tempfile.mkdtemp(prefix="moor-artifacts-"))
     options = ControllerOptions(artifact_dir=directory, workers=workers, apply_concurrency=apply_concurrency)
-    asyncio.run(_run(target, options, health_port, webhooks, webhook_address, webhook_port))
+    ports = Ports(health=health_port, metrics=metrics_port, webhooks=webhook_port, webhook_address=webhook_address)
+    asyncio.run(_run(target, options, ports, webhooks))
 
 
 def _webhook_settings(secret: str | None) -> WebhookSettings:
@@ -94,14 +106,15 @@ def _webhook_settings(secret: str | None) -> WebhookSettings:
         raise click.BadParameter(str(error), param_hint="--webhook-secret") from None
 
 
-async def _run(
-    target: Target,
-    options: ControllerOptions,
-    health_port: int,
-    webhooks: WebhookSettings | None,
-    webhook_address: str,
-    webhook_port: int,
-) -> None:
+@dataclass(frozen=True)
+class Ports:
+    health: int
+    metrics: int
+    webhooks: int
+    webhook_address: str
+
+
+async def _run(target: Target, options: ControllerOptions, ports: Ports, webhooks: WebhookSettings | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -109,13 +122,16 @@ async def _run(
     credentials = load_credentials(target.kubeconfig, target.context)
     async with KubeClient(credentials) as client:
         api = KubeApi(client)
+        controller = Controller(api, options)
         runners: list[web.AppRunner] = []
         try:
-            if health_port:
-                runners.append(await _serve_health(health_port))
+            if ports.health:
+                runners.append(await _serve(ports.health, "health checks"))
+            if ports.metrics:
+                runners.append(await _serve(ports.metrics, "metrics", controller.metrics.registry))
             if webhooks is not None:
-                runners.append(await _serve_webhooks(api, webhooks, webhook_address, webhook_port))
-            await Controller(api, options).run(stop)
+                runners.append(await _serve_webhooks(api, webhooks, ports.webhook_address, ports.webhooks))
+            await controller.run(stop)
         finally:
             for runner in runners:
                 await runner.cleanup()
@@ -128,13 +144,8 @@ async def _serve_webhooks(api: KubeApi, settings: WebhookSettings, address: str,
         raise click.ClickException(f"cannot receive webhooks on {address}:{port}: {error.strerror or error}") from None
 
 
-async def _serve_health(port: int) -> web.AppRunner:
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
-    return runner
+async def _serve(port: int, what: str, registry: CollectorRegistry | None = None) -> web.AppRunner:
+    try:
+        return await probes.serve(port, registry=registry)
+    except OSError as error:
+        raise click.ClickException(f"cannot serve {what} on port {port}: {error.strerror or error}") from None
