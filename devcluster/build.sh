@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local control plane (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
-# etcd, kwok) and the renderers (kustomize, helm) from their Go modules, at the versions pinned in
-# versions.env, into a cache directory outside the work tree. Idempotent: a warm run does nothing.
+# etcd, kwok), the renderers (kustomize, helm) and sops + age (encrypted Secrets) from their Go
+# modules, at the versions pinned in versions.env, into a cache directory outside the work tree.
+# Idempotent: a warm run does nothing.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +15,7 @@ tools_root=${MOOR_TOOLS_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/moor/tools}
 key=$(cat "$here/versions.env" "$here/build.sh" "$here/etcd/main.go" | sha256sum | cut -c1-16)
 dest="$tools_root/$key"
 bin="$dest/bin"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kustomize helm)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kustomize helm sops age age-keygen)
 
 link_current() { ln -sfn "$dest" "$tools_root/current.tmp" && mv -Tf "$tools_root/current.tmp" "$tools_root/current"; }
 
@@ -81,6 +82,9 @@ build_etcd
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 go_install kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
 go_install helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION"
+go_install sops github.com/getsops/sops/v3/cmd/sops "$SOPS_VERSION"
+go_install age filippo.io/age/cmd/age "$AGE_VERSION"
+go_install age-keygen filippo.io/age/cmd/age-keygen "$AGE_VERSION"
 build_kubernetes
 link_current
 step "all binaries are in $bin"

@@ -22,7 +22,7 @@ from moor.cli.options import Target, run_async, target_options
 from moor.cli.syncs import fetch
 from moor.cluster.api import KubeApi
 from moor.cluster.client import ApiError
-from moor.controller.desired import desired_objects, sync_key
+from moor.controller.desired import decryption_keys, desired_objects, sync_key
 from moor.controller.sources import SourceStore
 from moor.errors import MoorError
 from moor.objects import PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
@@ -31,6 +31,7 @@ from moor.source import ArtifactCache
 
 SERVER_OWNED_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
 MASK = "*** (secret value)"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 @click.group()
@@ -59,13 +60,15 @@ async def _diff(target: Target, name: str, local_root: Path | None) -> int:
         sync = await fetch(api, SYNC.kind, namespace, name)
         spec = SyncSpec.from_object(sync)
         with tempfile.TemporaryDirectory(prefix="moor-diff-") as scratch:
+            sources = SourceStore(api, ArtifactCache(Path(scratch)))
+            keys = await decryption_keys(sync, spec, sources)
             if local_root is not None:
                 local_spec, checkout = _local(spec, local_root)
-                desired = await desired_objects(sync, local_spec, checkout, api.discovery)
+                desired = await desired_objects(sync, local_spec, checkout, api.discovery, keys)
             else:
                 repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
-                artifact = await SourceStore(api, ArtifactCache(Path(scratch))).artifact(repository)
-                desired = await desired_objects(sync, spec, artifact.path, api.discovery)
+                artifact = await sources.artifact(repository)
+                desired = await desired_objects(sync, spec, artifact.path, api.discovery, keys)
             changed = await _show_changes(api, console, desired)
         inventory = [ObjectRef.from_dict(entry) for entry in (sync.get("status") or {}).get("inventory") or []]
         wanted = {ObjectRef.of(obj).identity for obj in desired}
@@ -137,9 +140,18 @@ def _comparable(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
     clean["metadata"] = metadata
     if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1":
         for field in ("data", "stringData"):
-            if field in clean:
-                clean[field] = {key: f"{MASK} #{hash(value) & 0xFFFF:04x}" for key, value in clean[field].items()}
+            if isinstance(clean.get(field), Mapping):
+                clean[field] = {key: _masked(value) for key, value in clean[field].items()}
+        annotations = metadata.get("annotations")
+        if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
+            # client-side `kubectl apply` keeps the whole Secret, values included, in this annotation
+            metadata["annotations"] = {**annotations, LAST_APPLIED: _masked(annotations[LAST_APPLIED])}
     return clean
+
+
+def _masked(value: Any) -> str:
+    """A Secret value as the diff shows it: changed or not (a hash that differs per run), never its text."""
+    return f"{MASK} #{hash(str(value)) & 0xFFFF:04x}"
 
 
 def _dump(obj: Mapping[str, Any] | None) -> str:

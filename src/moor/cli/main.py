@@ -7,11 +7,13 @@ import sys
 import click
 
 from moor import __version__
+from moor.cli.audit import audit
 from moor.cli.cluster import cluster
 from moor.cli.diff import diff
 from moor.cli.install import install
 from moor.cli.revisions import approve, history, rollback
 from moor.cli.run import run
+from moor.cli.stats import stats
 from moor.cli.syncs import drift, get, reconcile, resume, suspend, tree
 from moor.errors import MoorError
 
@@ -34,6 +36,8 @@ def cli() -> None:
 
 
 for command in (cluster, install, run, get, reconcile, diff, tree, drift, history, rollback, approve, suspend, resume):
+    cli.add_command(command)
+for command in (audit, stats):
     cli.add_command(command)
 
 

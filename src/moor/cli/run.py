@@ -19,6 +19,10 @@ from moor.cluster.api import KubeApi
 from moor.cluster.client import KubeClient
 from moor.cluster.config import load_credentials
 from moor.controller.runtime import Controller, ControllerOptions
+from moor.controller.tenancy import TenancyPolicy
+from moor.resources.fields import DNS1123_SUBDOMAIN
+from moor.source import ArtifactLimits, SourceError, parse_size
+from moor.source.limits import DEFAULT_MAX_FILES
 from moor.web import probes
 from moor.web.webhooks import DEFAULT_SECRET_NAME, SecretRef, WebhookSettings, serve_webhooks
 
@@ -75,6 +79,35 @@ DEFAULT_NAMESPACE = "moor-system"
     default=0,
     help="Serve Prometheus metrics on GET /metrics on this port (0: off).",
 )
+@click.option(
+    "--default-service-account",
+    envvar="MOOR_DEFAULT_SERVICE_ACCOUNT",
+    default=None,
+    metavar="NAME",
+    help="Syncs without spec.serviceAccountName act as this ServiceAccount of their own namespace.",
+)
+@click.option(
+    "--no-cross-namespace-refs",
+    is_flag=True,
+    envvar="MOOR_NO_CROSS_NAMESPACE_REFS",
+    help="Refuse Syncs whose sourceRef or dependsOn names another namespace.",
+)
+@click.option(
+    "--max-artifact-size",
+    envvar="MOOR_MAX_ARTIFACT_SIZE",
+    default="256Mi",
+    show_default=True,
+    metavar="SIZE",
+    help="Refuse revisions whose files (or fetched objects) take more than this (e.g. 256Mi, 1Gi).",
+)
+@click.option(
+    "--max-artifact-files",
+    type=click.IntRange(1),
+    envvar="MOOR_MAX_ARTIFACT_FILES",
+    default=DEFAULT_MAX_FILES,
+    show_default=True,
+    help="Refuse revisions holding more files than this.",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 @target_options
 def run(
@@ -87,13 +120,23 @@ def run(
     webhook_address: str,
     webhook_secret: str | None,
     metrics_port: int,
+    default_service_account: str | None,
+    no_cross_namespace_refs: bool,
+    max_artifact_size: str,
+    max_artifact_files: int,
     log_level: str,
 ) -> None:
     """Run the controller until SIGTERM or Ctrl-C."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     webhooks = _webhook_settings(webhook_secret) if webhook_port else None
     directory = artifact_dir or Path(tempfile.mkdtemp(prefix="moor-artifacts-"))
-    options = ControllerOptions(artifact_dir=directory, workers=workers, apply_concurrency=apply_concurrency)
+    options = ControllerOptions(
+        artifact_dir=directory,
+        workers=workers,
+        apply_concurrency=apply_concurrency,
+        tenancy=TenancyPolicy(_service_account_name(default_service_account), no_cross_namespace_refs),
+        artifact_limits=ArtifactLimits(_size(max_artifact_size), max_artifact_files),
+    )
     ports = Ports(health=health_port, metrics=metrics_port, webhooks=webhook_port, webhook_address=webhook_address)
     asyncio.run(_run(target, options, ports, webhooks))
 
@@ -104,6 +147,24 @@ def _webhook_settings(secret: str | None) -> WebhookSettings:
         return WebhookSettings(secret=SecretRef.parse(secret or DEFAULT_SECRET_NAME, namespace))
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--webhook-secret") from None
+
+
+def _service_account_name(name: str | None) -> str | None:
+    if not name:
+        return None
+    if not DNS1123_SUBDOMAIN.fullmatch(name):
+        raise click.BadParameter(f"{name!r} is not a valid ServiceAccount name", param_hint="--default-service-account")
+    return name
+
+
+def _size(text: str) -> int:
+    try:
+        size = parse_size(text)
+    except SourceError as error:
+        raise click.BadParameter(str(error), param_hint="--max-artifact-size") from None
+    if size < 1:
+        raise click.BadParameter("must be at least 1 byte", param_hint="--max-artifact-size")
+    return size
 
 
 @dataclass(frozen=True)

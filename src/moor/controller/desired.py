@@ -12,6 +12,7 @@ from typing import Any
 
 from moor import render
 from moor.cluster.discovery import Discovery
+from moor.controller.sources import SecretMissing, SourceStore
 from moor.objects import KubeObject, ObjectRef
 from moor.plan import prepare_desired
 from moor.resources import SyncSpec
@@ -33,8 +34,28 @@ def sync_key(sync: Mapping[str, Any]) -> str:
     return f"{key[:52].rstrip('.-')}-{digest}"
 
 
-async def desired_objects(sync: KubeObject, spec: SyncSpec, root: Path, discovery: Discovery) -> list[KubeObject]:
-    """Renders `spec.path` under `root` and prepares every object for server-side apply."""
+async def decryption_keys(sync: KubeObject, spec: SyncSpec, sources: SourceStore) -> render.DecryptionKeys | None:
+    """The age keys of `spec.decryption`'s Secret (in the Sync's namespace); None without decryption."""
+    if spec.decryption is None:
+        return None
+    name = spec.decryption.secret_name
+    origin = f"the decryption Secret {ObjectRef.of(sync).namespace}/{name}"
+    try:
+        data = await sources.secret_data(sync, name)
+    except SecretMissing:
+        raise render.RenderError(f"{origin} does not exist") from None
+    return render.decryption_keys(data, origin)
+
+
+async def desired_objects(
+    sync: KubeObject,
+    spec: SyncSpec,
+    root: Path,
+    discovery: Discovery,
+    decryption: render.DecryptionKeys | None = None,
+) -> list[KubeObject]:
+    """Renders `spec.path` under `root` (decrypting SOPS documents with `decryption`) and prepares every
+    object for server-side apply."""
     helm = None
     if spec.helm is not None:
         helm = render.HelmOptions(
@@ -49,6 +70,7 @@ async def desired_objects(sync: KubeObject, spec: SyncSpec, root: Path, discover
         helm=helm,
         namespace=spec.target_namespace,
         kube_version=discovery.server_version or None,
+        decryption=decryption,
     )
     objects = await render.render(request)
     if any(discovery.known_namespaced(str(o.get("apiVersion", "")), str(o.get("kind", ""))) is None for o in objects):

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,18 @@ from moor.controller.scheduling import Requeue
 from moor.controller.sources import SourceStore
 from moor.controller.sync import SyncReconciler
 from moor.controller.sync_report import SyncReporter
+from moor.controller.tenancy import TenancyPolicy
 from moor.errors import MoorError
-from moor.objects import RECONCILE_ANNOTATION, SYNC_LABEL, KubeObject
+from moor.notify import Notifier
+from moor.objects import RECONCILE_ANNOTATION, SYNC_LABEL, KubeObject, ObjectRef
 from moor.plan import changed_outside_status
+from moor.record.dora_metrics import DoraMetrics
 from moor.record.events import EventRecorder
 from moor.record.history import DEFAULT_RETENTION, HistoryStore
 from moor.record.metrics import Metrics
 from moor.record.snapshots import SnapshotStore
 from moor.resources import API_VERSION, GITREPOSITORY, SYNC, CustomResourceKind, conditions
-from moor.source import ArtifactCache
+from moor.source import ArtifactCache, ArtifactLimits
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,11 @@ class ObjectKey:
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
 
+    @property
+    def ref(self) -> ObjectRef:
+        group, version = API_VERSION.split("/")
+        return ObjectRef(group, version, self.kind, self.namespace, self.name)
+
 
 @dataclass(frozen=True)
 class ControllerOptions:
@@ -58,6 +66,8 @@ class ControllerOptions:
     workers: int = 4
     apply_concurrency: int = 16
     history_retention: int = DEFAULT_RETENTION
+    tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
+    artifact_limits: ArtifactLimits = field(default_factory=ArtifactLimits)
 
 
 class CrdsMissing(MoorError):
@@ -73,13 +83,24 @@ class Controller:
         self.metrics = Metrics()
         self.metrics.watch_api_requests(api.client.requests)
         self.metrics.watch_cache_size(self.live.object_count)
-        sources = SourceStore(api, ArtifactCache(options.artifact_dir))
+        sources = SourceStore(api, ArtifactCache(options.artifact_dir, limits=options.artifact_limits))
         self.repositories = GitRepositoryReconciler(sources, self.events)
         reporter = SyncReporter(api, self.events, HistoryStore(api, options.history_retention), self.metrics)
         self.syncs = SyncReconciler(
-            api, self.live, sources, reporter, SnapshotStore(api), self.lookup, options.apply_concurrency
+            api,
+            self.live,
+            sources,
+            reporter,
+            SnapshotStore(api),
+            self.lookup,
+            options.apply_concurrency,
+            tenancy=options.tenancy,
         )
         self.live.subscribe(self._on_managed_change)
+        self.notifier = Notifier(api, self.lookup, self.metrics)
+        self.dora = DoraMetrics(HistoryStore(api), self.metrics, lambda: self._objects(GITREPOSITORY.kind))
+        self.events.subscribe(self.notifier.listen)
+        self.events.subscribe(self.dora.listen)
         self.queue: WorkQueue[ObjectKey] = WorkQueue(self.reconcile, workers=options.workers)
         self.failures: Counter[ObjectKey] = Counter()
         self._informers: dict[str, KindInformer] = {}
@@ -93,11 +114,17 @@ class Controller:
         group = API_VERSION.split("/")[0]
         return informer.objects.get((group, kind, namespace, name))
 
+    def _objects(self, kind: str) -> list[KubeObject]:
+        informer = self._informers.get(kind)
+        return list(informer.objects.values()) if informer is not None else []
+
     async def run(self, stop: asyncio.Event) -> None:
         """Runs until `stop` is set; in-flight reconciles are cancelled at their next await."""
         await self.api.discovery.refresh()
         for kind in (GITREPOSITORY, SYNC):
             await self._watch(kind)
+        await self.notifier.start()
+        self.dora.start()
         self.queue.start()
         log.info("moor controller started; watching GitRepositories and Syncs in all namespaces")
         try:
@@ -105,6 +132,8 @@ class Controller:
         finally:
             log.info("shutting down")
             await self.queue.stop()
+            await self.notifier.stop()
+            await self.dora.stop()
             for informer in self._informers.values():
                 await informer.stop()
             await self.live.stop()
@@ -173,12 +202,16 @@ class Controller:
                 self.queue.add(ObjectKey.of(sync))
 
     async def reconcile(self, key: ObjectKey) -> None:
-        obj = self.lookup(key.kind, key.namespace, key.name)
-        if obj is None:
+        if self.lookup(key.kind, key.namespace, key.name) is None:
             return
         failures = self.failures[key]
         started = time.monotonic()
         try:
+            # One read per reconcile (not per managed object): the informer may not have seen the
+            # status this controller wrote a moment ago, and a pass must start from it.
+            obj = await self.api.get(key.ref)
+            if obj is None:
+                return
             if key.kind == GITREPOSITORY.kind:
                 requeue = await self.repositories.reconcile(obj, failures)
             else:

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moor.cluster.access import AccessReviewer
 from moor.cluster.api import KubeApi
 from moor.cluster.apply import Applier, ChangeSetRejected
 from moor.cluster.cache import LiveCache
-from moor.cluster.client import ApiError, Impersonation
+from moor.cluster.client import ApiError
 from moor.cluster.discovery import ResourceType
-from moor.controller.desired import desired_objects, sync_key
+from moor.controller.desired import decryption_keys, desired_objects, sync_key
 from moor.controller.health_check import wait_until_healthy
 from moor.controller.revision_choice import (
     APPROVED_BY_ANNOTATION,
@@ -31,6 +32,7 @@ from moor.controller.revision_choice import (
 from moor.controller.scheduling import Requeue, jittered
 from moor.controller.sources import SourceStore
 from moor.controller.sync_report import DRIFT_CORRECTION, ROLLED_BACK, Attempt, SyncFailed, SyncReporter
+from moor.controller.tenancy import TenancyPolicy, check_reads
 from moor.errors import MoorError
 from moor.health import HealthState
 from moor.objects import KubeObject, ObjectRef
@@ -56,6 +58,11 @@ class SyncReconciler:
     snapshots: SnapshotStore
     lookup: Lookup
     apply_concurrency: int = 16
+    tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
+    access: AccessReviewer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.access = AccessReviewer(self.api)
 
     async def reconcile(self, sync: KubeObject, failures: int) -> Requeue:
         if sync["metadata"].get("deletionTimestamp"):
@@ -85,6 +92,7 @@ class SyncReconciler:
 
     async def sync_once(self, attempt: Attempt, spec: SyncSpec) -> None:
         """The happy path, top to bottom; each step raises SyncFailed with its reason."""
+        self.tenancy.check_references(attempt.ref, spec)
         self.check_dependencies(spec)
         repository = self.source_of(spec)
         source_revision = str(repository["status"]["artifact"]["revision"])
@@ -119,6 +127,7 @@ class SyncReconciler:
         inventory = [ObjectRef.from_dict(entry) for entry in attempt.status.get("inventory") or []]
         self.refuse_empty_prune(attempt, spec, desired, inventory)
         await self.watch(desired, inventory)
+        await self.check_reads(attempt, spec, desired, inventory)
         plan = self.plan(attempt, desired, inventory)
         git_moved = rolling_back or not settled(attempt.status, attempt.revision, attempt.generation)
         decision = decide_drift(
@@ -190,6 +199,7 @@ class SyncReconciler:
         desired = await self.desired_at(attempt, spec, repository, source_revision)
         inventory = [ObjectRef.from_dict(entry) for entry in attempt.status.get("inventory") or []]
         await self.watch(desired, inventory)
+        await self.check_reads(attempt, spec, desired, inventory)
         plan = self.plan(attempt, desired, inventory)
         await self.report.awaiting_approval(attempt, plan.summary())
 
@@ -241,6 +251,7 @@ class SyncReconciler:
         """The objects of `revision` (Git's newest or an earlier one), rendered and prepared."""
         artifact = await self.fetch(repository, revision)
         attempt.revision, attempt.author, attempt.message = artifact.revision, artifact.author, artifact.message
+        attempt.commit_times[artifact.revision] = artifact.committed_at
         return await self.build(attempt, spec, artifact.path)
 
     async def fetch(self, repository: KubeObject, revision: str) -> Artifact:
@@ -251,7 +262,8 @@ class SyncReconciler:
 
     async def build(self, attempt: Attempt, spec: SyncSpec, root: Path) -> list[KubeObject]:
         try:
-            return await desired_objects(attempt.sync, spec, root, self.api.discovery)
+            keys = await decryption_keys(attempt.sync, spec, self.sources)
+            return await desired_objects(attempt.sync, spec, root, self.api.discovery, keys)
         except MoorError as error:
             message = f"revision {attempt.revision}: {error}"
             raise SyncFailed(conditions.BUILD_FAILED, message, revision_failed=True) from None
@@ -283,6 +295,15 @@ class SyncReconciler:
         for kind in watched:
             await self.live.wait_synced(*kind)
 
+    async def check_reads(
+        self, attempt: Attempt, spec: SyncSpec, desired: Sequence[KubeObject], inventory: Sequence[ObjectRef]
+    ) -> None:
+        """A Sync acting as a ServiceAccount sees the shared cache only where that account may read."""
+        account = self.tenancy.service_account(attempt.ref, spec)
+        if account is not None:
+            refs = [*(ObjectRef.of(obj) for obj in desired), *inventory]
+            await check_reads(self.access, self.api.discovery, account, refs, attempt.revision)
+
     def plan(self, attempt: Attempt, desired: Sequence[KubeObject], inventory: Sequence[ObjectRef]) -> Plan:
         live = {}
         for ref in [*(ObjectRef.of(obj) for obj in desired), *inventory]:
@@ -296,9 +317,8 @@ class SyncReconciler:
             raise SyncFailed(conditions.BUILD_FAILED, message, revision_failed=True) from None
 
     def applier(self, attempt: Attempt, spec: SyncSpec) -> Applier:
-        account = spec.service_account_name
-        impersonation = Impersonation.service_account(attempt.ref.namespace, account) if account else None
-        api = self.api.as_user(impersonation)
+        account = self.tenancy.service_account(attempt.ref, spec)
+        api = self.api.as_user(account.impersonation if account else None)
         return Applier(api, concurrency=self.apply_concurrency, force=spec.force)
 
     async def apply(

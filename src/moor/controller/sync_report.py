@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_LENGTH = 10
 ROLLED_BACK = "RolledBack"
+ROLLBACK = "rollback"
+APPROVED = "Approved"
 DRIFT_CORRECTED = "DriftCorrected"
 DRIFT_CORRECTION = "drift correction"
 SETTLED_RESULTS = ("Succeeded", DRIFT_CORRECTED, ROLLED_BACK)
@@ -61,6 +63,8 @@ class Attempt:
     record: OpenRecord | None = None
     retry: bool = False
     """True when this attempt continues the record of a failed attempt at the same revision."""
+    commit_times: dict[str, datetime] = field(default_factory=dict)
+    """revision -> its commit's time, for every revision this pass fetched (history and lead times)."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -100,7 +104,9 @@ class SyncReporter:
             attempt.retry = attempt.record is not None
         if attempt.record is None:
             attempt.record = await self.history.open(
-                attempt.sync, sequence, {**self._record_fields(attempt), "approvedBy": approved_by}
+                attempt.sync,
+                sequence,
+                {**self._record_fields(attempt), **_committed_at(attempt, attempt.revision), "approvedBy": approved_by},
             )
         status["historySequence"] = attempt.record.sequence
         status["currentRecord"] = attempt.record.sequence
@@ -108,6 +114,9 @@ class SyncReporter:
         status["lastAttemptedRevision"] = attempt.revision
         attempt.sync = await write_status(self.api, attempt.sync, status)
         attempt.status = dict(attempt.sync.get("status") or status)
+        if not attempt.retry and attempt.trigger not in (DRIFT_CORRECTION, ROLLBACK):
+            # Notifications and commit statuses hear that this revision is on its way (pending).
+            await self._emit(attempt, NORMAL, conditions.PROGRESSING, message)
 
     async def succeeded(self, attempt: Attempt, approved_by: str = "") -> None:
         status = attempt.status
@@ -120,6 +129,8 @@ class SyncReporter:
         status["lastAttemptedRevision"] = attempt.revision
         status.pop("pendingRevision", None)
         previous_drift = status.get("drift") or []
+        last = (status.get("history") or [{}])[0]
+        first_success = last.get("revision") != attempt.revision or last.get("result") != "Succeeded"
         self._record_drift(attempt)
         only_drift = bool(attempt.corrected) and attempt.trigger == DRIFT_CORRECTION
         result = DRIFT_CORRECTED if only_drift else "Succeeded"
@@ -133,7 +144,10 @@ class SyncReporter:
             detected = "; ".join(str(drift) for drift in attempt.drifted)
             await self._emit(attempt, WARNING, conditions.DRIFT_DETECTED, f"left as is: {detected}")
             log.info("%s: drift detected: %s", attempt.ref, detected)
-        if attempt.changed_anything and not only_drift:
+        if approved_by and first_success and not only_drift:
+            await self._emit(attempt, NORMAL, APPROVED, f"revision {attempt.revision} approved by {approved_by}")
+        if (attempt.changed_anything or attempt.record is not None) and not only_drift:
+            # Also when the revision changed no object: it is applied (commit statuses wait for this).
             summary = (
                 f"revision {attempt.revision}: {len(outcome.created)} created, {len(outcome.configured)} configured, "
                 f"{len(outcome.deleted)} pruned"
@@ -159,6 +173,9 @@ class SyncReporter:
         """The failed revision is replaced by the last healthy one: Ready=False, reason RolledBack."""
         status = attempt.status
         message = f"revision {failed_revision} failed ({failure.reason}) and was rolled back to {attempt.revision}"
+        # Held at the last healthy revision, later passes report the same rollback: said once is enough.
+        repeated = (status.get("rollback") or {}).get("failedRevision") == failed_revision
+        repeated = repeated and not attempt.changed_anything
         status["rollback"] = {
             "failedRevision": failed_revision,
             "reason": failure.reason,
@@ -173,7 +190,8 @@ class SyncReporter:
             attempt, ROLLED_BACK, detail=str(failure), rolled_back_to=attempt.revision, revision=failed_revision
         )
         self._count(attempt, failure)
-        await self._emit(attempt, WARNING, ROLLED_BACK, f"{message}: {failure}", revision=failed_revision)
+        if not repeated:
+            await self._emit(attempt, WARNING, ROLLED_BACK, f"{message}: {failure}", revision=failed_revision)
         log.warning("%s: %s: %s", attempt.ref, message, failure)
 
     async def awaiting_approval(self, attempt: Attempt, summary: str) -> None:
@@ -265,6 +283,7 @@ class SyncReporter:
             status["history"] = [entry, *history][:HISTORY_LENGTH]
         fields = {
             **self._record_fields(attempt),
+            **_committed_at(attempt, revision),
             "revision": revision,
             "finishedAt": now,
             "result": result,
@@ -319,3 +338,9 @@ class SyncReporter:
         self.metrics.drifted.labels(ref.namespace, ref.name).set(len({d.ref for d in attempt.drifted}))
         if failure is not None:
             self.metrics.failures.labels(SYNC.kind, ref.namespace, ref.name, failure.reason).inc()
+
+
+def _committed_at(attempt: Attempt, revision: str) -> dict[str, str]:
+    """The record field `committedAt` of `revision`, when this pass fetched it."""
+    committed = attempt.commit_times.get(revision)
+    return {"committedAt": format_time(committed)} if committed is not None else {}

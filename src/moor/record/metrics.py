@@ -6,12 +6,14 @@ Every metric is documented in docs/metrics.md.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from moor.record.dora import DeliveryFigures
 
 
 class _RequestCollector(Collector):
@@ -74,6 +76,60 @@ class Metrics:
             labels,
             registry=self.registry,
         )
+
+        self.notifications = PromCounter(
+            "moor_notifications",
+            "Notifications by Provider and result: sent, failed, deduplicated, dropped.",
+            [*labels, "result"],
+            registry=self.registry,
+        )
+        # Delivery metrics (DORA), recomputed from the SyncRecords; namespace="" and name="" is every Sync.
+        self.deployments = Gauge(
+            "moor_deployments", "Revisions deployed healthy within the delivery window.", labels, registry=self.registry
+        )
+        self.deployment_frequency = Gauge(
+            "moor_deployment_frequency_per_day",
+            "Revisions deployed healthy per day, over the delivery window.",
+            labels,
+            registry=self.registry,
+        )
+        self.lead_time = Gauge(
+            "moor_lead_time_seconds",
+            "Time from commit to deployed healthy, by quantile (0.5, 0.9), over the delivery window.",
+            [*labels, "quantile"],
+            registry=self.registry,
+        )
+        self.change_failure_rate = Gauge(
+            "moor_change_failure_ratio",
+            "Revisions that failed or were rolled back / revisions tried, over the delivery window.",
+            labels,
+            registry=self.registry,
+        )
+        self.time_to_restore = Gauge(
+            "moor_time_to_restore_seconds",
+            "Time from a failed revision to the next healthy state, by quantile (0.5, 0.9), over the window.",
+            [*labels, "quantile"],
+            registry=self.registry,
+        )
+
+    def set_delivery(self, figures: Mapping[tuple[str, str], DeliveryFigures]) -> None:
+        """Replaces every delivery metric with `figures` (per Sync, and ("", "") for all of them)."""
+        gauges = (self.deployments, self.deployment_frequency, self.lead_time, self.change_failure_rate)
+        for gauge in (*gauges, self.time_to_restore):
+            gauge.clear()
+        for (namespace, name), figure in figures.items():
+            self.deployments.labels(namespace, name).set(figure.deployments)
+            self.deployment_frequency.labels(namespace, name).set(figure.deployments_per_day)
+            if figure.change_failure_rate is not None:
+                self.change_failure_rate.labels(namespace, name).set(figure.change_failure_rate)
+            for quantile, lead, restore in (
+                ("0.5", figure.lead_time_p50, figure.time_to_restore_p50),
+                ("0.9", figure.lead_time_p90, figure.time_to_restore_p90),
+            ):
+                if lead is not None:
+                    self.lead_time.labels(namespace, name, quantile).set(lead)
+                if restore is not None:
+                    self.time_to_restore.labels(namespace, name, quantile).set(restore)
 
     def watch_api_requests(self, requests: Counter[str]) -> None:
         self.registry.register(_RequestCollector(requests))

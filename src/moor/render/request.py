@@ -35,6 +35,16 @@ class RenderLimits:
 
 
 @dataclass(frozen=True)
+class DecryptionKeys:
+    """age identities that decrypt the SOPS-encrypted documents of a render (`moor.render.sops`)."""
+
+    origin: str
+    """Where the keys came from, for messages: "the Secret moor-system/sops-age"."""
+    age_identities: tuple[bytes, ...] = field(default=(), repr=False)
+    """One `AGE-SECRET-KEY-1…` line each; never shown (hence no repr)."""
+
+
+@dataclass(frozen=True)
 class RenderRequest:
     """One render: `path` (a Sync's `spec.path`) inside the checkout at `root`."""
 
@@ -46,3 +56,5 @@ class RenderRequest:
     kube_version: str | None = None
     """Passed to `helm template --kube-version` so charts see the cluster's version."""
     limits: RenderLimits = RenderLimits()
+    decryption: DecryptionKeys | None = None
+    """Keys for SOPS-encrypted documents; without them an encrypted document is a RenderError."""

@@ -9,9 +9,21 @@ from moor.resources.conditions import Condition, get_condition, is_condition_tru
 from moor.resources.durations import DurationError, format_duration, parse_duration
 from moor.resources.fields import SpecError
 from moor.resources.gitrepository import GitRepositorySpec, RefSpec, VerifyMode, VerifySpec
-from moor.resources.kinds import API_VERSION, GITREPOSITORY, GROUP, SYNC, SYNC_RECORD, VERSION, CustomResourceKind
+from moor.resources.kinds import (
+    ALERT,
+    API_VERSION,
+    GITREPOSITORY,
+    GROUP,
+    PROVIDER,
+    SYNC,
+    SYNC_RECORD,
+    VERSION,
+    CustomResourceKind,
+)
 from moor.resources.sync import (
     ApprovalMode,
+    DecryptionProvider,
+    DecryptionSpec,
     DependencyRef,
     DriftIgnoreRule,
     DriftMode,
@@ -22,15 +34,19 @@ from moor.resources.sync import (
 )
 
 __all__ = [
+    "ALERT",
     "API_VERSION",
     "GITREPOSITORY",
     "GROUP",
+    "PROVIDER",
     "SYNC",
     "SYNC_RECORD",
     "VERSION",
     "ApprovalMode",
     "Condition",
     "CustomResourceKind",
+    "DecryptionProvider",
+    "DecryptionSpec",
     "DependencyRef",
     "DriftIgnoreRule",
     "DriftMode",

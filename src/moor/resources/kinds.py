@@ -23,3 +23,5 @@ class CustomResourceKind:
 GITREPOSITORY = CustomResourceKind(kind="GitRepository", plural="gitrepositories", singular="gitrepository")
 SYNC = CustomResourceKind(kind="Sync", plural="syncs", singular="sync")
 SYNC_RECORD = CustomResourceKind(kind="SyncRecord", plural="syncrecords", singular="syncrecord")
+PROVIDER = CustomResourceKind(kind="Provider", plural="providers", singular="provider")
+ALERT = CustomResourceKind(kind="Alert", plural="alerts", singular="alert")

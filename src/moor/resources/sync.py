@@ -37,6 +37,10 @@ class ApprovalMode(StrEnum):
     MANUAL = "manual"  # a new revision waits for `moor approve`
 
 
+class DecryptionProvider(StrEnum):
+    SOPS = "sops"  # SOPS-encrypted documents, decrypted with age identities
+
+
 @dataclass(frozen=True)
 class SourceRef:
     kind: str
@@ -90,6 +94,14 @@ class DriftSpec:
 
 
 @dataclass(frozen=True)
+class DecryptionSpec:
+    """How to decrypt encrypted documents of the rendered output before they are applied."""
+
+    secret_name: str  # Secret in the Sync's namespace; keys ending in `.agekey` hold age identities
+    provider: DecryptionProvider = DecryptionProvider.SOPS
+
+
+@dataclass(frozen=True)
 class SyncSpec:
     source_ref: SourceRef
     path: str = DEFAULT_PATH  # relative to the artifact's root, normalised, `.` for the root itself
@@ -107,6 +119,7 @@ class SyncSpec:
     drift: DriftSpec = DriftSpec()
     rollback_on_failure: bool = False
     approval: ApprovalMode = ApprovalMode.AUTO
+    decryption: DecryptionSpec | None = None
     suspend: bool = False
 
     @classmethod
@@ -137,6 +150,7 @@ class SyncSpec:
             drift=_read_drift(spec.child("drift")),
             rollback_on_failure=_read_flag(spec.child("rollback"), "onFailure"),
             approval=_read_approval(spec.child("approval")),
+            decryption=_read_decryption(spec.child("decryption")),
             suspend=spec.boolean("suspend", False),
         )
 
@@ -206,3 +220,15 @@ def _read_flag(section: FieldReader | None, key: str) -> bool:
 
 def _read_approval(approval: FieldReader | None) -> ApprovalMode:
     return ApprovalMode.AUTO if approval is None else approval.choice("mode", ApprovalMode, ApprovalMode.AUTO)
+
+
+def _read_decryption(decryption: FieldReader | None) -> DecryptionSpec | None:
+    if decryption is None:
+        return None
+    secret = decryption.child("secretRef")
+    if secret is None:
+        raise decryption.error("secretRef", "is required: name the Secret holding the age keys (*.agekey)")
+    return DecryptionSpec(
+        secret_name=secret.required_name("name"),
+        provider=decryption.choice("provider", DecryptionProvider, DecryptionProvider.SOPS),
+    )

@@ -20,6 +20,7 @@ from moor.source.errors import (
     SourceError,
     VerificationFailed,
 )
+from moor.source.limits import ArtifactLimits, ArtifactTooLarge, parse_size
 from moor.source.refs import GitRef, RemoteRefs, ResolvedRevision, format_revision, revision_commit
 from moor.source.remote import fetch, resolve, resolve_and_fetch
 from moor.source.semver_range import SemverRange
@@ -29,6 +30,8 @@ from moor.source.verify import Signatures, TrustedKeys, Verification, Verificati
 __all__ = [
     "Artifact",
     "ArtifactCache",
+    "ArtifactLimits",
+    "ArtifactTooLarge",
     "AuthenticationFailed",
     "CommitInfo",
     "GitAuth",
@@ -53,6 +56,7 @@ __all__ = [
     "VerificationPolicy",
     "fetch",
     "format_revision",
+    "parse_size",
     "redact_url",
     "resolve",
     "resolve_and_fetch",

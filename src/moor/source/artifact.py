@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from moor.source.limits import ArtifactLimits, ArtifactTooLarge
 from moor.source.verify import Signatures
 
 TREE_DIR, GIT_DIR, METADATA_FILE = "tree", "git", "commit.json"
@@ -95,13 +96,16 @@ class ArtifactCache:
 
     A commit already here costs no network I/O. Concurrent requests for one commit share one fetch.
     When a new entry makes the cache too big, the least recently used entries go (never one in use).
+    A commit over `limits` is never stored, and is refused again without being fetched again.
     """
 
-    def __init__(self, root: Path, max_entries: int = 16) -> None:
+    def __init__(self, root: Path, max_entries: int = 16, limits: ArtifactLimits | None = None) -> None:
         if max_entries < 1:
             raise ValueError("an artifact cache keeps at least one entry")
         self.root = root
         self.max_entries = max_entries
+        self.limits = limits or ArtifactLimits()
+        self._too_large: dict[str, ArtifactTooLarge] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
         self._prepared = False
@@ -117,7 +121,13 @@ class ArtifactCache:
                 entry = await self.get(commit)
                 if entry is not None:
                     return entry
-                entry = await self._store(commit, populate)
+                if commit in self._too_large:
+                    raise self._too_large[commit]
+                try:
+                    entry = await self._store(commit, populate)
+                except ArtifactTooLarge as error:
+                    self._too_large[commit] = error  # commits never change: neither will the answer
+                    raise
         await self.evict()
         return entry
 

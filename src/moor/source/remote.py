@@ -15,7 +15,8 @@ from pathlib import Path
 from moor.source.artifact import GIT_DIR, TREE_DIR, Artifact, ArtifactCache, CommitInfo
 from moor.source.auth import GitAuth
 from moor.source.errors import RefNotFound
-from moor.source.git_cli import GitSession
+from moor.source.git_cli import GitSession, git_program
+from moor.source.limits import ArtifactLimits, check_fetched_objects, check_tree
 from moor.source.refs import GitRef, RemoteRefs, ResolvedRevision
 from moor.source.urls import GitUrl
 from moor.source.verify import VerificationPolicy, verify_revision
@@ -62,7 +63,7 @@ async def fetch(
 
         async def populate(staging: Path) -> CommitInfo:
             async with GitSession.open(remote, auth, timeout) as git:
-                return await _download(git, resolved, staging)
+                return await _download(git, resolved, staging, cache.limits)
 
         entry = await cache.obtain(resolved.commit, populate)
     artifact = Artifact.of(resolved.revision, entry)
@@ -88,11 +89,14 @@ async def resolve_and_fetch(
     return await fetch(url, resolved, auth, cache=cache, timeout=timeout, verify=verify)
 
 
-async def _download(git: GitSession, resolved: ResolvedRevision, staging: Path) -> CommitInfo:
-    """Fetches one commit into `staging/git` and checks it out into `staging/tree`."""
+async def _download(git: GitSession, resolved: ResolvedRevision, staging: Path, limits: ArtifactLimits) -> CommitInfo:
+    """Fetches one commit into `staging/git` and, unless it is over `limits`, checks it out into `staging/tree`."""
     git_dir, tree = staging / GIT_DIR, staging / TREE_DIR
     await git.run("init", "--quiet", "--bare", git_dir, operation="git init")
     await _fetch_commit(git, git_dir, resolved)
+    what = f"revision {resolved.revision} of {git.url.redacted}"
+    await check_fetched_objects(git_dir, git.env, limits, what, git=git_program(), timeout=git.timeout)
+    await check_tree(git_dir, resolved.commit, git.env, limits, what, git=git_program(), timeout=git.timeout)
     await asyncio.to_thread(tree.mkdir)
     await git.run(
         "--git-dir",

@@ -1,0 +1,83 @@
+"""Keeps the delivery metrics (DORA) on `/metrics` current: recomputed from one list of every SyncRecord,
+every `interval` and a few seconds after a Sync records a result (never per object, never in a reconcile)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+
+from moor.errors import MoorError
+from moor.objects import KubeObject
+from moor.record.dora import DEFAULT_WINDOW, commit_times_of, delivery_figures
+from moor.record.events import RecordedEvent
+from moor.record.history import HistoryStore
+from moor.record.metrics import Metrics
+from moor.resources import SYNC
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 60.0
+SETTLE = 5.0
+"""After a Sync's result, wait this long (gathering others) before recomputing."""
+
+
+class DoraMetrics:
+    def __init__(
+        self,
+        history: HistoryStore,
+        metrics: Metrics,
+        repositories: Callable[[], Iterable[KubeObject]],
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        window: timedelta = DEFAULT_WINDOW,
+        settle: float = SETTLE,
+    ) -> None:
+        self.history = history
+        self.metrics = metrics
+        self.repositories = repositories
+        self.interval = interval
+        self.window = window
+        self.settle = settle
+        self._soon = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def listen(self, event: RecordedEvent) -> None:
+        """An event listener: a Sync's new result makes the figures stale."""
+        if event.subject.kind == SYNC.kind:
+            self._soon.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="delivery metrics")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> None:
+        records = await self.history.list("")
+        figures = delivery_figures(
+            records,
+            now=datetime.now(UTC),
+            window=self.window,
+            commit_times=commit_times_of(self.repositories()),
+        )
+        self.metrics.set_delivery(figures)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except MoorError as error:
+                log.warning("could not recompute the delivery metrics: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._soon.wait(), self.interval)
+            if self._soon.is_set():
+                await asyncio.sleep(self.settle)
+                self._soon.clear()
