@@ -10,7 +10,7 @@ from moor import source
 from moor.cluster.api import KubeApi
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
-from moor.resources import GitRepositorySpec, RefSpec, SpecError, VerifyMode
+from moor.resources import GitRepositorySpec, SpecError, VerifyMode
 from moor.resources.fields import describe
 
 _TAG_REFS = ("tag", "semver")
@@ -28,10 +28,6 @@ class RepositoryAccess:
     ref: source.GitRef
     auth: source.GitAuth | None
     timeout: float
-
-
-def git_ref(ref: RefSpec) -> source.GitRef:
-    return source.GitRef.from_spec({ref.kind: ref.value})
 
 
 def check_verify_mode(repository: KubeObject, spec: GitRepositorySpec) -> None:
@@ -57,7 +53,7 @@ class SourceStore:
         auth = None
         if spec.secret_name:
             auth = source.GitAuth.from_secret(await self.secret_data(repository, spec.secret_name))
-        return RepositoryAccess(spec.url, git_ref(spec.ref), auth, spec.timeout.total_seconds())
+        return RepositoryAccess(spec.url, spec.ref, auth, spec.timeout.total_seconds())
 
     async def secret_data(self, owner: KubeObject, name: str) -> dict[str, bytes]:
         """The decoded data of a Secret in `owner`'s namespace; a clear error naming both when it is missing."""

@@ -8,7 +8,7 @@ that names the object and the field.
 from moor.resources.conditions import Condition, get_condition, is_condition_true, remove_condition, set_condition
 from moor.resources.durations import DurationError, format_duration, parse_duration
 from moor.resources.fields import SpecError
-from moor.resources.gitrepository import GitRepositorySpec, RefSpec, VerifyMode, VerifySpec
+from moor.resources.gitrepository import GitRepositorySpec, VerifyMode, VerifySpec
 from moor.resources.kinds import (
     ALERT,
     API_VERSION,
@@ -54,7 +54,6 @@ __all__ = [
     "DurationError",
     "GitRepositorySpec",
     "HelmSpec",
-    "RefSpec",
     "SourceRef",
     "SpecError",
     "SyncSpec",

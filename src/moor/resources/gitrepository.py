@@ -10,6 +10,8 @@ from enum import StrEnum
 from typing import Any
 
 from moor.resources.fields import FieldReader
+from moor.source.errors import InvalidSourceSpec
+from moor.source.refs import GitRef
 
 DEFAULT_INTERVAL = timedelta(minutes=1)
 DEFAULT_TIMEOUT = timedelta(seconds=60)
@@ -35,34 +37,6 @@ class VerifyMode(StrEnum):
 
 
 @dataclass(frozen=True)
-class RefSpec:
-    """The revision to follow: exactly one of a branch, a tag, a semver range over tags, or a commit."""
-
-    branch: str | None = None
-    tag: str | None = None
-    semver: str | None = None
-    commit: str | None = None
-
-    def __post_init__(self) -> None:
-        chosen = [kind for kind in REF_KINDS if getattr(self, kind) is not None]
-        if len(chosen) != 1:
-            raise ValueError(f"a ref names exactly one of {', '.join(REF_KINDS)}, not {chosen or 'none'}")
-
-    @property
-    def kind(self) -> str:
-        """`branch`, `tag`, `semver` or `commit`."""
-        return next(kind for kind in REF_KINDS if getattr(self, kind) is not None)
-
-    @property
-    def value(self) -> str:
-        value: str = getattr(self, self.kind)
-        return value
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.value}"
-
-
-@dataclass(frozen=True)
 class VerifySpec:
     mode: VerifyMode
     secret_name: str  # Secret with *.asc GPG public keys and/or `allowed_signers`
@@ -71,7 +45,7 @@ class VerifySpec:
 @dataclass(frozen=True)
 class GitRepositorySpec:
     url: str
-    ref: RefSpec
+    ref: GitRef
     interval: timedelta = DEFAULT_INTERVAL
     timeout: timedelta = DEFAULT_TIMEOUT
     secret_name: str | None = None  # Secret with username/password, bearerToken, or identity/known_hosts
@@ -96,7 +70,7 @@ class GitRepositorySpec:
         )
 
 
-def _read_ref(spec: FieldReader) -> RefSpec:
+def _read_ref(spec: FieldReader) -> GitRef:
     ref = spec.child("ref")
     if ref is None:
         raise spec.error("ref", "is required: set one of branch, tag, semver or commit")
@@ -111,7 +85,10 @@ def _read_ref(spec: FieldReader) -> RefSpec:
     if pattern is not None and not pattern.fullmatch(value):
         what = "40 lower-case hex digits" if kind == "commit" else "a valid Git ref name"
         raise ref.error(kind, f"must be {what}, not {value!r}")
-    return RefSpec(**{kind: value})
+    try:
+        return GitRef(**{kind: value})
+    except InvalidSourceSpec as error:
+        raise ref.error(kind, str(error)) from None
 
 
 def _secret_name(ref: FieldReader | None) -> str | None:
