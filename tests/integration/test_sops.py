@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from moor.binaries import locate
+from moor.controller.desired import sync_key
 from tests.support.git_fixtures import GitWorkspace
 from tests.support.moor_fixtures import ControllerProcess, Moor, config_map, manifest
 
@@ -60,10 +61,14 @@ def everything_moor_wrote(moor: Moor, controller: ControllerProcess) -> dict[str
         "events": moor.kubectl("get", "events", "-n", ns, "-o", "yaml").stdout,
         "syncs (status)": moor.kubectl("get", "syncs", "-n", ns, "-o", "yaml").stdout,
         "syncrecords (history)": moor.kubectl("get", "syncrecords", "-n", ns, "-o", "yaml").stdout,
-        "artifact cache": "\n".join(
-            path.read_text(errors="replace") for path in (controller.directory / "artifacts").rglob("*") if path.is_file()
-        ),
+        "artifact cache": "\n".join(path.read_text(errors="replace") for path in checked_out(controller)),
     }
+
+
+def checked_out(controller: ControllerProcess) -> list[Path]:
+    """The files of every revision the controller fetched (not Git's compressed objects)."""
+    files = (controller.directory / "artifacts").rglob("*")
+    return [path for path in files if path.is_file() and ".git" not in path.parts]
 
 
 def assert_never_shown(places: dict[str, str], *values: str) -> None:
@@ -72,7 +77,7 @@ def assert_never_shown(places: dict[str, str], *values: str) -> None:
             assert value not in text, f"a secret value appears in the {where}"
 
 
-def test_an_encrypted_secret_is_applied_decrypted_and_its_values_never_leak(
+def test_encrypted_secrets_are_applied_decrypted_and_never_leak(
     moor: Moor, git_repo: GitWorkspace, controller: ControllerProcess, tmp_path: Path
 ) -> None:
     identity, recipient = age_key(tmp_path)
@@ -92,7 +97,7 @@ def test_an_encrypted_secret_is_applied_decrypted_and_its_values_never_leak(
     assert base64.b64decode(applied["data"]["password"]).decode() == password
     assert base64.b64decode(applied["data"]["token"]).decode() == token
     assert "sops" not in applied
-    assert applied["metadata"]["labels"]["moor.dev/sync"] == f"{moor.namespace}.app"
+    assert applied["metadata"]["labels"]["moor.dev/sync"] == sync_key(moor.get("sync", "app") or {})
 
     # A Sync without decryption, and one whose key is not a recipient: BuildFailed, naming the object.
     other_identity, _ = age_key(tmp_path)
@@ -111,10 +116,14 @@ def test_an_encrypted_secret_is_applied_decrypted_and_its_values_never_leak(
     encrypted_secret(git_repo, "app/db.yaml", recipient, new_password, token)
     result = moor.cli("diff", "sync", "app", "--path", str(git_repo.work / "app"))
     assert result.returncode == 1, result.stderr
-    assert f"v1/Secret {moor.namespace}/db would be changed" in result.stdout or "Secret" in result.stdout
-    assert "*** (secret value)" in result.stdout
+    assert f"Secret {moor.namespace}/db would be changed" in result.stdout
+    assert "-  password: '*** (secret value) #" in result.stdout
+    assert "+  password: '*** (secret value) #" in result.stdout, "a changed value shows as changed, masked"
 
     places = everything_moor_wrote(moor, controller)
+    assert "cannot be decrypted" in places["syncrecords (history)"], "the failures are in the history"
+    assert "BuildFailed" in places["events"]
+    assert any(path.name == "db.yaml" for path in checked_out(controller))
     places["moor diff"] = result.stdout + result.stderr
     encoded = [base64.b64encode(value.encode()).decode() for value in (password, new_password)]
     assert_never_shown(places, password, token, token_b64, new_password, *encoded)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from moor.crds import load_crds
-from moor.resources import GITREPOSITORY, GROUP, SYNC, SYNC_RECORD, parse_duration
+from moor.resources import ALERT, GITREPOSITORY, GROUP, PROVIDER, SYNC, SYNC_RECORD, parse_duration
 from moor.resources import gitrepository as gitrepository_spec
 from moor.resources import sync as sync_spec
 
@@ -48,12 +48,14 @@ def test_every_crd_loads_from_package_data() -> None:
         "gitrepositories.moor.dev",
         "syncs.moor.dev",
         "syncrecords.moor.dev",
+        "providers.moor.dev",
+        "alerts.moor.dev",
     ]
     assert all(entry["apiVersion"] == "apiextensions.k8s.io/v1" for entry in crds)
     assert all(entry["kind"] == "CustomResourceDefinition" for entry in crds)
 
 
-@pytest.mark.parametrize("kind", [GITREPOSITORY, SYNC, SYNC_RECORD])
+@pytest.mark.parametrize("kind", [GITREPOSITORY, SYNC, SYNC_RECORD, PROVIDER, ALERT])
 def test_names_scope_and_version(kind: Any) -> None:
     definition = crd(kind.kind)
     assert definition["metadata"]["name"] == kind.crd_name
@@ -64,7 +66,7 @@ def test_names_scope_and_version(kind: Any) -> None:
     assert names["categories"] == ["moor"]
     served = version(kind.kind)
     assert (served["name"], served["served"], served["storage"]) == ("v1", True, True)
-    if kind is not SYNC_RECORD:  # records are written once, whole; they have no status
+    if kind not in (SYNC_RECORD, PROVIDER, ALERT):  # written by users or once, whole: no status
         assert served["subresources"] == {"status": {}}
 
 
@@ -239,7 +241,7 @@ def test_cel_rules_guard_refs_urls_paths_and_durations() -> None:
         assert "duration(self)" in rules(kind, path)
 
 
-@pytest.mark.parametrize("kind", ["GitRepository", "Sync"])
+@pytest.mark.parametrize("kind", ["GitRepository", "Sync", "Provider", "Alert"])
 def test_schemas_are_structural(kind: str) -> None:
     """Every node has a type, unless it explicitly preserves unknown fields (the API server's rule)."""
     for path, node in nodes(schema(kind)):

@@ -14,7 +14,9 @@ from moor.record.events import NORMAL, WARNING, RecordedEvent
 AT = datetime(2024, 6, 1, tzinfo=UTC)
 
 
-def event(kind: str = "Sync", name: str = "web", type_: str = NORMAL, reason: str = "Applied", message: str = "ok") -> Notice:
+def event(
+    kind: str = "Sync", name: str = "web", type_: str = NORMAL, reason: str = "Applied", message: str = "ok"
+) -> Notice:
     subject = ObjectRef("moor.dev", "v1", kind, "shop", name)
     return Notice.of(RecordedEvent(subject, type_, reason, message, AT))
 
@@ -41,7 +43,9 @@ def test_error_severity_lets_only_warnings_through() -> None:
 
 def test_exclusions_are_regexes_on_the_message() -> None:
     quiet = spec(exclusions=(re.compile(r"waiting for dependencies"), re.compile(r"^revision .*: 0 created")))
-    assert not alert_matches(quiet, event(type_=WARNING, reason="DependencyNotReady", message="waiting for dependencies: x"))
+    assert not alert_matches(
+        quiet, event(type_=WARNING, reason="DependencyNotReady", message="waiting for dependencies: x")
+    )
     assert not alert_matches(quiet, event(message="revision main@sha1:ab: 0 created, 1 configured"))
     assert alert_matches(quiet, event(message="revision main@sha1:ab: 2 created"))
 

@@ -56,7 +56,9 @@ def test_invalid_providers_name_the_field(spec: dict[str, Any], field: str, word
 
 def test_alert_defaults_and_sources() -> None:
     spec = AlertSpec.from_object(
-        alert(eventSources=[{"kind": "Sync", "name": "web"}, {"kind": "GitRepository", "name": "*", "namespace": "git"}])
+        alert(
+            eventSources=[{"kind": "Sync", "name": "web"}, {"kind": "GitRepository", "name": "*", "namespace": "git"}]
+        )
     )
     assert spec.provider_name == "p"
     assert spec.severity is Severity.INFO and not spec.suspend and spec.exclusions == ()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import click
 from rich.console import Console
@@ -90,17 +89,16 @@ def _cells(figure: DeliveryFigures) -> list[str]:
 
 
 def human_seconds(seconds: float | None) -> str:
-    """`None` -> `-`; 42 -> `42s`; 3900 -> `1h5m`; 200000 -> `2d7h`."""
+    """Two units at most: `None` -> `-`; 42 -> `42s`; 3900 -> `1h5m`; 200000 -> `2d7h`."""
     if seconds is None:
         return "-"
     whole = round(seconds)
-    parts: list[Any] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if whole >= size:
-            parts.append(f"{whole // size}{unit}")
-            whole %= size
-        if len(parts) == 2:
-            break
-    if len(parts) < 2 and (whole or not parts):
-        parts.append(f"{whole}s")
-    return "".join(parts)
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    index = next(i for i, (_, size) in enumerate(units) if whole >= size or size == 1)
+    unit, size = units[index]
+    text = f"{whole // size}{unit}"
+    if index + 1 < len(units):
+        minor_unit, minor_size = units[index + 1]
+        if minor := (whole % size) // minor_size:
+            text += f"{minor}{minor_unit}"
+    return text

@@ -91,10 +91,10 @@ def parse_quantity(value: Any) -> Decimal | None:
         return None
     try:
         number = Decimal(match["number"])
-    except InvalidOperation:
+        if match["exponent"] is not None:
+            return number.scaleb(int(match["exponent"]))
+    except (InvalidOperation, ValueError):  # ValueError: an exponent of thousands of digits
         return None
-    if match["exponent"] is not None:
-        return number.scaleb(int(match["exponent"]))
     return number * _SUFFIX_SCALE[match["suffix"] or ""]
 
 

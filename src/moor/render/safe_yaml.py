@@ -38,10 +38,11 @@ _TRUE = ("yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON")
 _FALSE = ("no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF")
 _BOOLS = dict.fromkeys(_TRUE, True) | dict.fromkeys(_FALSE, False)
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
-_INT = re.compile(
-    r"[-+]?(?:0b[01_]*[01][01_]*|0o[0-7_]*[0-7][0-7_]*|0x[0-9a-fA-F_]*[0-9a-fA-F][0-9a-fA-F_]*"
-    r"|0[0-7_]*|[1-9][0-9_]*)"
-)
+# Each pattern matches in linear time: "at least one digit among underscores" is written `_*[0-9][0-9_]*`,
+# never `[0-9_]*[0-9][0-9_]*`, which backtracks quadratically on a long scalar that fails at its end.
+_INT = re.compile(r"[-+]?(?:0b_*[01][01_]*|0o_*[0-7][0-7_]*|0x_*[0-9a-fA-F][0-9a-fA-F_]*|0[0-7_]*|[1-9][0-9_]*)")
+_MAX_INT_DIGITS = 1000
+"""Longer integers are refused: no Kubernetes field holds one, and Python will not print one of 4300 digits."""
 _FLOAT = re.compile(
     r"[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?"
     r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
@@ -254,7 +255,7 @@ def _scalar(node: Node) -> Any:
     tag, text = node.tag, node.value
     if tag == INT:
         if _INT.fullmatch(text):
-            return _to_int(text)
+            return _to_int(text, _line(node))
     elif tag == FLOAT:
         value = _to_float(text)
         if value is not None:
@@ -270,13 +271,18 @@ def _scalar(node: Node) -> Any:
     raise YamlProblem(f"{text!r} is not a valid {_short_tag(tag)}", _line(node))
 
 
-def _to_int(text: str) -> int:
+def _to_int(text: str, line: int | None = None) -> int:
     digits = text.replace("_", "")
     sign = -1 if digits[0] == "-" else 1
     digits = digits.lstrip("+-")
     prefix = digits[:2]
-    if prefix in ("0b", "0o", "0x"):
-        return sign * int(digits[2:], {"0b": 2, "0o": 8, "0x": 16}[prefix])
+    base = {"0b": 2, "0o": 8, "0x": 16}.get(prefix)
+    if base is not None:
+        digits = digits[2:]
+    if len(digits) > _MAX_INT_DIGITS:
+        raise YamlProblem(f"an integer of {len(digits)} digits is too long (at most {_MAX_INT_DIGITS})", line)
+    if base is not None:
+        return sign * int(digits, base)
     if len(digits) > 1 and digits[0] == "0":
         return sign * int(digits, 8)
     return sign * int(digits)
