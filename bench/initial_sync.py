@@ -581,8 +581,8 @@ class Bench:
         stop = asyncio.Event()
         task = asyncio.create_task(controller.run(stop), name="moor controller")
         profile_path = None
-        if self.args.profile is not None and not wait:
-            profile_path = self.args.profile / f"moor-N{fixture.size}-c{concurrency}-{repeat}"
+        if self.args.profile is not None:
+            profile_path = self.args.profile / f"moor-N{fixture.size}-wait-{str(wait).lower()}-c{concurrency}-{repeat}"
         try:
             await self.until("the controller to start", lambda: controller_log.started.is_set(), 60, task)
 
@@ -1013,7 +1013,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--replicas", type=int, default=1, help="replicas of each Deployment (default 1)")
     parser.add_argument("--timeout", type=float, default=600.0, help="bound of every wait, in seconds (default 600)")
-    parser.add_argument("--profile", type=Path, help="profile Moor's wait:false runs into this directory")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="profile Moor's runs (pyinstrument if importable, else cProfile) into this directory",
+    )
     parser.add_argument("--trace", type=Path, help="write every request Moor sent, per run, into this directory")
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (cluster logs, repositories)")

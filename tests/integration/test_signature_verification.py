@@ -151,7 +151,7 @@ def test_tag_mode_on_a_branch_is_stalled_and_a_missing_trust_secret_refuses(
     condition = moor.wait_condition("gitrepository", "app", "True", type_="Stalled")
     assert condition["reason"] == "InvalidSpec"
     assert (
-        "spec.verify.mode Tag checks the signature of the tag the ref names, but the ref is branch main"
+        "spec.verify.mode Tag checks the signature of the tag the ref names, but the ref is branch 'main'"
         in (condition["message"])
     )
 

@@ -8,6 +8,7 @@ tests run their own control plane and a controller started the way a multi-tenan
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from moor import binaries
 from moor.devcluster import ClusterInfo, start_cluster, stop_cluster
 from tests.support.cluster_fixtures import Kubectl, namespace_name
 from tests.support.git_fixtures import GitWorkspace
-from tests.support.moor_fixtures import ControllerProcess, Moor, config_map, manifest, moor_cli
+from tests.support.moor_fixtures import ControllerProcess, Moor, config_map, free_port, manifest, metric_value, moor_cli
 
 RBAC = "rbac.authorization.k8s.io"
 ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
@@ -170,6 +171,7 @@ def tenant_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster
 def hardened_controller(
     tenant_cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControllerProcess]:
+    port = free_port()
     controller = ControllerProcess(
         tenant_cluster.kubeconfig,
         tmp_path_factory.mktemp("hardened-controller"),
@@ -178,7 +180,10 @@ def hardened_controller(
         "--no-cross-namespace-refs",
         "--max-artifact-size",
         "256Ki",
+        "--metrics-port",
+        str(port),
     )
+    controller.metrics_url = f"http://127.0.0.1:{port}/metrics"
     controller.start()
     yield controller
     controller.stop()
@@ -217,6 +222,32 @@ def test_a_sync_without_service_account_acts_as_the_default_one(tenant: Moor, gi
     git_repo.push()
     assert tenant.reconcile().returncode == 0
     assert "settings" in names(tenant, "configmaps")
+
+
+def api_requests(controller: ControllerProcess) -> dict[str, float]:
+    with urllib.request.urlopen(controller.metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    verbs = ("get", "list", "watch", "create", "update", "patch", "apply", "dry-run", "delete")
+    return {verb: metric_value(text, "moor_api_requests_total", verb=verb) for verb in verbs}
+
+
+def test_a_tenant_pass_where_nothing_changed_sends_no_request_per_object(
+    tenant: Moor, git_repo: GitWorkspace, hardened_controller: ControllerProcess
+) -> None:
+    """Reads are checked per kind and namespace, cached: forty objects cost no more than one."""
+    git_repo.write("maps.yaml", manifest(*(config_map(f"map-{n:02d}", {"n": str(n)}) for n in range(40))))
+    git_repo.commit("forty maps")
+    git_repo.push()
+    tenant.source_and_sync(git_repo)
+    tenant.wait_condition("sync", "app", "True")
+
+    before = api_requests(hardened_controller)
+    for _ in range(2):
+        assert tenant.reconcile(with_source=False).returncode == 0
+    after = api_requests(hardened_controller)
+    sent = {verb: after[verb] - before[verb] for verb in before if after[verb] != before[verb]}
+    assert "apply" not in sent and "dry-run" not in sent, sent
+    assert sum(sent.values()) < 10, f"two passes over 40 unchanged objects sent {sent}"
 
 
 def test_a_source_in_another_namespace_is_refused(tenant: Moor, git_repo: GitWorkspace) -> None:

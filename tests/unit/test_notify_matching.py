@@ -64,6 +64,15 @@ def test_each_provider_once_however_many_alerts_match() -> None:
     assert providers_for(event(), alerts) == [ProviderKey("shop", "chat"), ProviderKey("shop", "p")]
 
 
+def test_waiting_is_news_but_no_error() -> None:
+    waiting = event(type_=WARNING, reason="DependencyNotReady", message="waiting for dependencies: infra is not Ready")
+    assert waiting.happening is Happening.WAITING and not alert_matches(spec(severity=Severity.ERROR), waiting)
+    first = event(type_=WARNING, reason="ArtifactFailed", message="source GitRepository shop/app has no artifact yet")
+    assert first.happening is Happening.WAITING and first.severity is Severity.INFO
+    broken = event(type_=WARNING, reason="ArtifactFailed", message="could not fetch commit abc: not found")
+    assert broken.happening is Happening.SYNC_FAILED and broken.severity is Severity.ERROR
+
+
 def test_reasons_become_the_happenings_of_the_issue() -> None:
     cases = {
         ("Sync", NORMAL, "Applied"): Happening.REVISION_APPLIED,

@@ -101,8 +101,8 @@ def denial_message(
         objects = _listed(needs[question])
         parts.append(f"may not {question} (needed for {objects}){f': {reason}' if reason else ''}")
     return (
-        f"revision {revision}: forbidden: {account} {'; '.join(parts)}. Moor reads and writes this Sync's "
-        "objects only as its ServiceAccount, so nothing was written"
+        f"revision {revision}: forbidden: {account} {'; '.join(parts)}. Moor acts for this Sync only within "
+        "its ServiceAccount's rights, so nothing was written"
     )
 
 

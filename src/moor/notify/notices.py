@@ -52,6 +52,7 @@ class Happening(StrEnum):
     NEW_REVISION = "new revision"
     SIGNATURE_REFUSED = "signature refused"
     SOURCE_FAILED = "source failed"
+    WAITING = "waiting"
     OTHER = "event"
 
 
@@ -69,7 +70,15 @@ _BY_REASON = {
 }
 
 
-def happening_of(kind: str, type_: str, reason: str) -> Happening:
+NO_ARTIFACT_YET = "has no artifact yet"
+"""How a Sync says its GitRepository has fetched nothing yet (moor.controller.sync): a wait, not a failure."""
+
+
+def happening_of(kind: str, type_: str, reason: str, message: str = "") -> Happening:
+    if reason == conditions.DEPENDENCY_NOT_READY or (
+        reason == conditions.ARTIFACT_FAILED and NO_ARTIFACT_YET in message
+    ):
+        return Happening.WAITING
     known = _BY_REASON.get(reason)
     if known is not None:
         return known
@@ -117,10 +126,13 @@ class Notice:
 
     @classmethod
     def of(cls, event: RecordedEvent, repository_url: str = "") -> Notice:
+        """A waiting Sync (for its dependencies, or its source's first revision) is news, not an error."""
+        happening = happening_of(event.subject.kind, event.type, event.reason, event.message)
+        error = event.type == WARNING and happening is not Happening.WAITING
         return cls(
             subject=event.subject,
-            happening=happening_of(event.subject.kind, event.type, event.reason),
-            severity=Severity.ERROR if event.type == WARNING else Severity.INFO,
+            happening=happening,
+            severity=Severity.ERROR if error else Severity.INFO,
             reason=event.reason,
             message=scrub(event.message),
             at=event.at,
