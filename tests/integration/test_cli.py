@@ -80,3 +80,11 @@ def test_reconcile_exit_codes(moor: Moor, git_repo: GitWorkspace) -> None:
     result = moor.reconcile()
     assert result.returncode == 1
     assert "not Ready" in result.stderr and "web" in result.stderr
+
+
+def test_install_is_idempotent_and_says_so(moor: Moor) -> None:
+    again = moor.cli("install")
+    assert again.returncode == 0, again.stderr
+    lines = again.stdout.splitlines()
+    assert lines and all(line.endswith("unchanged") for line in lines), lines
+    assert any("syncs.moor.dev" in line for line in lines)

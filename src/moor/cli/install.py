@@ -9,7 +9,8 @@ from moor.cluster.api import KubeApi
 from moor.cluster.apply import Applier
 from moor.crds import load_crds
 from moor.manifests import load_manifests
-from moor.objects import ObjectRef
+from moor.objects import KubeObject, ObjectRef
+from moor.plan import compare
 
 
 @click.command()
@@ -23,16 +24,21 @@ def install(target: Target, with_controller: bool) -> None:
 async def _install(target: Target, with_controller: bool) -> int:
     async with target.connect() as api:
         objects = [*load_crds(), *load_manifests(with_controller=with_controller)]
-        existing = [ObjectRef.of(obj) for obj in objects if await _exists(api, ObjectRef.of(obj))]
-        outcome = await Applier(api, force=True).apply_set(objects, existing)
+        live = {ObjectRef.of(obj): await _live(api, ObjectRef.of(obj)) for obj in objects}
+        changed = [obj for obj in objects if (current := live[ObjectRef.of(obj)]) is None or compare(obj, current)]
+        existing = [ref for ref, current in live.items() if current is not None]
+        outcome = await Applier(api, force=True).apply_set(changed, existing)
     for ref in outcome.created:
         click.echo(f"{ref} created")
     for ref in outcome.configured:
         click.echo(f"{ref} configured")
+    for obj in objects:
+        if obj not in changed:
+            click.echo(f"{ObjectRef.of(obj)} unchanged")
     return 0
 
 
-async def _exists(api: KubeApi, ref: ObjectRef) -> bool:
+async def _live(api: KubeApi, ref: ObjectRef) -> KubeObject | None:
     if await api.discovery.resolve_ref(ref) is None:
-        return False
-    return await api.get(ref) is not None
+        return None
+    return await api.get(ref)
