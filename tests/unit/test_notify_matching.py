@@ -64,10 +64,18 @@ def test_each_provider_once_however_many_alerts_match() -> None:
     assert providers_for(event(), alerts) == [ProviderKey("shop", "chat"), ProviderKey("shop", "p")]
 
 
+def test_without_cross_namespace_references_an_alert_hears_only_its_own_namespace() -> None:
+    elsewhere = [NamedAlert("tenant-b", "spy", AlertSpec("p", (EventSource("Sync", "*", "shop"),)))]
+    assert providers_for(event(), elsewhere) == [ProviderKey("tenant-b", "p")]
+    assert providers_for(event(), elsewhere, cross_namespace=False) == []
+    own = [NamedAlert("shop", "mine", spec())]
+    assert providers_for(event(), own, cross_namespace=False) == [ProviderKey("shop", "p")]
+
+
 def test_waiting_is_news_but_no_error() -> None:
     waiting = event(type_=WARNING, reason="DependencyNotReady", message="waiting for dependencies: infra is not Ready")
     assert waiting.happening is Happening.WAITING and not alert_matches(spec(severity=Severity.ERROR), waiting)
-    first = event(type_=WARNING, reason="ArtifactFailed", message="source GitRepository shop/app has no artifact yet")
+    first = event(type_=WARNING, reason="SourceNotReady", message="source GitRepository shop/app has no artifact yet")
     assert first.happening is Happening.WAITING and first.severity is Severity.INFO
     broken = event(type_=WARNING, reason="ArtifactFailed", message="could not fetch commit abc: not found")
     assert broken.happening is Happening.SYNC_FAILED and broken.severity is Severity.ERROR

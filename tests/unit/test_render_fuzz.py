@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import time
+import tracemalloc
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from moor.plan.normalize import parse_quantity
 from moor.render import RenderError, RenderLimits
 from moor.render.documents import Document, ParseBudget, parse_json, parse_yaml
+from moor.render.safe_yaml import TooManyNodes, _node_bound, _refuse_too_many_nodes
 from moor.render.validate import collect_objects
 
 FUZZ = settings(
@@ -37,7 +39,7 @@ def parse(data: bytes, limits: RenderLimits = LIMITS) -> list[Document] | Render
         documents = parse_yaml(data, "fuzz.yaml", ParseBudget(limits))
     except RenderError as error:
         message = str(error)
-        assert message.startswith("fuzz.yaml"), message
+        assert "fuzz.yaml" in message, message
         assert "\n" not in message.strip(), message
         return error
     assert all(document.source == "fuzz.yaml" for document in documents)
@@ -133,6 +135,20 @@ def test_yaml_shaped_text_gives_documents_or_a_render_error(text: str) -> None:
         assert_plain(document.body)
     with contextlib.suppress(RenderError):
         collect_objects(result)
+
+
+@FUZZ
+@given(YAML_ISH)
+@example("a\n...\nb\n...\nc\n")
+@example("[a: b, c: d, {e}, [f, g]]")
+@example("? a\n? b\n- \n")
+def test_the_cheap_node_bound_is_never_below_the_real_count(text: str) -> None:
+    """Large streams are counted exactly only when the bound says they might be over the limit."""
+    data = text.encode("utf-8", "surrogatepass")
+    try:
+        _refuse_too_many_nodes(data, _node_bound(data))
+    except TooManyNodes:
+        raise AssertionError(f"{text!r} composes more than {_node_bound(data)} nodes") from None
 
 
 # -- aliases: never more than the limits allow ------------------------------------------------------------
@@ -249,6 +265,34 @@ def test_long_scalars_that_look_like_numbers_are_typed_in_linear_time(scalar: st
     [document] = parsed(f"a: {scalar}\n".encode())
     assert document.body == {"a": scalar}
     assert time.monotonic() - started < 2.0
+
+
+def test_the_most_compact_yaml_is_refused_before_it_fills_memory() -> None:
+    """`[a,a,a,…]` composes about 75 bytes of nodes per byte (8 MiB: 600 MiB); it is counted first, in
+    constant memory, and refused before any of it is composed."""
+    data = b"[" + b"a," * 1_000_000 + b"a]"
+    tracemalloc.start()
+    try:
+        result = parse(data, RenderLimits(max_nodes=200_000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(result, RenderError)
+    assert str(result) == "the manifests exceed the limit of 200000 YAML nodes at fuzz.yaml"
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_the_default_node_limit_stops_an_8_mib_file_of_compact_yaml() -> None:
+    result = parse(b"[" + b"a," * (4 * 1024 * 1024 - 2) + b"a]")
+    assert isinstance(result, RenderError)
+    assert str(result) == "the manifests exceed the limit of 4000000 YAML nodes at fuzz.yaml"
+
+
+def test_the_node_limit_holds_for_a_render_as_a_whole() -> None:
+    budget = ParseBudget(RenderLimits(max_nodes=100))
+    parse_yaml(b"- " + b"\n- ".join(b"%d" % n for n in range(60)), "one.yaml", budget)
+    with pytest.raises(RenderError, match=r"^the manifests exceed the limit of 100 YAML nodes at two.json$"):
+        parse_json(json.dumps({"items": list(range(60))}).encode(), "two.json", budget)
 
 
 def test_deep_nesting_is_refused_not_a_crash() -> None:

@@ -26,7 +26,7 @@ from moor.controller.sync import SyncReconciler
 from moor.controller.sync_report import SyncReporter
 from moor.controller.tenancy import TenancyPolicy
 from moor.errors import MoorError
-from moor.notify import Notifier
+from moor.notify import Notifier, NotifierOptions
 from moor.objects import RECONCILE_ANNOTATION, SYNC_LABEL, KubeObject, ObjectRef
 from moor.plan import changed_outside_status
 from moor.record.dora_metrics import DoraMetrics
@@ -97,7 +97,8 @@ class Controller:
             tenancy=options.tenancy,
         )
         self.live.subscribe(self._on_managed_change)
-        self.notifier = Notifier(api, self.lookup, self.metrics)
+        notify = NotifierOptions(cross_namespace=not options.tenancy.no_cross_namespace_refs)
+        self.notifier = Notifier(api, self.lookup, self.metrics, notify)
         self.dora = DoraMetrics(HistoryStore(api), self.metrics, lambda: self._objects(GITREPOSITORY.kind))
         self.events.subscribe(self.notifier.listen)
         self.events.subscribe(self.dora.listen)

@@ -242,7 +242,7 @@ class SyncReconciler:
         if not revision:
             ready = conditions.get_condition((repository.get("status") or {}).get("conditions"), conditions.READY)
             detail = f": {ready.message}" if ready and ready.message else ""
-            raise SyncFailed(conditions.ARTIFACT_FAILED, f"source {where} has no artifact yet{detail}")
+            raise SyncFailed(conditions.SOURCE_NOT_READY, f"source {where} has no artifact yet{detail}")
         return repository
 
     async def desired_at(

@@ -34,9 +34,15 @@ def alert_matches(spec: AlertSpec, notice: Notice) -> bool:
     return not any(pattern.search(notice.message) for pattern in spec.exclusions)
 
 
-def providers_for(notice: Notice, alerts: Iterable[NamedAlert]) -> list[ProviderKey]:
-    """Each Provider once, however many of its Alerts match (an Alert's Provider is in its namespace)."""
+def providers_for(notice: Notice, alerts: Iterable[NamedAlert], *, cross_namespace: bool = True) -> list[ProviderKey]:
+    """Each Provider once, however many of its Alerts match (an Alert's Provider is in its namespace).
+
+    Without `cross_namespace` (`moor run --no-cross-namespace-refs`), an Alert hears only of objects
+    in its own namespace, so one tenant cannot read another's events.
+    """
     keys = {
-        ProviderKey(alert.namespace, alert.spec.provider_name) for alert in alerts if alert_matches(alert.spec, notice)
+        ProviderKey(alert.namespace, alert.spec.provider_name)
+        for alert in alerts
+        if (cross_namespace or alert.namespace == notice.subject.namespace) and alert_matches(alert.spec, notice)
     }
     return sorted(keys)

@@ -70,14 +70,8 @@ _BY_REASON = {
 }
 
 
-NO_ARTIFACT_YET = "has no artifact yet"
-"""How a Sync says its GitRepository has fetched nothing yet (moor.controller.sync): a wait, not a failure."""
-
-
-def happening_of(kind: str, type_: str, reason: str, message: str = "") -> Happening:
-    if reason == conditions.DEPENDENCY_NOT_READY or (
-        reason == conditions.ARTIFACT_FAILED and NO_ARTIFACT_YET in message
-    ):
+def happening_of(kind: str, type_: str, reason: str) -> Happening:
+    if reason in (conditions.DEPENDENCY_NOT_READY, conditions.SOURCE_NOT_READY):
         return Happening.WAITING
     known = _BY_REASON.get(reason)
     if known is not None:
@@ -127,7 +121,7 @@ class Notice:
     @classmethod
     def of(cls, event: RecordedEvent, repository_url: str = "") -> Notice:
         """A waiting Sync (for its dependencies, or its source's first revision) is news, not an error."""
-        happening = happening_of(event.subject.kind, event.type, event.reason, event.message)
+        happening = happening_of(event.subject.kind, event.type, event.reason)
         error = event.type == WARNING and happening is not Happening.WAITING
         return cls(
             subject=event.subject,

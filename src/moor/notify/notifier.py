@@ -50,6 +50,8 @@ class NotifierOptions:
     """Notifications waiting for one Provider; more are dropped (and logged)."""
     dedup_window: float = DEFAULT_WINDOW
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    cross_namespace: bool = True
+    """False: an Alert hears only of objects in its own namespace (`--no-cross-namespace-refs`)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ class Notifier:
         if not alerts:
             return
         notice = Notice.of(event, self.repository_url(event.subject))
-        for key in providers_for(notice, alerts):
+        for key in providers_for(notice, alerts, cross_namespace=self.options.cross_namespace):
             provider = self._object(PROVIDER, key.namespace, key.name)
             if provider is None:
                 log.warning("an Alert names %s, which does not exist: not sending %s", key, event.reason)

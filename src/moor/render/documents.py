@@ -10,7 +10,7 @@ from typing import Any
 
 from moor.render.errors import RenderError
 from moor.render.request import MIB, RenderLimits
-from moor.render.safe_yaml import YamlProblem, load_documents
+from moor.render.safe_yaml import TooManyNodes, YamlProblem, load_documents
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class ParseBudget:
         self.limits = limits
         self.bytes = 0
         self.documents = 0
+        self.nodes = 0
 
     def take_bytes(self, size: int, source: str, *, whole_output: bool = False) -> None:
         """`whole_output`: the text is a tool's whole output, bound by the total limit only."""
@@ -52,6 +53,17 @@ class ParseBudget:
         self.documents += 1
         if self.documents > self.limits.max_documents:
             raise RenderError(f"the manifests exceed the limit of {self.limits.max_documents} documents at {source}")
+
+    def take_nodes(self, count: int, source: str) -> None:
+        self.nodes += count
+        if self.nodes > self.limits.max_nodes:
+            raise self.too_many_nodes(source)
+
+    def nodes_left(self) -> int:
+        return max(self.limits.max_nodes - self.nodes, 0)
+
+    def too_many_nodes(self, source: str) -> RenderError:
+        return RenderError(f"the manifests exceed the limit of {self.limits.max_nodes} YAML nodes at {source}")
 
 
 def read_source(path: Path, source: str, limits: RenderLimits) -> bytes:
@@ -73,11 +85,16 @@ def parse_yaml(data: bytes, source: str, budget: ParseBudget, *, whole_output: b
     budget.take_bytes(len(data), source, whole_output=whole_output)
     limits = budget.limits
     documents: list[Document] = []
-    stream = load_documents(data, max_aliases=limits.max_aliases, max_alias_nodes=limits.max_alias_nodes)
+    stream = load_documents(
+        data, max_aliases=limits.max_aliases, max_alias_nodes=limits.max_alias_nodes, max_nodes=budget.nodes_left()
+    )
     try:
-        for line, body in stream:
+        for line, body, nodes in stream:
             budget.take_document(source)
+            budget.take_nodes(nodes, source)
             documents.append(Document(source, len(documents) + 1, line, body))
+    except TooManyNodes:
+        raise budget.too_many_nodes(source) from None
     except YamlProblem as problem:
         at = f" at line {problem.line}" if problem.line is not None else ""
         raise RenderError(f"{source} is not valid YAML{at}: {problem.message}") from None
@@ -98,7 +115,22 @@ def parse_json(data: bytes, source: str, budget: ParseBudget) -> list[Document]:
     except (RecursionError, UnicodeDecodeError) as error:
         cause = "it is nested too deeply" if isinstance(error, RecursionError) else "it is not UTF-8 text"
         raise RenderError(f"{source} is not valid JSON: {cause}") from None
+    budget.take_nodes(_count_nodes(body), source)
     return [Document(source, 1, 1, body)]
+
+
+def _count_nodes(value: Any) -> int:
+    """Nodes in a parsed document, keys included, as the YAML loader counts them."""
+    count, pending = 0, [value]
+    while pending:
+        item = pending.pop()
+        count += 1
+        if isinstance(item, dict):
+            count += len(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return count
 
 
 class _DuplicateKey(Exception):

@@ -30,6 +30,10 @@ class RenderLimits:
     """How many times one document may repeat an anchored node through aliases."""
     max_alias_nodes: int = 10_000
     """How many nodes aliases may add to one document when expanded ("billion laughs")."""
+    max_nodes: int = 4_000_000
+    """YAML and JSON nodes (keys and values) in a whole render. Real manifests spend 14 to 30 bytes per node,
+    so only a render near `max_total_bytes` reaches it; but the most compact YAML spends one, and each node
+    costs 60 to 150 bytes of memory, so without it 64 MiB of YAML could take gigabytes."""
     tool_timeout: float = 120.0
     """Seconds kustomize or helm may run."""
 

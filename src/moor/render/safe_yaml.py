@@ -4,7 +4,10 @@ Only plain data comes out: dicts with string keys, lists, strings, ints, floats,
 are typed the way kubectl reads them (YAML 1.1 booleans, octal and hex ints, `<<` merges), except that
 timestamps and base-60 numbers stay strings, so every value can be sent to the API server as JSON.
 Any other tag is refused, as are duplicate keys. Aliases are counted while a document is built, so a
-"billion laughs" document is refused after a few thousand nodes instead of filling memory.
+"billion laughs" document is refused after a few thousand nodes instead of filling memory. Composing a
+node costs about 150 bytes of memory and the most compact YAML spends one byte per node or less, so a
+large stream's nodes are first counted from libyaml's events (in constant memory) and a stream of more
+than `max_nodes` is refused before anything is composed.
 
 libyaml (PyYAML's C extension) scans and composes; building values from the composed nodes is done
 here rather than by PyYAML's constructor, which is both faster and the place where the checks live.
@@ -19,6 +22,7 @@ from typing import Any, Protocol
 
 from yaml.composer import Composer
 from yaml.error import MarkedYAMLError, YAMLError
+from yaml.events import AliasEvent, Event, MappingStartEvent, ScalarEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
@@ -60,8 +64,23 @@ class YamlProblem(Exception):
         self.line = line
 
 
-def load_documents(data: bytes, *, max_aliases: int, max_alias_nodes: int) -> Iterator[tuple[int, Any]]:
-    """Yields (line where the document starts, its value) for each document of a YAML stream."""
+_NODE_EVENTS = (ScalarEvent, SequenceStartEvent, MappingStartEvent, AliasEvent)
+
+
+class TooManyNodes(YamlProblem):
+    """The stream holds more nodes than it may (`max_nodes`), found before anything was composed."""
+
+
+def load_documents(
+    data: bytes, *, max_aliases: int, max_alias_nodes: int, max_nodes: int | None = None
+) -> Iterator[tuple[int, Any, int]]:
+    """Yields (line where the document starts, its value, the nodes built) for each document of a YAML stream.
+
+    With `max_nodes`, a stream that would compose more nodes is refused (TooManyNodes) before any
+    document is composed; the caller counts the nodes built (aliases expanded) against its own budget.
+    """
+    if max_nodes is not None and _node_bound(data) > max_nodes:
+        _refuse_too_many_nodes(data, max_nodes)
     try:
         composer = _composer_class(data)
     except YAMLError as error:
@@ -83,9 +102,40 @@ def load_documents(data: bytes, *, max_aliases: int, max_alias_nodes: int) -> It
                 value = builder.build(node)
             except RecursionError:
                 raise YamlProblem("the document is nested too deeply", line) from None
-            yield line, value
+            yield line, value, builder.nodes
     finally:
         composer.dispose()
+
+
+def _node_bound(data: bytes) -> int:
+    """An upper bound on the nodes a stream can compose, from byte counts (fast: no parsing).
+
+    Every node but a document's root fills a slot that one of these characters opens: `:` and `?` (a
+    key and a value), `,`, `[` and `{` (an item, or a key and a value), `-` (an item); documents after
+    the first start with `---` or follow `...`. The characters inside scalars only loosen the bound.
+    Real manifests come out far below the node limit, so they are never counted twice.
+    """
+    pairs = sum(data.count(character) for character in (b":", b"?", b",", b"[", b"{"))
+    return 1 + 2 * pairs + data.count(b"-") + data.count(b"...")
+
+
+def _refuse_too_many_nodes(data: bytes, max_nodes: int) -> None:
+    """Counts the stream's nodes from parser events, which are dropped as they come, up to `max_nodes`."""
+    try:
+        parser = _composer_class(data)
+    except YAMLError:
+        return  # composing reports the problem, with its line
+    nodes = 0
+    try:
+        while parser.check_event():
+            if isinstance(parser.get_event(), _NODE_EVENTS):
+                nodes += 1
+                if nodes > max_nodes:
+                    raise TooManyNodes(f"it holds more than {max_nodes} YAML nodes", None)
+    except YAMLError:
+        return
+    finally:
+        parser.dispose()
 
 
 def _syntax_problem(error: YAMLError) -> YamlProblem:
@@ -132,6 +182,8 @@ def _plain_scalar_tag(text: str) -> str:
 class _NodeSource(Protocol):
     def check_node(self) -> bool: ...
     def get_node(self) -> Node | None: ...
+    def check_event(self, *choices: type[Event]) -> bool: ...
+    def get_event(self) -> Event | None: ...
     def dispose(self) -> None: ...
 
 
@@ -161,9 +213,12 @@ else:
 
 
 class _Builder:
-    """Builds plain values from one composed document (a tree: it has no anchors)."""
+    """Builds plain values from one composed document (a tree: it has no anchors), counting the nodes."""
+
+    nodes = 0
 
     def build(self, node: Node) -> Any:
+        self.nodes += 1
         cls = node.__class__
         if cls is ScalarNode:
             return node.value if node.tag == STR else _scalar(node)
@@ -175,6 +230,7 @@ class _Builder:
         raise _unsupported_tag(node)
 
     def _mapping(self, node: Node) -> dict[str, Any]:
+        self.nodes += len(node.value)  # the keys
         result: dict[str, Any] = {}
         merges: list[Node] | None = None
         build = self.build
@@ -213,6 +269,7 @@ class _AliasCountingBuilder(_Builder):
     """
 
     def __init__(self, max_aliases: int, max_alias_nodes: int) -> None:
+        self.nodes = 0
         self._max_aliases = max_aliases
         self._max_alias_nodes = max_alias_nodes
         self._seen: set[int] = set()
