@@ -217,7 +217,7 @@ def test_slack_teams_and_alertmanager_with_severity_and_exclusions(
             provider("slack", "slack", secretRef={"name": "slack"}),
             provider("teams", "msteams", secretRef={"name": "teams"}),
             provider("alertmanager", "alertmanager", address=receiver.base),
-            alert("chat", "slack", exclusionList=["^applying revision"]),
+            alert("chat", "slack", exclusionList=["^applying revision", "has no artifact yet"]),
             alert("teams", "teams", eventSeverity="error"),
             alert("pager", "alertmanager", eventSeverity="error"),
         )

@@ -6,8 +6,8 @@ timestamps and base-60 numbers stay strings, so every value can be sent to the A
 Any other tag is refused, as are duplicate keys. Aliases are counted while a document is built, so a
 "billion laughs" document is refused after a few thousand nodes instead of filling memory. Composing a
 node costs about 150 bytes of memory and the most compact YAML spends one byte per node or less, so a
-large stream's nodes are first counted from libyaml's events (in constant memory) and a stream of more
-than `max_nodes` is refused before anything is composed.
+stream that might hold more than `max_nodes` (a bound from byte counts says so) has its nodes counted
+first, from libyaml's events in constant memory, and is refused before anything is composed.
 
 libyaml (PyYAML's C extension) scans and composes; building values from the composed nodes is done
 here rather than by PyYAML's constructor, which is both faster and the place where the checks live.
