@@ -66,7 +66,11 @@ class SyncReconciler:
 
     async def reconcile(self, sync: KubeObject, failures: int) -> Requeue:
         if sync["metadata"].get("deletionTimestamp"):
-            await self.finalize(sync)
+            try:
+                await self.finalize(sync)
+            except SyncFailed as failure:
+                await self.report.failed(Attempt(sync, dict(sync.get("status") or {})), failure)
+                return Requeue.backoff(5.0, failures)
             return Requeue.never()
         try:
             spec = SyncSpec.from_object(sync)
