@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +54,10 @@ class KindInformer:
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.relists = 0
+        self.started_at = time.monotonic()
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"informer {self.resource.plural}")
 
@@ -156,10 +159,18 @@ class LiveCache:
             started.append(self._informers[key])
         await asyncio.gather(*(informer.wait_synced() for informer in started))
 
-    async def retain_kinds(self, keep: set[tuple[str, str]]) -> None:
-        """Stops watching kinds no Sync manages any more."""
-        for key in [key for key in self._informers if key not in keep]:
+    async def retain_kinds(self, keep: set[tuple[str, str]], *, younger_than: float = 600.0) -> list[tuple[str, str]]:
+        """Stops watching kinds no Sync manages any more; a kind watched for less than `younger_than`
+        seconds is kept (a Sync may be about to apply it). Returns the kinds let go."""
+        now = time.monotonic()
+        stale = [
+            key
+            for key, informer in self._informers.items()
+            if key not in keep and now - informer.started_at > younger_than
+        ]
+        for key in stale:
             await self._informers.pop(key).stop()
+        return stale
 
     async def wait_synced(self, group: str, kind: str) -> None:
         """Returns once the kind's first list has arrived (at once if it is not watched)."""

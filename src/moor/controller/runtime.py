@@ -127,11 +127,13 @@ class Controller:
         await self.notifier.start()
         self.dora.start()
         self.queue.start()
+        janitor = asyncio.create_task(self._release_unused_watches(), name="release unused watches")
         log.info("moor controller started; watching GitRepositories and Syncs in all namespaces")
         try:
             await stop.wait()
         finally:
             log.info("shutting down")
+            janitor.cancel()
             await self.queue.stop()
             await self.notifier.stop()
             await self.dora.stop()
@@ -147,6 +149,18 @@ class Controller:
         self._informers[kind.kind] = informer
         informer.start()
         await informer.wait_synced()
+
+    async def _release_unused_watches(self, every: float = 300.0) -> None:
+        """Kinds are watched only while some Sync manages them (its inventory lists them)."""
+        while True:
+            await asyncio.sleep(every)
+            managed = {
+                (str(entry.get("group", "")), str(entry["kind"]))
+                for sync in self._objects(SYNC.kind)
+                for entry in (sync.get("status") or {}).get("inventory") or []
+            }
+            for group, kind in await self.live.retain_kinds(managed):
+                log.info("no Sync manages %s any more; stopped watching it", f"{kind}.{group}".rstrip("."))
 
     def _on_change(self, change: LiveChange) -> None:
         """Queues what a change to a custom resource concerns; ignores changes Moor made to status alone."""
