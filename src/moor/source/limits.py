@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moor.source.errors import InvalidSourceSpec, SourceError
+from moor.source.git_cli import run_isolated
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -171,23 +172,13 @@ def _too_large(what: str, tally: TreeTally, limits: ArtifactLimits) -> str:
 
 
 async def _run_to_end(argv: list[str], env: Mapping[str, str], timeout: float, what: str) -> bytes:
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+        output = await run_isolated(argv, env=env, timeout=timeout)
     except TimeoutError:
         raise SourceError(f"measuring {what} took more than {timeout:.0f}s") from None
-    finally:
-        await _stop(process)
-    if process.returncode != 0:
-        raise SourceError(f"{argv[3]} of {what} failed: {stderr.decode('utf-8', 'replace').strip()[:400]}")
-    return stdout
+    if output.returncode != 0:
+        raise SourceError(f"{argv[3]} of {what} failed: {output.stderr.decode('utf-8', 'replace').strip()[:400]}")
+    return output.stdout
 
 
 async def _read_all(stream: asyncio.StreamReader | None) -> bytes:
