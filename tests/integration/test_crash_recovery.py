@@ -8,29 +8,17 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from moor import binaries
-from moor.devcluster import ClusterInfo, start_cluster, stop_cluster
+from moor.devcluster import ClusterInfo
 from tests.support.cluster_fixtures import Kubectl
 from tests.support.git_fixtures import GitWorkspace
-from tests.support.moor_fixtures import ControllerProcess, Moor, config_map, deployment, manifest, moor_cli
+from tests.support.moor_fixtures import ControllerProcess, Moor, config_map, deployment, manifest
 
 OBJECTS = 300
-
-
-@pytest.fixture(scope="module")
-def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
-    directory = tmp_path_factory.mktemp("crash-cluster")
-    info = start_cluster(directory)
-    try:
-        assert moor_cli(info.kubeconfig, "install").returncode == 0
-        yield info
-    finally:
-        stop_cluster(directory)
 
 
 def config_maps(version: str, count: int = OBJECTS) -> str:
@@ -57,13 +45,13 @@ def converged(moor: Moor, version: str, count: int) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_kill_during_apply_then_restart_converges(
-    own_cluster: ClusterInfo, tmp_path: Path, git_repo: GitWorkspace, seed: int
+    private_cluster: ClusterInfo, tmp_path: Path, git_repo: GitWorkspace, seed: int
 ) -> None:
-    kubectl = Kubectl(binaries.locate("kubectl"), own_cluster.kubeconfig)
+    kubectl = Kubectl(binaries.locate("kubectl"), private_cluster.kubeconfig)
     namespace = f"crash-apply-{seed}"
     kubectl("create", "namespace", namespace)
-    moor = Moor(kubectl, own_cluster.kubeconfig, namespace)
-    controller = ControllerProcess(own_cluster.kubeconfig, tmp_path / "controller", "--apply-concurrency", "1")
+    moor = Moor(kubectl, private_cluster.kubeconfig, namespace)
+    controller = ControllerProcess(private_cluster.kubeconfig, tmp_path / "controller", "--apply-concurrency", "1")
     controller.start()
     try:
         git_repo.write("items.yaml", config_maps("v1"))
@@ -109,13 +97,13 @@ def history_is_whole(moor: Moor) -> list[dict]:
 
 @pytest.mark.parametrize("seed", range(1, 8))
 def test_kill_during_a_failing_revision_and_its_rollback_then_restart_converges(
-    own_cluster: ClusterInfo, tmp_path: Path, git_repo: GitWorkspace, seed: int
+    private_cluster: ClusterInfo, tmp_path: Path, git_repo: GitWorkspace, seed: int
 ) -> None:
-    kubectl = Kubectl(binaries.locate("kubectl"), own_cluster.kubeconfig)
+    kubectl = Kubectl(binaries.locate("kubectl"), private_cluster.kubeconfig)
     namespace = f"crash-rollback-{seed}"
     kubectl("create", "namespace", namespace)
-    moor = Moor(kubectl, own_cluster.kubeconfig, namespace)
-    controller = ControllerProcess(own_cluster.kubeconfig, tmp_path / "controller", "--apply-concurrency", "1")
+    moor = Moor(kubectl, private_cluster.kubeconfig, namespace)
+    controller = ControllerProcess(private_cluster.kubeconfig, tmp_path / "controller", "--apply-concurrency", "1")
     controller.start()
     chance = random.Random(seed)
     try:

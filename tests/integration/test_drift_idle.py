@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from moor import binaries
-from moor.devcluster import ClusterInfo, restart_component, start_cluster, stop_cluster
+from moor.devcluster import ClusterInfo, restart_component
 from tests.support.cluster_fixtures import Kubectl
 from tests.support.git_fixtures import GitWorkspace
-from tests.support.moor_fixtures import ControllerProcess, Moor, moor_cli
+from tests.support.moor_fixtures import ControllerProcess, Moor
 
 REALISTIC_APP = """
 apiVersion: apps/v1
@@ -172,17 +170,6 @@ def test_an_idle_realistic_app_shows_no_drift_and_gets_no_writes(moor: Moor, git
     assert resource_versions(moor) == before, "an idle reconcile writes nothing"
 
 
-@pytest.fixture(scope="module")
-def restartable_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
-    directory = tmp_path_factory.mktemp("restart-cluster")
-    info = start_cluster(directory)
-    try:
-        assert moor_cli(info.kubeconfig, "install").returncode == 0
-        yield info
-    finally:
-        stop_cluster(directory)
-
-
 def wait_ready(kubectl: Kubectl, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while kubectl("get", "--raw", "/readyz", check=False).returncode != 0:
@@ -191,12 +178,12 @@ def wait_ready(kubectl: Kubectl, timeout: float = 60.0) -> None:
 
 
 def test_the_watch_survives_an_api_server_restart(
-    restartable_cluster: ClusterInfo, tmp_path: Path, git_repo: GitWorkspace
+    private_cluster: ClusterInfo, tmp_path: Path, git_repo: GitWorkspace
 ) -> None:
-    kubectl = Kubectl(binaries.locate("kubectl"), restartable_cluster.kubeconfig)
+    kubectl = Kubectl(binaries.locate("kubectl"), private_cluster.kubeconfig)
     kubectl("create", "namespace", "restart")
-    moor = Moor(kubectl, restartable_cluster.kubeconfig, "restart")
-    controller = ControllerProcess(restartable_cluster.kubeconfig, tmp_path / "controller")
+    moor = Moor(kubectl, private_cluster.kubeconfig, "restart")
+    controller = ControllerProcess(private_cluster.kubeconfig, tmp_path / "controller")
     controller.start()
     try:
         data: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"v": "1"}}
@@ -206,7 +193,7 @@ def test_the_watch_survives_an_api_server_restart(
         moor.source_and_sync(git_repo)
         moor.wait_condition("sync", "app", "True")
 
-        restart_component(restartable_cluster.directory, "kube-apiserver")
+        restart_component(private_cluster.directory, "kube-apiserver")
         wait_ready(kubectl)
         kubectl("patch", "configmap", "c", "-n", "restart", "--type=merge", "-p", '{"data":{"v":"changed"}}')
         moor.wait_for(

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from moor import binaries
-from moor.devcluster import ClusterInfo, start_cluster, stop_cluster
+from moor.devcluster import ClusterInfo
 from tests.support.cluster_fixtures import Kubectl, namespace_name
 from tests.support.git_fixtures import GitWorkspace
-from tests.support.moor_fixtures import ControllerProcess, Moor, config_map, free_port, manifest, metric_value, moor_cli
+from tests.support.moor_fixtures import ControllerProcess, Moor, config_map, free_port, manifest, metric_value
 
 RBAC = "rbac.authorization.k8s.io"
 ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
@@ -157,23 +157,12 @@ def test_granting_the_missing_right_lets_the_sync_through(moor: Moor, git_repo: 
 
 
 @pytest.fixture(scope="module")
-def tenant_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
-    directory = tmp_path_factory.mktemp("tenancy-cluster")
-    info = start_cluster(directory)
-    try:
-        assert moor_cli(info.kubeconfig, "install").returncode == 0
-        yield info
-    finally:
-        stop_cluster(directory)
-
-
-@pytest.fixture(scope="module")
 def hardened_controller(
-    tenant_cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory
+    private_cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControllerProcess]:
     port = free_port()
     controller = ControllerProcess(
-        tenant_cluster.kubeconfig,
+        private_cluster.kubeconfig,
         tmp_path_factory.mktemp("hardened-controller"),
         "--default-service-account",
         "tenant",
@@ -191,13 +180,13 @@ def hardened_controller(
 
 @pytest.fixture
 def tenant(
-    hardened_controller: ControllerProcess, tenant_cluster: ClusterInfo, request: pytest.FixtureRequest
+    hardened_controller: ControllerProcess, private_cluster: ClusterInfo, request: pytest.FixtureRequest
 ) -> Iterator[Moor]:
     """A namespace of the hardened controller's cluster, its ServiceAccount `tenant` allowed ConfigMaps only."""
-    kubectl = Kubectl(binaries.locate("kubectl"), tenant_cluster.kubeconfig)
+    kubectl = Kubectl(binaries.locate("kubectl"), private_cluster.kubeconfig)
     namespace = namespace_name(request.node.name)
     kubectl("create", "namespace", namespace)
-    moor = Moor(kubectl, tenant_cluster.kubeconfig, namespace)
+    moor = Moor(kubectl, private_cluster.kubeconfig, namespace)
     give_tenant(moor, CONFIG_MAPS_ONLY)
     yield moor
     kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from moor.devcluster import ClusterInfo, start_cluster, stop_cluster
 from tests.support.cluster_fixtures import Kubectl
 from tests.support.git_fixtures import GitWorkspace
 
@@ -89,6 +90,19 @@ class ControllerProcess:
         assert self.process is not None
         self.process.kill()
         self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def private_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
+    """A control plane of the test module's own, Moor's CRDs installed, for tests that run their own
+    controller (killing it, or with flags the session's controller lacks)."""
+    directory = tmp_path_factory.mktemp("private-cluster")
+    info = start_cluster(directory)
+    try:
+        assert moor_cli(info.kubeconfig, "install").returncode == 0
+        yield info
+    finally:
+        stop_cluster(directory)
 
 
 @pytest.fixture(scope="session")
