@@ -362,12 +362,16 @@ class RequestTargets:
 
     def __init__(self, client: KubeClient) -> None:
         self.counts: Counter[str] = Counter()
+        self.object_writes = 0
+        """Writes (apply, patch, update, create, delete) to managed objects, not to Moor's own resources or Events."""
         self.sent: list[tuple[float, str, str, str]] = []
         """(time.perf_counter(), verb, method, path) of every request as it is sent: the timeline of a pass."""
         original = client.request
 
         async def request(verb: str, method: str, path: str, **kwargs: Any) -> Any:
-            self.counts[self.target(verb, path)] += 1
+            target = self.target(verb, path)
+            self.counts[target] += 1
+            self.object_writes += target == "objects" and verb in WRITE_VERBS
             detail = path
             body = kwargs.get("body")
             if "/apis/moor.dev/" in path and isinstance(body, dict):  # which fields Moor changes in its own objects
@@ -381,8 +385,12 @@ class RequestTargets:
 
     def write_trace(self, path: Path, since: float) -> None:
         """Every request sent after `since`, one a line: seconds from `since`, verb, method, path."""
-        lines = [f"{moment - since:9.3f} {verb:<9} {method:<6} {url}" for moment, verb, method, url in self.sent]
-        path.write_text("\n".join(line for line, (moment, *_) in zip(lines, self.sent, strict=True) if moment >= since))
+        lines = [
+            f"{moment - since:9.3f} {verb:<9} {method:<6} {url}"
+            for moment, verb, method, url in self.sent
+            if moment >= since
+        ]
+        path.write_text("\n".join(lines) + "\n")
 
     def timeline(self, since: float) -> dict[str, list[float]]:
         """Seconds from `since` to the first and the last request of each verb sent after it."""
@@ -406,15 +414,18 @@ class RequestTargets:
         return "objects"
 
 
-def moor_writes(requests: dict[str, int]) -> int:
-    return sum(requests.get(verb, 0) for verb in ("apply", "patch", "update", "create", "delete"))
+WRITE_VERBS = frozenset({"apply", "patch", "update", "create", "delete"})
+
+
+def writes(requests: dict[str, int]) -> int:
+    return sum(count for verb, count in requests.items() if verb in WRITE_VERBS)
 
 
 # -- kubectl's requests, from its -v=6 log -------------------------------------------------------------
 
 RESPONSE = re.compile(r'"Response" verb="(?P<method>[A-Z]+)" url="(?P<url>[^"]+)" status="(?P<status>\d{3})')
 RESPONSE_OLD = re.compile(r"\] (?P<method>GET|POST|PUT|PATCH|DELETE|HEAD) (?P<url>https?://\S+) (?P<status>\d{3})")
-DISCOVERY_PATH = re.compile(r"^/(api|apis|version|openapi(/.*)?|api/[^/]+|apis/[^/]+/[^/]+)/?$")
+DISCOVERY_PATH = re.compile(r"^/(api|apis|version|openapi(/.*)?|api/[^/]+|apis/[^/]+|apis/[^/]+/[^/]+)/?$")
 THROTTLED = re.compile(r"client-side throttling")
 DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s)\b")
 
@@ -670,6 +681,7 @@ class Bench:
         await live_cache_quiet(controller, 1.0, 60.0)
         stamp = datetime.now(UTC).isoformat()
         before, targets_before = Counter(client.requests), Counter(targets.counts)
+        object_writes_before = targets.object_writes
         profile = Profile(profile_path)
         watch = Stopwatch(self.cluster.pids)
         profile.start()
@@ -687,7 +699,11 @@ class Bench:
         requests = dict(Counter(client.requests) - before)
         target_counts = dict(targets.counts - targets_before)
         objects = target_counts.get("objects", 0)
-        notes = [f"per-object requests {objects}, writes {moor_writes(requests)}"]
+        object_writes = targets.object_writes - object_writes_before
+        notes = [
+            f"requests for managed objects {objects}, writes to them {object_writes}; "
+            f"writes in all (Moor's own status included) {writes(requests)}"
+        ]
         if not settled:
             notes.append("the Deployments were not all Available yet")
         self.record(
@@ -910,8 +926,10 @@ def table(results: Sequence[Measurement]) -> str:
     for measurement in results:
         groups.setdefault((measurement.size, measurement.tool), []).append(measurement)
     kubectl_wall = {key: statistics.median(m.wall for m in runs) for key, runs in groups.items()}
+    by_repeat = {(m.size, m.tool, m.repeat): m.wall for m in results}
     header = (
         f"{'N':>6}  {'tool':<22} {'wall s':>7} {'min-max':>13} {'requests':>8}  {'Moor/kubectl':>12}  "
+        f"{'paired (range)':>18}  "
         f"{'CPU s moor|kubectl':>18} {'apiserver':>9} {'etcd':>5} {'load':>5}  by verb"
     )
     lines = [header, "-" * len(header)]
@@ -920,9 +938,15 @@ def table(results: Sequence[Measurement]) -> str:
         spread = f"{min(m.wall for m in runs):.2f}-{max(m.wall for m in runs):.2f}" if len(runs) > 1 else ""
         requests = median_counts([m.requests for m in runs])
         baseline = "kubectl apply + wait" if "wait:true" in tool else "kubectl apply"
-        ratio = ""
+        ratio = paired = ""
         if tool.startswith("moor wait") and (size, baseline) in kubectl_wall:
             ratio = f"{wall / kubectl_wall[(size, baseline)]:.2f}x"
+            # each repetition's Moor run against the kubectl run next to it in time: cancels slow drifts in load
+            pairs = [
+                m.wall / by_repeat[(size, baseline, m.repeat)] for m in runs if (size, baseline, m.repeat) in by_repeat
+            ]
+            if len(pairs) > 1:
+                paired = f"{statistics.median(pairs):.2f}x ({min(pairs):.2f}-{max(pairs):.2f})"
 
         def cpu(name: str, runs: list[Measurement] = runs) -> str:
             values = [m.cpu[name] for m in runs if name in m.cpu]
@@ -931,7 +955,7 @@ def table(results: Sequence[Measurement]) -> str:
         load = statistics.median(m.load for m in runs)
         verbs = " ".join(f"{verb}={count}" for verb, count in requests.items())
         lines.append(
-            f"{size:>6}  {tool:<22} {wall:>7.2f} {spread:>13} {sum(requests.values()):>8}  {ratio:>12}  "
+            f"{size:>6}  {tool:<22} {wall:>7.2f} {spread:>13} {sum(requests.values()):>8}  {ratio:>12}  {paired:>18}  "
             f"{cpu('client'):>18} {cpu('kube-apiserver'):>9} {cpu('etcd'):>5} {load:>5.2f}  {verbs}"
         )
     targets = [(key, runs) for key, runs in groups.items() if runs[0].targets]

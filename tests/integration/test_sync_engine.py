@@ -151,6 +151,8 @@ def test_crd_and_its_custom_resources_in_one_commit(moor: Moor, git_repo: GitWor
     try:
         moor.wait_condition("sync", "app", "True")
         assert moor.get(f"widgets.{group}", "w1")["spec"] == {"size": 3}
+        history = moor.get("sync", "app")["status"]["history"]
+        assert [entry["result"] for entry in history] == ["Succeeded"], "applied in one pass, no failed attempt"
     finally:
         moor.kubectl("delete", "crd", f"widgets.{group}", "--wait=false", check=False)
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from moor.plan import DuplicateObjectError, MissingNamespaceError, prepare_desired
+from moor.plan import DuplicateObjectError, MissingNamespaceError, prepare_desired, with_arriving_kinds
 
 KINDS = {
     ("apps/v1", "Deployment"): True,
@@ -79,3 +79,23 @@ def test_the_same_object_declared_twice_is_an_error() -> None:
 def test_order_is_kept() -> None:
     rendered = [obj("v1", "ConfigMap", name, "ns") for name in ("c", "a", "b")]
     assert [p["metadata"]["name"] for p in prepare_desired(rendered, "s.n", None, is_namespaced)] == ["c", "a", "b"]
+
+
+def test_custom_resources_take_their_scope_from_a_crd_in_the_same_change() -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"}},
+    }
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    gadget = {"apiVersion": "other.com/v1", "kind": "Gadget", "metadata": {"name": "g"}}
+
+    def cluster_knows_crds_only(api_version: str, kind: str) -> bool | None:
+        return False if kind == "CustomResourceDefinition" else None
+
+    scope = with_arriving_kinds(cluster_knows_crds_only, [crd, widget, gadget])
+    assert scope("example.com/v1", "Widget") is True
+    assert scope("other.com/v1", "Gadget") is None, "an unknown kind stays unknown"
+    prepared = prepare_desired([crd, widget], "ns.app", None, scope, "apps")
+    assert prepared[1]["metadata"]["namespace"] == "apps"

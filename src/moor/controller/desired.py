@@ -14,7 +14,7 @@ from moor import render
 from moor.cluster.discovery import Discovery
 from moor.controller.sources import SecretMissing, SourceStore
 from moor.objects import KubeObject, ObjectRef
-from moor.plan import prepare_desired
+from moor.plan import prepare_desired, with_arriving_kinds
 from moor.resources import SyncSpec
 
 LABEL_VALUE_MAX = 63
@@ -75,6 +75,5 @@ async def desired_objects(
     objects = await render.render(request)
     if any(discovery.known_namespaced(str(o.get("apiVersion", "")), str(o.get("kind", ""))) is None for o in objects):
         await discovery.refresh(force=False)
-    return prepare_desired(
-        objects, sync_key(sync), spec.target_namespace, discovery.known_namespaced, ObjectRef.of(sync).namespace
-    )
+    scope = with_arriving_kinds(discovery.known_namespaced, objects)
+    return prepare_desired(objects, sync_key(sync), spec.target_namespace, scope, ObjectRef.of(sync).namespace)

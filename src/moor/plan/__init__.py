@@ -18,7 +18,13 @@ from moor.plan.managed_fields import (
 )
 from moor.plan.normalize import parse_quantity
 from moor.plan.paths import ROOT, FieldPath, ListKey, PathElement, SetItem
-from moor.plan.prepare import DuplicateObjectError, IsNamespaced, MissingNamespaceError, prepare_desired
+from moor.plan.prepare import (
+    DuplicateObjectError,
+    IsNamespaced,
+    MissingNamespaceError,
+    prepare_desired,
+    with_arriving_kinds,
+)
 
 __all__ = [
     "ABSENT",
@@ -54,5 +60,6 @@ __all__ = [
     "plan_changes",
     "prepare_desired",
     "remove_fields",
+    "with_arriving_kinds",
     "without_ignored",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from moor.errors import MoorError
-from moor.objects import SYNC_LABEL, KubeObject, ObjectRef
+from moor.objects import SYNC_LABEL, KubeObject, ObjectRef, split_api_version
 
 IsNamespaced = Callable[[str, str], bool | None]
 """(apiVersion, kind) -> True (namespaced), False (cluster-scoped), None (kind unknown to the cluster)."""
@@ -57,6 +57,28 @@ def prepare_desired(
         prepared.append(obj)
     ensure_unique(prepared)
     return prepared
+
+
+def with_arriving_kinds(is_namespaced: IsNamespaced, objects: Iterable[Mapping[str, Any]]) -> IsNamespaced:
+    """`is_namespaced`, completed by the CustomResourceDefinitions among `objects`: custom resources whose
+    CRD arrives in the same change get their scope from it, so they are placed (and dry-run) correctly
+    before the cluster serves their kind."""
+    arriving: dict[tuple[str, str], bool] = {}
+    for obj in objects:
+        if obj.get("kind") == "CustomResourceDefinition" and str(obj.get("apiVersion", "")).startswith(
+            "apiextensions.k8s.io/"
+        ):
+            spec = obj.get("spec") or {}
+            kind = str((spec.get("names") or {}).get("kind", ""))
+            arriving[(str(spec.get("group", "")), kind)] = spec.get("scope") == "Namespaced"
+
+    def scope(api_version: str, kind: str) -> bool | None:
+        known = is_namespaced(api_version, kind)
+        if known is not None:
+            return known
+        return arriving.get((split_api_version(api_version)[0], kind))
+
+    return scope
 
 
 def ensure_unique(objects: Iterable[Mapping[str, Any]]) -> None:
