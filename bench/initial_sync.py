@@ -56,6 +56,7 @@ from moor.cluster.client import KubeClient
 from moor.cluster.config import Credentials, load_kubeconfig
 from moor.controller.runtime import Controller, ControllerOptions
 from moor.devcluster import ClusterInfo, start_cluster, stop_cluster
+from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, ObjectRef
 
 T = TypeVar("T")
@@ -535,7 +536,6 @@ class Bench:
         self.credentials: Credentials = load_kubeconfig(cluster.kubeconfig)
         self.kubectl = binaries.locate("kubectl")
         self._names = itertools.count(1)
-        self._client: KubeClient | None = None
         self._api: KubeApi | None = None
 
     @property
@@ -546,7 +546,7 @@ class Bench:
 
     async def run(self) -> None:
         async with KubeClient(self.credentials) as client:
-            self._client, self._api = client, KubeApi(client)
+            self._api = KubeApi(client)
             for size in self.args.sizes:
                 await self.run_size(size)
 
@@ -1048,6 +1048,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.replicas < 0 or args.timeout <= 0:
         parser.error("--repeat must be at least 1, --replicas at least 0 and --timeout positive")
+    if min(args.sizes) < 10:
+        parser.error("every size must be at least 10 (the mix of kinds needs ten objects)")
     return args
 
 
@@ -1076,13 +1078,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[Measurement] = []
     status = 0
     cluster_dir = root / "cluster"
-    progress(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
+    version = moor_version()  # the code this process loaded, even if the checkout moves on meanwhile
+    progress(f"{version}; machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
     progress(f"scratch directory {root}; starting a control plane with {nodes} fake nodes")
     try:
         cluster = start_cluster(cluster_dir, nodes=nodes)
         install_moor(cluster)
         asyncio.run(Bench(args, root, cluster, results).run())
-    except BenchError as error:
+    except (BenchError, MoorError) as error:  # MoorError: the cluster, a missing binary, an API error
         progress(f"benchmark failed: {error}")
         status = 1
     except KeyboardInterrupt:
@@ -1100,7 +1103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     if results:
-        print(f"\nInitial sync into an empty namespace; {moor_version()}; {machine()}")
+        print(f"\nInitial sync into an empty namespace; {version}; {machine()}")
         print(table(results))
         if args.json:
             args.json.write_text(json.dumps([asdict(m) for m in results], indent=1))

@@ -445,7 +445,7 @@ class Watch:
                 document = await self.api.client.request("list", "GET", self.path, params=self.selectors)
                 break
             except ApiError as error:
-                if error.status < 500 or attempt == 59:
+                if (error.status < 500 and error.status != 429) or attempt == 59:
                     raise
                 await asyncio.sleep(0.5)
         now = time.perf_counter()

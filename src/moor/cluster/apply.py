@@ -173,7 +173,7 @@ class Applier:
                     break
                 if time.monotonic() > deadline:
                     raise MoorError(f"{ref} was not Established within {within:.0f}s")
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.05)
 
 
 def _crd_kind(crd: KubeObject) -> tuple[str, str]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 
 from moor.cluster.cache import LiveCache
 from moor.health import HealthState, HealthStatus, aggregate, assess_health
 from moor.objects import KubeObject, ObjectRef
+
+SETTLE = 0.1
+"""Seconds to wait after a change before re-checking every object's health."""
 
 
 def freshest(cached: KubeObject | None, applied: KubeObject | None) -> KubeObject | None:
@@ -49,3 +53,5 @@ async def wait_until_healthy(
         if health.state is HealthState.HEALTHY or remaining <= 0:
             return health
         await cache.wait_for_change(min(remaining, 1.0))
+        # Let a burst of watch events (a rollout updates many objects) settle before judging again.
+        await asyncio.sleep(min(SETTLE, max(deadline - time.monotonic(), 0)))

@@ -107,7 +107,7 @@ def changed_outside_status(before: Mapping[str, Any] | None, after: Mapping[str,
     a Pod becoming Ready) say nothing about drift, so they don't wake the Sync.
     """
     if before is None:
-        return True
+        return False  # an object appearing is Moor's own create (or a relist): deletions are what drift
     return _declared_part(before) != _declared_part(after)
 
 
