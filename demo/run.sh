@@ -15,11 +15,9 @@ say() { printf '\n\033[1;34m==>\033[0m \033[1m%s\033[0m\n' "$*"; }
 mkdir -p "$work"
 
 say "Starting a local Kubernetes control plane (etcd, kube-apiserver, controllers, kwok nodes)"
-if "$moor" cluster status --dir "$work/cluster" >/dev/null 2>&1; then
-  echo "already running in $work/cluster"
-else
-  "$moor" cluster up --dir "$work/cluster"
-fi
+# A fresh cluster every time, so the story starts from an empty cluster on every run.
+"$moor" cluster down --dir "$work/cluster" >/dev/null 2>&1 || true
+"$moor" cluster up --dir "$work/cluster"
 "$kubectl" get nodes
 
 say "Pushing examples/ to a Git repository (the single source of truth)"
