@@ -48,14 +48,15 @@ say "What Moor manages now"
 "$moor" tree sync guestbook-dev -n moor-system
 "$kubectl" get deployments,pods -n guestbook-dev
 
-say "A developer merges a change: the dev environment goes to 3 replicas"
-sed -i 's/count: 1/count: 3/' "$work/checkout/guestbook/overlays/dev/kustomization.yaml"
-git -C "$work/checkout" commit -qam "guestbook(dev): scale to 3 replicas"
+say "A developer merges a change: a new welcome message for the dev environment"
+sed -i 's/Welcome to the guestbook (dev)/Welcome to the guestbook, now deployed by Moor (dev)/' \
+  "$work/checkout/guestbook/overlays/dev/config.yaml"
+git -C "$work/checkout" commit -qam "guestbook(dev): new welcome message"
 git -C "$work/checkout" push -q origin main
 git -C "$work/checkout" log --oneline -1
 "$moor" diff sync guestbook-dev -n moor-system --path "$work/checkout/guestbook/overlays/dev" || true
 "$moor" reconcile sync guestbook-dev -n moor-system --with-source
-"$kubectl" get deployments -n guestbook-dev
-"$moor" get syncs -n moor-system
+echo "web-config now says: $("$kubectl" get configmap web-config -n guestbook-dev -o jsonpath='{.data.PODINFO_UI_MESSAGE}')"
+"$moor" history sync guestbook-dev -n moor-system
 
 say "Done. The cluster keeps running: KUBECONFIG=$KUBECONFIG; stop it with 'make demo-down'."

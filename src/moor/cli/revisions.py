@@ -74,24 +74,30 @@ async def _history(target: Target, name: str, output: str) -> int:
 
 
 def _print_history(records: list[dict[str, Any]]) -> None:
+    approvals = any(record.get("approvedBy") for record in records)
+    columns = ["#", "REVISION", "RESULT", "STARTED", "TOOK", "CHANGED", "AUTHOR"] + (
+        ["APPROVED BY"] if approvals else []
+    )
     table = Table(box=None, pad_edge=False)
-    for column in ("#", "REVISION", "RESULT", "STARTED", "TOOK", "AUTHOR", "APPROVED BY", "APPLIED", "PRUNED"):
-        table.add_column(column, no_wrap=column not in ("AUTHOR",))
+    for column in columns:
+        table.add_column(column, no_wrap=column not in ("AUTHOR", "APPROVED BY"))
     for record in records:
         result = str(record.get("result", ""))
         style = {"Succeeded": "green", "DriftCorrected": "cyan", "InProgress": "yellow"}.get(result, "red")
         attempts = int(record.get("attempts") or 1)
-        table.add_row(
+        applied = len(record.get("created") or []) + len(record.get("updated") or [])
+        row = [
             str(record.get("sequence", "")),
             short_revision(str(record.get("revision", ""))),
             f"[{style}]{result}[/]" + (f" (x{attempts})" if attempts > 1 else ""),
-            str(record.get("startedAt", "")),
+            str(record.get("startedAt", "")).replace("T", " ").rstrip("Z"),
             _took(record),
-            str(record.get("author", "")),
-            str(record.get("approvedBy", "")),
-            str(len(record.get("created") or []) + len(record.get("updated") or [])),
-            str(len(record.get("pruned") or [])),
-        )
+            f"+{applied} -{len(record.get('pruned') or [])}",
+            str(record.get("author", "")).partition(" <")[0],
+        ]
+        if approvals:
+            row.append(str(record.get("approvedBy", "")))
+        table.add_row(*row)
     Console().print(table if records else "No recorded attempts.")
 
 
