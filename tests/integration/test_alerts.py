@@ -163,13 +163,14 @@ def test_generic_webhook_is_signed_retried_deduplicated_and_secret_free(
     moor.wait_condition("sync", "app", "True", revision=v1)
 
     def by_reason(reason: str) -> list[Received]:
-        return [r for r in receiver.received(hidden_path) if r.json()["reason"] == reason]
+        """The deliveries of one reason that the receiver accepted."""
+        return [r for r in receiver.received(hidden_path) if r.status == 200 and r.json()["reason"] == reason]
 
     applied = moor.wait_for("the Applied notification", lambda: by_reason("Applied"), timeout=30)
     first = receiver.received(hidden_path)[:3]
     assert [r.status for r in first] == [500, 500, 200], "retried after two 500s"
     assert len({r.body for r in first}) == 1, "the same request each time"
-    assert [r.status for r in by_reason("Progressing")] == [200], "one delivery per event, for two Alerts"
+    assert len(by_reason("Progressing")) == 1, "one delivery per event, for two Alerts"
     [sent] = applied
     document = sent.json()
     assert document["involvedObject"] == {

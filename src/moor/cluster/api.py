@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from moor.cluster.client import APPLY_PATCH, MERGE_PATCH, ApiError, Impersonation, KubeClient
+from moor.cluster.client import APPLY_PATCH, JSON, MERGE_PATCH, ApiError, Decode, Impersonation, KubeClient
 from moor.cluster.discovery import Discovery, ResourceType
 from moor.errors import MoorError
 from moor.objects import FIELD_MANAGER, KubeObject, ObjectRef
+
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class UnknownKind(MoorError):
@@ -58,9 +61,11 @@ class KubeApi:
         *,
         namespace: str | None = None,
         label_selector: str | None = None,
+        decode: Decode = json.loads,
     ) -> ObjectList:
         params = {"labelSelector": label_selector} if label_selector else {}
-        document = await self.client.request("list", "GET", resource.collection_path(namespace), params=params)
+        path = resource.collection_path(namespace)
+        document = await self.client.request("list", "GET", path, params=params, decode=decode)
         kind = resource.kind
         items = [{"apiVersion": resource.api_version, "kind": kind, **item} for item in document.get("items") or []]
         return ObjectList(items=items, resource_version=str(document["metadata"].get("resourceVersion", "")))
@@ -73,6 +78,7 @@ class KubeApi:
         namespace: str | None = None,
         label_selector: str | None = None,
         timeout_seconds: int = 300,
+        decode: Decode = json.loads,
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events (`type`, `object`) with bookmarks; raises ApiError 410 when the version is too old."""
         params = {
@@ -83,7 +89,7 @@ class KubeApi:
         }
         if label_selector:
             params["labelSelector"] = label_selector
-        async for event in self.client.stream(resource.collection_path(namespace), params):
+        async for event in self.client.stream(resource.collection_path(namespace), params, decode):
             if event.get("type") == "ERROR":
                 status = event.get("object") or {}
                 raise ApiError(
@@ -93,8 +99,13 @@ class KubeApi:
                 )
             yield event
 
-    async def apply(self, obj: KubeObject, *, dry_run: bool = False, force: bool = False) -> KubeObject:
-        """Server-side apply as field manager `moor`; `dry_run` asks the server to validate only."""
+    async def apply(
+        self, obj: KubeObject, *, dry_run: bool = False, force: bool = False, metadata_only: bool = False
+    ) -> KubeObject:
+        """Server-side apply as field manager `moor`; `dry_run` asks the server to validate only.
+
+        With `metadata_only` the server answers with the object's metadata alone (a PartialObjectMetadata),
+        which spares both sides encoding and decoding the rest when only the outcome matters."""
         ref = ObjectRef.of(obj)
         resource = await self.resource_type(ref)
         params = {"fieldManager": FIELD_MANAGER, "fieldValidation": "Strict"}
@@ -109,6 +120,7 @@ class KubeApi:
             params=params,
             body=obj,
             content_type=APPLY_PATCH,
+            accept=METADATA_ONLY if metadata_only else JSON,
         )
         return result
 

@@ -50,7 +50,8 @@ class ApplyOutcome:
     created: list[ObjectRef] = field(default_factory=list)
     configured: list[ObjectRef] = field(default_factory=list)
     deleted: list[ObjectRef] = field(default_factory=list)
-    applied_objects: dict[ObjectRef, KubeObject] = field(default_factory=dict)
+    applied_versions: dict[ObjectRef, int] = field(default_factory=dict)
+    """The resourceVersion each apply returned: health waits until the live cache has caught up."""
 
 
 def is_first_stage(obj: KubeObject) -> bool:
@@ -125,7 +126,10 @@ class Applier:
         self, objects: Sequence[KubeObject], live: set[tuple[str, str, str, str]], outcome: ApplyOutcome
     ) -> None:
         async def apply(obj: KubeObject) -> None:
-            outcome.applied_objects[ObjectRef.of(obj)] = await self.api.apply(obj, force=self._forcing(obj))
+            applied = await self.api.apply(obj, force=self._forcing(obj), metadata_only=True)
+            version = str(applied.get("metadata", {}).get("resourceVersion", ""))
+            if version.isdigit():
+                outcome.applied_versions[ObjectRef.of(obj)] = int(version)
 
         results = await self._bounded(apply, objects)
         failures: list[Rejection] = []
@@ -141,7 +145,7 @@ class Applier:
             raise ChangeSetRejected(failures, written=[*outcome.created, *outcome.configured])
 
     async def _dry_run(self, obj: KubeObject) -> None:
-        await self.api.apply(obj, dry_run=True, force=self._forcing(obj))
+        await self.api.apply(obj, dry_run=True, force=self._forcing(obj), metadata_only=True)
 
     def _forcing(self, obj: KubeObject) -> bool:
         return self.force or ObjectRef.of(obj).identity in self._forced

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from moor.cluster.api import KubeApi
-from moor.cluster.client import ApiError, ApiUnreachable
+from moor.cluster.client import ApiError, ApiUnreachable, Decode
 from moor.cluster.discovery import ResourceType
+from moor.cluster.shared_strings import SharedStrings
 from moor.objects import SYNC_LABEL, KubeObject, ObjectRef
 
 log = logging.getLogger(__name__)
@@ -44,9 +47,16 @@ class KindInformer:
     """Keeps every labelled object of one kind in memory, current to within one watch event."""
 
     def __init__(
-        self, api: KubeApi, resource: ResourceType, notify: Listener, *, label_selector: str | None = SYNC_LABEL
+        self,
+        api: KubeApi,
+        resource: ResourceType,
+        notify: Listener,
+        *,
+        label_selector: str | None = SYNC_LABEL,
+        decode: Decode = json.loads,
     ) -> None:
         self.api = api
+        self.decode = decode
         self.resource = resource
         self.label_selector = label_selector
         self.objects: dict[Identity, KubeObject] = {}
@@ -79,7 +89,10 @@ class KindInformer:
                 if not resource_version:
                     resource_version = await self._relist()
                 async for event in self.api.watch(
-                    self.resource, resource_version=resource_version, label_selector=self.label_selector
+                    self.resource,
+                    resource_version=resource_version,
+                    label_selector=self.label_selector,
+                    decode=self.decode,
                 ):
                     resource_version = self._handle(event) or resource_version
                     backoff = 0.2
@@ -97,7 +110,7 @@ class KindInformer:
                 backoff = min(backoff * 2, 30.0)
 
     async def _relist(self) -> str:
-        listing = await self.api.list(self.resource, label_selector=self.label_selector)
+        listing = await self.api.list(self.resource, label_selector=self.label_selector, decode=self.decode)
         fresh = {ObjectRef.of(item).identity: item for item in listing.items}
         previous = self.objects
         gone = [obj for identity, obj in previous.items() if identity not in fresh]
@@ -138,6 +151,8 @@ class LiveCache:
         self._informers: dict[tuple[str, str], KindInformer] = {}
         self._listeners: list[Listener] = []
         self._changed = asyncio.Event()
+        self._changes_by_label: Counter[str] = Counter()
+        self._strings = SharedStrings()
 
     async def wait_for_change(self, within: float) -> None:
         """Returns at the next change of any watched object, or after `within` seconds."""
@@ -153,7 +168,7 @@ class LiveCache:
         for resource in resources:
             key = (resource.group, resource.kind)
             if key not in self._informers:
-                informer = KindInformer(self.api, resource, self._publish)
+                informer = KindInformer(self.api, resource, self._publish, decode=self._strings.loads)
                 self._informers[key] = informer
                 informer.start()
             started.append(self._informers[key])
@@ -185,6 +200,11 @@ class LiveCache:
     def is_watching(self, group: str, kind: str) -> bool:
         return (group, kind) in self._informers
 
+    def changes_of(self, sync_key: str) -> int:
+        """A number that grows whenever an object labelled for this Sync (before or after the change) changes:
+        while it stays the same, nothing the Sync manages changed in the cluster."""
+        return self._changes_by_label[sync_key]
+
     def object_count(self) -> int:
         return sum(len(informer.objects) for informer in self._informers.values())
 
@@ -194,6 +214,10 @@ class LiveCache:
         self._informers.clear()
 
     def _publish(self, change: LiveChange) -> None:
+        for obj in (change.previous, change.object):
+            label = (((obj or {}).get("metadata") or {}).get("labels") or {}).get(SYNC_LABEL)
+            if label:
+                self._changes_by_label[str(label)] += 1
         self._changed.set()
         self._changed = asyncio.Event()
         for listener in self._listeners:

@@ -11,7 +11,7 @@ import os
 import ssl
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,9 @@ import aiohttp
 
 from moor.cluster.config import Credentials
 from moor.errors import MoorError
+
+Decode = Callable[[bytes], Any]
+"""Turns a response body (one JSON document) into Python objects."""
 
 JSON = "application/json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -146,6 +149,7 @@ class KubeClient:
         body: Any = None,
         content_type: str | None = None,
         accept: str = JSON,
+        decode: Decode = json.loads,
     ) -> Any:
         """Sends one request and returns the decoded JSON body; `verb` is the Kubernetes verb counted."""
         self.requests[verb] += 1
@@ -164,11 +168,13 @@ class KubeClient:
                 payload = await response.read()
                 if response.status >= 400:
                     raise ApiError.from_response(response.status, payload)
-                return json.loads(payload) if payload else None
+                return decode(payload) if payload else None
         except aiohttp.ClientError as error:
             raise ApiUnreachable(f"cannot reach the API server at {self.credentials.server}: {error}") from None
 
-    async def stream(self, path: str, params: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(
+        self, path: str, params: Mapping[str, str], decode: Decode = json.loads
+    ) -> AsyncIterator[dict[str, Any]]:
         """Streams a watch: one decoded JSON event per line, until the server closes the stream."""
         self.requests["watch"] += 1
         try:
@@ -186,7 +192,7 @@ class KubeClient:
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
                         if line.strip():
-                            yield json.loads(line)
+                            yield decode(line)
         except aiohttp.ClientError as error:
             raise ApiUnreachable(f"watch of {path} on {self.credentials.server} broke: {error}") from None
 

@@ -11,47 +11,52 @@ from moor.health import HealthState, HealthStatus, aggregate, assess_health
 from moor.objects import KubeObject, ObjectRef
 
 SETTLE = 0.1
-"""Seconds to wait after a change before re-checking every object's health."""
+"""Seconds to wait after a change before re-checking the objects not yet healthy."""
 
 
-def freshest(cached: KubeObject | None, applied: KubeObject | None) -> KubeObject | None:
-    """The newer of the cached object and the one an apply just returned (the watch may lag behind)."""
-    if cached is None or applied is None:
-        return cached or applied
+def version_of(obj: KubeObject) -> int | None:
     try:
-        cached_version = int(cached["metadata"]["resourceVersion"])
-        applied_version = int(applied["metadata"]["resourceVersion"])
-    except (KeyError, ValueError):
-        return cached
-    return cached if cached_version >= applied_version else applied
+        return int(obj["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
-def current_health(
-    cache: LiveCache, refs: Sequence[ObjectRef], applied: Mapping[ObjectRef, KubeObject]
-) -> HealthStatus:
-    statuses = []
-    for ref in refs:
-        obj = freshest(cache.get(ref), applied.get(ref))
-        if obj is None:
-            statuses.append(HealthStatus(HealthState.PROGRESSING, f"{ref} does not exist yet", ref))
-        else:
-            statuses.append(assess_health(obj))
-    return aggregate(statuses)
+def object_health(cache: LiveCache, ref: ObjectRef, applied: Mapping[ObjectRef, int]) -> HealthStatus:
+    """One object's health as the cache shows it, once the cache has caught up with the last apply."""
+    obj = cache.get(ref)
+    if obj is None:
+        return HealthStatus(HealthState.PROGRESSING, f"{ref} does not exist yet", ref)
+    wrote, seen = applied.get(ref), version_of(obj)
+    if wrote is not None and seen is not None and seen < wrote:
+        return HealthStatus(HealthState.PROGRESSING, f"{ref} was just applied; waiting for the watch to show it", ref)
+    return assess_health(obj)
 
 
 async def wait_until_healthy(
     cache: LiveCache,
     refs: Sequence[ObjectRef],
-    applied: Mapping[ObjectRef, KubeObject],
+    applied: Mapping[ObjectRef, int],
     within: float,
 ) -> HealthStatus:
-    """The set's health once all are healthy, or as it stands when `within` seconds have passed."""
+    """The set's health once all are healthy, or as it stands when `within` seconds have passed.
+
+    `applied` holds the resourceVersion each apply returned. Between watch events only the objects not
+    yet healthy are assessed again; when they all are, every object is checked once more, so the answer
+    HEALTHY always comes from one look at the whole set.
+    """
     deadline = time.monotonic() + within
+    statuses = {ref: object_health(cache, ref, applied) for ref in refs}
     while True:
-        health = current_health(cache, refs, applied)
+        waiting = [ref for ref, status in statuses.items() if not status.healthy]
+        if not waiting:
+            statuses = {ref: object_health(cache, ref, applied) for ref in refs}
+            if all(status.healthy for status in statuses.values()):
+                return aggregate(statuses.values())
+            continue
         remaining = deadline - time.monotonic()
-        if health.state is HealthState.HEALTHY or remaining <= 0:
-            return health
+        if remaining <= 0:
+            return aggregate(statuses.values())
         await cache.wait_for_change(min(remaining, 1.0))
         # Let a burst of watch events (a rollout updates many objects) settle before judging again.
         await asyncio.sleep(min(SETTLE, max(deadline - time.monotonic(), 0)))
+        statuses.update((ref, object_health(cache, ref, applied)) for ref in waiting)

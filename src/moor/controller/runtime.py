@@ -169,6 +169,8 @@ class Controller:
         if key.kind == SYNC.kind:
             self._syncs_by_label[sync_key(obj)] = key
         if change.type == "DELETED":
+            if key.kind == SYNC.kind:
+                self.syncs.forget(obj)
             self.queue.forget(key)
             self._seen.pop(key, None)
             self.failures.pop(key, None)
@@ -180,7 +182,7 @@ class Controller:
             (metadata.get("annotations") or {}).get(RECONCILE_ANNOTATION),
             metadata.get("deletionTimestamp"),
             (status.get("artifact") or {}).get("revision"),
-            conditions.is_condition_true(status.get("conditions"), conditions.READY),
+            ready.status if (ready := conditions.get_condition(status.get("conditions"), conditions.READY)) else None,
         )
         previous = self._seen.get(key)
         self._seen[key] = fingerprint
@@ -197,7 +199,7 @@ class Controller:
             self.queue.add(owner)
 
     def _queue_dependents(self, changed: KubeObject) -> None:
-        """A source's new revision, or a Sync becoming Ready, wakes the Syncs that use it."""
+        """A source's new revision or Ready status, or a Sync's Ready status, wakes the Syncs that use it."""
         key = ObjectKey.of(changed)
         informer = self._informers.get(SYNC.kind)
         if informer is None:

@@ -31,12 +31,20 @@ from moor.controller.revision_choice import (
 )
 from moor.controller.scheduling import Requeue, jittered
 from moor.controller.sources import SourceStore
+from moor.controller.sync_memory import PlanInputs, RenderKey, SyncMemory
 from moor.controller.sync_report import DRIFT_CORRECTION, ROLLED_BACK, Attempt, SyncFailed, SyncReporter
 from moor.controller.tenancy import TenancyPolicy, check_reads
 from moor.errors import MoorError
 from moor.health import HealthState
 from moor.objects import KubeObject, ObjectRef
-from moor.plan import Action, ObjectChange, Plan, decide_drift, new_inventory, plan_changes
+from moor.plan import (
+    Action,
+    DesiredSet,
+    ObjectChange,
+    Plan,
+    decide_drift,
+    plan_changes,
+)
 from moor.record.snapshots import SnapshotStore
 from moor.resources import GITREPOSITORY, SYNC, ApprovalMode, SpecError, SyncSpec, conditions, format_duration
 from moor.source import Artifact
@@ -47,6 +55,10 @@ FINALIZER = "moor.dev/finalizer"
 
 Lookup = Callable[[str, str, str], KubeObject | None]
 """(kind, namespace, name) -> the custom resource as last seen by the controller's informers."""
+
+
+class SourcePending(Exception):
+    """The source has not finished its first fetch yet: not a failure, the Sync waits for it quietly."""
 
 
 @dataclass
@@ -60,9 +72,18 @@ class SyncReconciler:
     apply_concurrency: int = 16
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
     access: AccessReviewer = field(init=False)
+    memory: dict[str, SyncMemory] = field(init=False, default_factory=dict)
+    """By the Sync's uid."""
 
     def __post_init__(self) -> None:
         self.access = AccessReviewer(self.api)
+
+    def memory_of(self, sync: KubeObject) -> SyncMemory:
+        return self.memory.setdefault(str(sync["metadata"].get("uid", "")), SyncMemory())
+
+    def forget(self, sync: KubeObject) -> None:
+        """The Sync is gone: drop what its passes kept."""
+        self.memory.pop(str(sync["metadata"].get("uid", "")), None)
 
     async def reconcile(self, sync: KubeObject, failures: int) -> Requeue:
         if sync["metadata"].get("deletionTimestamp"):
@@ -85,6 +106,9 @@ class SyncReconciler:
         attempt = Attempt(sync, dict(sync.get("status") or {}))
         try:
             await self.sync_once(attempt, spec)
+        except SourcePending:
+            # Its first fetch wakes this Sync when it ends; the retry is only a safety net.
+            return Requeue.after(spec.retry_interval.total_seconds())
         except SyncFailed as failure:
             if failure.revision_failed and self.can_roll_back(attempt, spec):
                 return await self.roll_back(attempt, spec, failure, failures)
@@ -125,12 +149,12 @@ class SyncReconciler:
         await self.report.succeeded(attempt, approved_by=self.approver(attempt, choice.hold))
 
     async def converge(
-        self, attempt: Attempt, spec: SyncSpec, desired: list[KubeObject], *, rolling_back: bool = False
+        self, attempt: Attempt, spec: SyncSpec, desired: DesiredSet, *, rolling_back: bool = False
     ) -> None:
         """Makes the cluster equal to `desired`: plan, apply, prune, then check health."""
-        inventory = [ObjectRef.from_dict(entry) for entry in attempt.status.get("inventory") or []]
+        inventory = self.inventory_of(attempt)
         self.refuse_empty_prune(attempt, spec, desired, inventory)
-        await self.watch(desired, inventory)
+        await self.watch(desired.refs, inventory)
         await self.check_reads(attempt, spec, desired, inventory)
         plan = self.plan(attempt, desired, inventory)
         git_moved = rolling_back or not settled(attempt.status, attempt.revision, attempt.generation)
@@ -146,7 +170,7 @@ class SyncReconciler:
         if decision.writes or plan.prunes or git_moved:
             # Before writing, the inventory grows to hold every object this pass may create, so a crash
             # mid-apply cannot leave an object that a later revision would forget to prune.
-            attempt.status["inventory"] = [ref.to_dict() for ref in sorted({*inventory, *new_inventory(desired)})]
+            attempt.status["inventory"] = [ref.to_dict() for ref in sorted({*inventory, *desired.inventory})]
             await self.report.progress(
                 attempt,
                 f"applying revision {attempt.revision}: {plan.summary()}",
@@ -154,19 +178,19 @@ class SyncReconciler:
             )
         take_over = [change.ref for change in decision.writes] if rolling_back else [d.ref for d in decision.corrected]
         await self.apply(attempt, spec, decision.writes, take_over)
-        await self.watch(desired, inventory)
+        await self.watch(desired.refs, inventory)
         if spec.prune or rolling_back:
             await self.prune(attempt, spec, plan)
 
-        attempt.status["inventory"] = [ref.to_dict() for ref in new_inventory(desired)]
+        attempt.status["inventory"] = list(desired.inventory_entries)
         attempt.status["lastAppliedRevision"] = attempt.revision
         attempt.corrected = list(decision.corrected)
         attempt.drifted = list(decision.reported)
         if spec.wait or spec.rollback_on_failure:
-            await self.check_health(attempt, spec, [ObjectRef.of(obj) for obj in desired])
+            await self.check_health(attempt, spec, desired.refs)
             if attempt.status.get("lastHealthyRevision") != attempt.revision:
                 attempt.status["lastHealthyRevision"] = attempt.revision
-                await self.snapshots.save(attempt.sync, attempt.revision, desired)
+                await self.snapshots.save(attempt.sync, attempt.revision, desired.objects)
 
     # -- rollback, pins and approvals --------------------------------------------------------------
 
@@ -184,7 +208,7 @@ class SyncReconciler:
         try:
             snapshot = await self.snapshots.load(attempt.sync, healthy)
             if snapshot is not None:
-                desired = snapshot.objects
+                desired = DesiredSet.of(snapshot.objects)
             else:
                 repository = self.source_of(spec)
                 desired = await self.desired_at(attempt, spec, repository, healthy)
@@ -201,8 +225,8 @@ class SyncReconciler:
         """Plans the new revision without writing anything, and says what approving it would change."""
         source_revision = str(repository["status"]["artifact"]["revision"])
         desired = await self.desired_at(attempt, spec, repository, source_revision)
-        inventory = [ObjectRef.from_dict(entry) for entry in attempt.status.get("inventory") or []]
-        await self.watch(desired, inventory)
+        inventory = self.inventory_of(attempt)
+        await self.watch(desired.refs, inventory)
         await self.check_reads(attempt, spec, desired, inventory)
         plan = self.plan(attempt, desired, inventory)
         await self.report.awaiting_approval(attempt, plan.summary())
@@ -245,13 +269,13 @@ class SyncReconciler:
         revision = ((repository.get("status") or {}).get("artifact") or {}).get("revision")
         if not revision:
             ready = conditions.get_condition((repository.get("status") or {}).get("conditions"), conditions.READY)
+            if ready is None:
+                raise SourcePending(where)
             detail = f": {ready.message}" if ready and ready.message else ""
             raise SyncFailed(conditions.SOURCE_NOT_READY, f"source {where} has no artifact yet{detail}")
         return repository
 
-    async def desired_at(
-        self, attempt: Attempt, spec: SyncSpec, repository: KubeObject, revision: str
-    ) -> list[KubeObject]:
+    async def desired_at(self, attempt: Attempt, spec: SyncSpec, repository: KubeObject, revision: str) -> DesiredSet:
         """The objects of `revision` (Git's newest or an earlier one), rendered and prepared."""
         artifact = await self.fetch(repository, revision)
         attempt.revision, attempt.author, attempt.message = artifact.revision, artifact.author, artifact.message
@@ -264,16 +288,27 @@ class SyncReconciler:
         except MoorError as error:
             raise SyncFailed(conditions.ARTIFACT_FAILED, str(error)) from None
 
-    async def build(self, attempt: Attempt, spec: SyncSpec, root: Path) -> list[KubeObject]:
+    async def build(self, attempt: Attempt, spec: SyncSpec, root: Path) -> DesiredSet:
+        """Renders `root` for the Sync, or reuses the last render when nothing it depends on changed."""
+        memory = self.memory_of(attempt.sync)
         try:
             keys = await decryption_keys(attempt.sync, spec, self.sources)
-            return await desired_objects(attempt.sync, spec, root, self.api.discovery, keys)
+            key = RenderKey(str(root), attempt.generation, keys.fingerprint if keys else "")
+            if memory.render_key == key:
+                return memory.desired
+            desired = DesiredSet.of(await desired_objects(attempt.sync, spec, root, self.api.discovery, keys))
         except MoorError as error:
             message = f"revision {attempt.revision}: {error}"
             raise SyncFailed(conditions.BUILD_FAILED, message, revision_failed=True) from None
+        # Objects of a kind the cluster does not serve yet were placed from their arriving CRD: render
+        # again once it is served, so that discovery has the last word on their scope.
+        known = self.api.discovery.known_namespaced
+        served = all(known(str(obj["apiVersion"]), str(obj["kind"])) is not None for obj in desired.objects)
+        memory.render_key, memory.desired = (key if served else None), desired
+        return desired
 
     def refuse_empty_prune(
-        self, attempt: Attempt, spec: SyncSpec, desired: Sequence[KubeObject], inventory: list[ObjectRef]
+        self, attempt: Attempt, spec: SyncSpec, desired: DesiredSet, inventory: Sequence[ObjectRef]
     ) -> None:
         if desired or not inventory or not spec.prune or spec.allow_empty:
             return
@@ -283,14 +318,12 @@ class SyncReconciler:
         )
         raise SyncFailed(conditions.BUILD_FAILED, message, revision_failed=True)
 
-    async def watch(self, desired: Sequence[KubeObject], inventory: Sequence[ObjectRef]) -> None:
+    async def watch(self, desired: Sequence[ObjectRef], inventory: Sequence[ObjectRef]) -> None:
         """Makes sure the live cache watches every kind this Sync touches that the cluster serves."""
         resources: dict[tuple[str, str], ResourceType] = {}
         watched: set[tuple[str, str]] = set()
-        for ref in [*(ObjectRef.of(obj) for obj in desired), *inventory]:
-            kind = (ref.group, ref.kind)
-            if kind in resources or kind in watched:
-                continue
+        kinds = {(ref.group, ref.kind): ref for refs in (desired, inventory) for ref in refs}
+        for kind, ref in kinds.items():
             if self.live.is_watching(*kind):
                 watched.add(kind)  # maybe started by another Sync a moment ago: wait for its first list below
             elif (resource := await self.api.discovery.resolve_ref(ref)) is not None:
@@ -300,25 +333,32 @@ class SyncReconciler:
             await self.live.wait_synced(*kind)
 
     async def check_reads(
-        self, attempt: Attempt, spec: SyncSpec, desired: Sequence[KubeObject], inventory: Sequence[ObjectRef]
+        self, attempt: Attempt, spec: SyncSpec, desired: DesiredSet, inventory: Sequence[ObjectRef]
     ) -> None:
         """A Sync acting as a ServiceAccount sees the shared cache only where that account may read."""
         account = self.tenancy.service_account(attempt.ref, spec)
         if account is not None:
-            refs = [*(ObjectRef.of(obj) for obj in desired), *inventory]
+            refs = [*desired.refs, *inventory]
             await check_reads(self.access, self.api.discovery, account, refs, attempt.revision)
 
-    def plan(self, attempt: Attempt, desired: Sequence[KubeObject], inventory: Sequence[ObjectRef]) -> Plan:
+    def plan(self, attempt: Attempt, desired: DesiredSet, inventory: tuple[ObjectRef, ...]) -> Plan:
+        """The plan of this pass; the last one again when nothing it depends on changed."""
+        memory = self.memory_of(attempt.sync)
+        key = sync_key(attempt.sync)
+        inputs = PlanInputs(desired, self.live.changes_of(key), inventory)
+        if memory.plan is not None and memory.plan_inputs is not None and inputs.same_as(memory.plan_inputs):
+            return memory.plan
         live = {}
-        for ref in [*(ObjectRef.of(obj) for obj in desired), *inventory]:
+        for ref in [*desired.refs, *inventory]:
             obj = self.live.get(ref)
             if obj is not None:
                 live[ref.identity] = obj
-        try:
-            return plan_changes(desired, live, inventory, sync_key=sync_key(attempt.sync))
-        except MoorError as error:
-            message = f"revision {attempt.revision}: {error}"
-            raise SyncFailed(conditions.BUILD_FAILED, message, revision_failed=True) from None
+        plan = plan_changes(desired, live, inventory, sync_key=key, remembered=memory.comparisons)
+        memory.plan_inputs, memory.plan = inputs, plan
+        return plan
+
+    def inventory_of(self, attempt: Attempt) -> tuple[ObjectRef, ...]:
+        return self.memory_of(attempt.sync).inventory_of(list(attempt.status.get("inventory") or []))
 
     def applier(self, attempt: Attempt, spec: SyncSpec) -> Applier:
         account = self.tenancy.service_account(attempt.ref, spec)
@@ -352,7 +392,7 @@ class SyncReconciler:
 
     async def check_health(self, attempt: Attempt, spec: SyncSpec, refs: Sequence[ObjectRef]) -> None:
         health = await wait_until_healthy(
-            self.live, refs, attempt.outcome.applied_objects, spec.timeout.total_seconds()
+            self.live, refs, attempt.outcome.applied_versions, spec.timeout.total_seconds()
         )
         attempt.health = health.message
         if health.state is not HealthState.HEALTHY:

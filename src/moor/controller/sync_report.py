@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -250,7 +252,7 @@ class SyncReporter:
         revision: str = "",
         failed: bool = False,
     ) -> None:
-        """observedGeneration, the status history, the durable record; then the status is written."""
+        """observedGeneration, the status history and the durable record, written together with the status."""
         status = attempt.status
         self._observe(attempt)
         revision = revision or attempt.revision
@@ -298,22 +300,24 @@ class SyncReporter:
         if rolled_back_to:
             fields["rolledBackTo"] = rolled_back_to
         opened = False
+        closing: Awaitable[Any] | None = None
         if attempt.record is not None:
-            await self.history.close(attempt.record, fields)
+            closing = self.history.close(attempt.record, fields)
             status.pop("currentRecord", None)
         elif worth_recording:
             record = await self.history.open(attempt.sync, int(status.get("historySequence") or 0), fields)
             status["historySequence"] = record.sequence
-            await self.history.close(record, fields)
+            closing = self.history.close(record, fields)
             opened = True
         elif failed and status.get("historySequence"):
             # The same failure again: count it on its record rather than adding one per retry.
             ref = attempt.ref
-            await self.history.repeat(
+            closing = self.history.repeat(
                 record_ref(ref.namespace, ref.name, int(status["historySequence"])),
                 {"finishedAt": now, "detail": detail[:4096]},
             )
-        await write_status(self.api, attempt.sync, status)
+        # The record's result and the status are written side by side: users wait for the status.
+        await asyncio.gather(write_status(self.api, attempt.sync, status), *([closing] if closing else []))
         if opened or attempt.record is not None:
             await self.history.trim(attempt.ref.namespace, attempt.ref.name, int(status["historySequence"]))
 

@@ -4,8 +4,9 @@ No I/O: everything here works on plain dicts, so it is tested without a cluster.
 in the notation described in `moor.plan.paths` (e.g. `/spec/template/spec/containers/name=web/image`).
 """
 
-from moor.plan.changes import Action, Identity, ObjectChange, Plan, new_inventory, plan_changes
+from moor.plan.changes import Action, Identity, ObjectChange, Plan, plan_changes
 from moor.plan.compare import ABSENT, DifferenceKind, FieldDifference, compare, lookup
+from moor.plan.desired_set import DesiredSet, new_inventory
 from moor.plan.drift import Drift, attribute_drift, remove_fields, without_ignored
 from moor.plan.drift_policy import DriftDecision, changed_outside_status, decide_drift
 from moor.plan.managed_fields import (
@@ -25,6 +26,7 @@ from moor.plan.prepare import (
     prepare_desired,
     with_arriving_kinds,
 )
+from moor.plan.remembered import RememberedComparisons
 
 __all__ = [
     "ABSENT",
@@ -32,6 +34,7 @@ __all__ = [
     "ROOT",
     "UPDATE",
     "Action",
+    "DesiredSet",
     "DifferenceKind",
     "Drift",
     "DriftDecision",
@@ -48,6 +51,7 @@ __all__ = [
     "ObjectChange",
     "PathElement",
     "Plan",
+    "RememberedComparisons",
     "SetItem",
     "attribute_drift",
     "changed_outside_status",

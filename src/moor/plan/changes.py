@@ -15,10 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from moor.objects import FIELD_MANAGER, PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
+from moor.objects import PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
 from moor.ordering import in_deletion_order
 from moor.plan.compare import FieldDifference, compare
-from moor.plan.prepare import ensure_unique
+from moor.plan.desired_set import DesiredSet
+from moor.plan.remembered import RememberedComparisons
 
 Identity = tuple[str, str, str, str]
 
@@ -131,30 +132,35 @@ def _prune_candidate(ref: ObjectRef, live: KubeObject, sync_key: str | None) -> 
 
 
 def plan_changes(
-    desired: Sequence[KubeObject],
+    desired: Sequence[KubeObject] | DesiredSet,
     live: Mapping[Identity, KubeObject],
     inventory: Iterable[ObjectRef],
     *,
     sync_key: str | None = None,
-    manager: str = FIELD_MANAGER,
+    remembered: RememberedComparisons | None = None,
 ) -> Plan:
     """Decides what to write and what to delete, comparing prepared desired objects with the live cache.
 
     `live` maps `ObjectRef.identity` to the cached object; `inventory` is what the Sync applied last
     time. With `sync_key`, a live object labelled for another Sync (or no longer labelled) is never
-    pruned. Raises DuplicateObjectError when two desired objects name the same object.
+    pruned. With `remembered`, comparisons whose two sides did not change since its last pass are
+    reused. Raises DuplicateObjectError when two desired objects name the same object.
     """
-    ensure_unique(desired)
+    if not isinstance(desired, DesiredSet):
+        desired = DesiredSet.of(desired)
     changes: list[ObjectChange] = []
     wanted: set[Identity] = set()
-    for obj in desired:
-        ref = ObjectRef.of(obj)
+    fingerprints = desired.fingerprints if remembered is not None else ("",) * len(desired)
+    for obj, ref, fingerprint in zip(desired.objects, desired.refs, fingerprints, strict=True):
         wanted.add(ref.identity)
         current = live.get(ref.identity)
         if current is None:
             changes.append(ObjectChange(Action.CREATE, ref, desired=obj))
             continue
-        differences = tuple(compare(obj, current, manager=manager))
+        if remembered is not None:
+            differences = remembered.compare(ref.identity, fingerprint, obj, current)
+        else:
+            differences = tuple(compare(obj, current))
         action = Action.UPDATE if differences else Action.UNCHANGED
         changes.append(ObjectChange(action, ref, desired=obj, live=current, differences=differences))
 
@@ -166,9 +172,6 @@ def plan_changes(
     decided = [change for change in candidates if change is not None]
     changes.extend(change for change in decided if change.action is Action.PRUNE)
     changes.extend(change for change in decided if change.action is Action.KEEP)
+    if remembered is not None:
+        remembered.end_pass()
     return Plan(tuple(changes))
-
-
-def new_inventory(desired: Iterable[Mapping[str, Any]]) -> list[ObjectRef]:
-    """The inventory to record once `desired` is applied: one sorted ref per object."""
-    return sorted({ObjectRef.of(obj) for obj in desired})

@@ -18,9 +18,9 @@ from typing import Any, Final
 
 from moor.objects import FIELD_MANAGER
 from moor.plan.lists import AtomicList, ListMap, ScalarSet, list_semantics
-from moor.plan.managed_fields import APPLY, ManagedFields
+from moor.plan.managed_fields import applied_fields, element_of
 from moor.plan.normalize import comparable_desired, is_zero, key_values_equal, scalars_equal
-from moor.plan.paths import ROOT, FieldPath, ListKey, SetItem
+from moor.plan.paths import ROOT, FieldPath, ListKey, PathElement, SetItem
 
 
 class _Absent:
@@ -169,21 +169,26 @@ def lookup(obj: Any, path: FieldPath) -> Any:
     """The value at `path` in `obj`, or ABSENT (an explicit null counts as absent)."""
     node = obj
     for element in path.elements:
-        if isinstance(element, str):
-            node = node.get(element, ABSENT) if isinstance(node, Mapping) else ABSENT
-        elif not isinstance(node, list):
-            return ABSENT
-        elif isinstance(element, ListKey):
-            found = ListMap.addressed_by(element).find(node, element)
-            node = ABSENT if found is None else found
-        elif isinstance(element, SetItem):
-            wanted = element.value
-            node = next((item for item in node if key_values_equal(wanted, item)), ABSENT)
-        else:
-            node = node[element] if 0 <= element < len(node) else ABSENT
-        if node is None or node is ABSENT:
+        node = _step(node, element)
+        if node is ABSENT:
             return ABSENT
     return node
+
+
+def _step(node: Any, element: PathElement) -> Any:
+    """The child of `node` that `element` names, or ABSENT (an explicit null counts as absent)."""
+    if isinstance(element, str):
+        child = node.get(element, ABSENT) if isinstance(node, Mapping) else ABSENT
+    elif not isinstance(node, list):
+        return ABSENT
+    elif isinstance(element, ListKey):
+        child = ListMap.addressed_by(element).find(node, element)
+    elif isinstance(element, SetItem):
+        wanted = element.value
+        child = next((item for item in node if key_values_equal(wanted, item)), ABSENT)
+    else:
+        child = node[element] if 0 <= element < len(node) else ABSENT
+    return ABSENT if child is None else child
 
 
 def _compared(path: FieldPath) -> bool:
@@ -196,20 +201,37 @@ def _compared(path: FieldPath) -> bool:
 
 
 def _removed_fields(desired: Mapping[str, Any], live: Mapping[str, Any], manager: str) -> list[FieldPath]:
-    """Fields the manager applied that desired no longer sets and live still has, outermost only."""
-    entry = ManagedFields.of(live).entry(manager, APPLY)
+    """Fields the manager applied that desired no longer sets and live still has, outermost only.
+
+    Walks the manager's `fieldsV1` trie alongside both objects, so a field Git still declares costs
+    one step and nothing is parsed beyond what the manager owns."""
+    entry = applied_fields(live, manager)
     if entry is None:
         return []
-    if entry.api_version and entry.api_version != desired.get("apiVersion"):
+    if entry.get("apiVersion") and entry.get("apiVersion") != desired.get("apiVersion"):
         # The field set was recorded in another API version; its paths need not exist in this one.
         return []
     removed: list[FieldPath] = []
-    for path in sorted(entry.fields, key=lambda p: (len(p), str(p))):
-        if not _compared(path) or any(path.startswith(outer) for outer in removed):
-            continue
-        if lookup(desired, path) is ABSENT and lookup(live, path) is not ABSENT:
-            removed.append(path)
-    return removed
+
+    def walk(fields: Mapping[str, Any], want: Any, have: Any, path: FieldPath) -> None:
+        for key, child in fields.items():
+            if key == ".":
+                continue
+            at = path / element_of(key)
+            if len(at) <= 2 and not _compared(at):
+                continue
+            found = _step(have, at.elements[-1])
+            if found is ABSENT:
+                continue  # nothing in the cluster to remove, here or below
+            wanted = ABSENT if want is ABSENT else _step(want, at.elements[-1])
+            interior = isinstance(child, Mapping) and bool(child)
+            if wanted is ABSENT and (not interior or "." in child):
+                removed.append(at)
+            elif interior:
+                walk(child, wanted, found, at)
+
+    walk(entry.get("fieldsV1") or {}, desired, live, ROOT)
+    return sorted(removed, key=lambda p: (len(p), str(p)))
 
 
 def compare(

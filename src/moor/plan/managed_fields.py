@@ -9,6 +9,7 @@ changed a drifted field and when.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ APPLY = "Apply"
 UPDATE = "Update"
 
 
-def _element_of(key: str) -> PathElement:
+@functools.lru_cache(maxsize=4096)
+def element_of(key: str) -> PathElement:
+    """The path element one `fieldsV1` key names (keys repeat across objects, hence the cache)."""
     prefix, _, rest = key.partition(":")
     if prefix == "f":
         return rest
@@ -46,7 +49,7 @@ def parse_fields_v1(fields: Mapping[str, Any] | None) -> frozenset[FieldPath]:
             if key == ".":
                 members.add(prefix)
                 continue
-            path = prefix / _element_of(key)
+            path = prefix / element_of(key)
             if isinstance(child, Mapping) and child:
                 walk(child, path)
             else:
@@ -102,6 +105,19 @@ class ManagedFieldsEntry:
     def owns_within(self, path: FieldPath) -> bool:
         """True when this entry set some field under `path` (used for whole items or maps)."""
         return path in self._interior
+
+
+def applied_fields(obj: Mapping[str, Any], manager: str = FIELD_MANAGER) -> Mapping[str, Any] | None:
+    """The raw managedFields entry of `manager`'s server-side applies to the object itself, unparsed."""
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        if (
+            isinstance(entry, Mapping)
+            and entry.get("manager") == manager
+            and entry.get("operation") == APPLY
+            and not entry.get("subresource")
+        ):
+            return entry
+    return None
 
 
 @dataclass(frozen=True)

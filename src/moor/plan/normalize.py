@@ -8,7 +8,6 @@ base64 `data`). Comparing desired with live goes through these rules instead of 
 from __future__ import annotations
 
 import base64
-import copy
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -177,8 +176,10 @@ def _secret_data_with_string_data(secret: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def comparable_desired(desired: Mapping[str, Any]) -> KubeObject:
-    """A copy of a desired object shaped as the server stores it (today: Secret stringData moved into data)."""
-    shaped: KubeObject = copy.deepcopy(dict(desired))
+    """A desired object shaped as the server stores it (today: Secret stringData moved into data).
+
+    A shallow copy: only top-level fields are replaced, nested values are shared with `desired`."""
+    shaped: KubeObject = dict(desired)
     if desired.get("kind") == "Secret" and desired.get("apiVersion") == "v1" and "stringData" in desired:
         data = _secret_data_with_string_data(desired)
         shaped.pop("stringData", None)

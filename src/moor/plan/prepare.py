@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -37,11 +36,10 @@ def prepare_desired(
     """
     prepared: list[KubeObject] = []
     for original in objects:
-        obj: KubeObject = copy.deepcopy(dict(original))
-        metadata = obj.setdefault("metadata", {})
-        if metadata.get("labels") is None:
-            metadata["labels"] = {}
-        metadata["labels"][SYNC_LABEL] = sync_key
+        # Copies of the parts changed here; the rest is shared with `original`, and nothing changes it.
+        obj: KubeObject = dict(original)
+        metadata = obj["metadata"] = dict(obj.get("metadata") or {})
+        metadata["labels"] = {**(metadata.get("labels") or {}), SYNC_LABEL: sync_key}
         scope = is_namespaced(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         if scope is True:
             if target_namespace:

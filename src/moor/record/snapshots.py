@@ -70,7 +70,7 @@ class SnapshotStore:
             },
             "data": {STATE_KEY: base64.b64encode(packed).decode()},
         }
-        await self.api.apply(secret, force=True)
+        await self.api.apply(secret, force=True, metadata_only=True)
         return True
 
     async def load(self, sync: KubeObject, revision: str) -> Snapshot | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,14 @@ class DecryptionKeys:
     """Where the keys came from, for messages: "the Secret moor-system/sops-age"."""
     age_identities: tuple[bytes, ...] = field(default=(), repr=False)
     """One `AGE-SECRET-KEY-1…` line each; never shown (hence no repr)."""
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest that changes when the keys do, safe to keep and compare."""
+        digest = hashlib.sha256()
+        for identity in self.age_identities:
+            digest.update(hashlib.sha256(identity).digest())
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True)

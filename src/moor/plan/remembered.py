@@ -1,0 +1,54 @@
+"""Comparisons remembered between passes, so that planning compares only what changed.
+
+Comparing a desired object with its live copy is the cost of planning (reading the live object's
+managedFields included). The result depends only on the two objects, and each is cheap to recognise
+again: the desired object by a digest of its content (`DesiredSet.fingerprints`, computed once per
+render) and the live copy by its `resourceVersion`. A remembered result is reused only when both
+match; anything else is compared afresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from moor.objects import FIELD_MANAGER, KubeObject
+from moor.plan.compare import FieldDifference, compare
+
+Identity = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    desired: str
+    """The desired object's fingerprint."""
+    live_version: str
+    differences: tuple[FieldDifference, ...]
+
+
+class RememberedComparisons:
+    """One Sync's comparisons of its last plan, by object identity."""
+
+    def __init__(self, manager: str = FIELD_MANAGER) -> None:
+        self.manager = manager
+        self._last: dict[Identity, _Comparison] = {}
+        self._current: dict[Identity, _Comparison] = {}
+
+    def compare(
+        self, identity: Identity, fingerprint: str, desired: KubeObject, live: Mapping[str, Any]
+    ) -> tuple[FieldDifference, ...]:
+        """The differences between `desired` (whose fingerprint is given) and `live`, from memory when
+        neither changed since the last plan."""
+        version = str((live.get("metadata") or {}).get("resourceVersion") or "")
+        known = self._last.get(identity)
+        if known is not None and version and known.desired == fingerprint and known.live_version == version:
+            self._current[identity] = known
+            return known.differences
+        differences = tuple(compare(desired, live, manager=self.manager))
+        self._current[identity] = _Comparison(fingerprint, version, differences)
+        return differences
+
+    def end_pass(self) -> None:
+        """Keeps what this plan compared (and forgets objects it no longer has)."""
+        self._last, self._current = self._current, {}
