@@ -65,6 +65,10 @@ class ObjectRef:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
+    def sort_key(self) -> tuple[str, str, str, str, str]:
+        """The fields in the order `<` compares them: sorting by this key gives the same order, faster."""
+        return (self.group, self.version, self.kind, self.namespace, self.name)
+
     @property
     def identity(self) -> tuple[str, str, str, str]:
         """The object's identity across API versions: (group, kind, namespace, name)."""

@@ -8,6 +8,7 @@ where nothing changed sends no request at all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -167,20 +168,33 @@ class SyncReconciler:
         )
         if not git_moved and decision.corrected:
             attempt.trigger = DRIFT_CORRECTION
+        reporting: asyncio.Future[None] | None = None
         if decision.writes or plan.prunes or git_moved:
-            # Before writing, the inventory grows to hold every object this pass may create, so a crash
-            # mid-apply cannot leave an object that a later revision would forget to prune.
-            attempt.status["inventory"] = [ref.to_dict() for ref in sorted({*inventory, *desired.inventory})]
-            await self.report.progress(
-                attempt,
-                f"applying revision {attempt.revision}: {plan.summary()}",
-                approved_by=attempt.annotations.get(APPROVED_BY_ANNOTATION, ""),
-            )
+            message = f"applying revision {attempt.revision}: {plan.summary()}"
+            approved_by = attempt.annotations.get(APPROVED_BY_ANNOTATION, "")
+            known = set(inventory)
+            if known.issuperset(desired.inventory):
+                attempt.status["inventory"] = [ref.to_dict() for ref in inventory]
+                # Nothing new to create: the status can say so while the writes go out.
+                reporting = asyncio.ensure_future(self.report.progress(attempt, message, approved_by=approved_by))
+            else:
+                # Before writing, the inventory grows to hold every object this pass may create, so a crash
+                # mid-apply cannot leave an object that a later revision would forget to prune.
+                grown = sorted(known.union(desired.inventory), key=ObjectRef.sort_key)
+                attempt.status["inventory"] = [ref.to_dict() for ref in grown]
+                await self.report.progress(attempt, message, approved_by=approved_by)
         take_over = [change.ref for change in decision.writes] if rolling_back else [d.ref for d in decision.corrected]
-        await self.apply(attempt, spec, decision.writes, take_over)
-        await self.watch(desired.refs, inventory)
-        if spec.prune or rolling_back:
-            await self.prune(attempt, spec, plan)
+        try:
+            await self.apply(attempt, spec, decision.writes, take_over)
+            await self.watch(desired.refs, inventory)
+            if spec.prune or rolling_back:
+                await self.prune(attempt, spec, plan)
+        except BaseException:
+            if reporting is not None:  # let it finish, but never let its error hide this one (or a cancel)
+                await asyncio.gather(reporting, return_exceptions=True)
+            raise
+        if reporting is not None:
+            await reporting
 
         attempt.status["inventory"] = list(desired.inventory_entries)
         attempt.status["lastAppliedRevision"] = attempt.revision

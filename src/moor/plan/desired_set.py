@@ -56,4 +56,4 @@ def _fingerprint(obj: KubeObject) -> str:
 
 def new_inventory(desired: Iterable[Mapping[str, Any]]) -> list[ObjectRef]:
     """The inventory to record once `desired` is applied: one sorted ref per object."""
-    return sorted({ObjectRef.of(obj) for obj in desired})
+    return sorted({ObjectRef.of(obj) for obj in desired}, key=ObjectRef.sort_key)
