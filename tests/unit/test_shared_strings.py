@@ -2,7 +2,7 @@
 
 import json
 
-from moor.cluster.shared_strings import SharedStrings
+from moor.shared_strings import SharedJsonDecoder, StringTable
 
 EVENT = {
     "type": "MODIFIED",
@@ -17,11 +17,11 @@ EVENT = {
 
 def test_decodes_exactly_what_json_loads_decodes() -> None:
     text = json.dumps(EVENT).encode()
-    assert SharedStrings().loads(text) == json.loads(text)
+    assert SharedJsonDecoder().loads(text) == json.loads(text)
 
 
 def test_keys_and_short_values_are_shared_across_documents() -> None:
-    strings = SharedStrings()
+    strings = SharedJsonDecoder()
     first = strings.loads(json.dumps(EVENT))
     second = strings.loads(json.dumps(EVENT).encode())
     first_metadata, second_metadata = first["object"]["metadata"], second["object"]["metadata"]
@@ -31,7 +31,20 @@ def test_keys_and_short_values_are_shared_across_documents() -> None:
 
 
 def test_the_table_starts_afresh_beyond_its_limit() -> None:
-    strings = SharedStrings(limit=10)
+    table = StringTable(limit=10)
+    strings = SharedJsonDecoder(table)
     for index in range(100):
         strings.loads(json.dumps({"uid": f"uid-{index}"}))
-    assert len(strings._table) <= 12
+    assert len(table) <= 12
+
+
+def test_rendered_documents_share_their_keys_and_short_values() -> None:
+    from moor.render.safe_yaml import load_documents
+
+    stream = (
+        b"kind: ConfigMap\ndata: {mode: fast, blob: " + b"y" * 100 + b"}\n---\nkind: ConfigMap\ndata: {mode: fast}\n"
+    )
+    (_, first, _), (_, second, _) = load_documents(stream, max_aliases=10, max_alias_nodes=100)
+    assert next(iter(first)) is next(iter(second))  # the key "kind"
+    assert first["kind"] is second["kind"] and first["data"]["mode"] is second["data"]["mode"]
+    assert first == {"kind": "ConfigMap", "data": {"mode": "fast", "blob": "y" * 100}}

@@ -22,8 +22,8 @@ from typing import Any
 from moor.cluster.api import KubeApi
 from moor.cluster.client import ApiError, ApiUnreachable, Decode
 from moor.cluster.discovery import ResourceType
-from moor.cluster.shared_strings import SharedStrings
 from moor.objects import SYNC_LABEL, KubeObject, ObjectRef
+from moor.shared_strings import SharedJsonDecoder
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class LiveCache:
         self._listeners: list[Listener] = []
         self._changed = asyncio.Event()
         self._changes_by_label: Counter[str] = Counter()
-        self._strings = SharedStrings()
+        self._decoder = SharedJsonDecoder()
 
     async def wait_for_change(self, within: float) -> None:
         """Returns at the next change of any watched object, or after `within` seconds."""
@@ -168,7 +168,7 @@ class LiveCache:
         for resource in resources:
             key = (resource.group, resource.kind)
             if key not in self._informers:
-                informer = KindInformer(self.api, resource, self._publish, decode=self._strings.loads)
+                informer = KindInformer(self.api, resource, self._publish, decode=self._decoder.loads)
                 self._informers[key] = informer
                 informer.start()
             started.append(self._informers[key])

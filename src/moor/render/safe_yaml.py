@@ -28,6 +28,8 @@ from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.scanner import Scanner
 
+from moor.shared_strings import RENDERED, SHORT, Share
+
 _TAG_PREFIX = "tag:yaml.org,2002:"
 STR = _TAG_PREFIX + "str"
 INT = _TAG_PREFIX + "int"
@@ -97,7 +99,8 @@ def load_documents(
             if node is None:
                 return
             line = node.start_mark.line + 1
-            builder = _AliasCountingBuilder(max_aliases, max_alias_nodes) if track_aliases else _Builder()
+            share = RENDERED.sharer()
+            builder = _AliasCountingBuilder(share, max_aliases, max_alias_nodes) if track_aliases else _Builder(share)
             try:
                 value = builder.build(node)
             except RecursionError:
@@ -213,15 +216,22 @@ else:
 
 
 class _Builder:
-    """Builds plain values from one composed document (a tree: it has no anchors), counting the nodes."""
+    """Builds plain values from one composed document (a tree: it has no anchors), counting the nodes.
 
-    nodes = 0
+    Keys and short strings come from a table shared by all documents (`moor.shared_strings`)."""
+
+    def __init__(self, share: Share) -> None:
+        self.nodes = 0
+        self._share = share
 
     def build(self, node: Node) -> Any:
         self.nodes += 1
         cls = node.__class__
         if cls is ScalarNode:
-            return node.value if node.tag == STR else _scalar(node)
+            if node.tag == STR:
+                text: str = node.value
+                return self._share(text, text) if len(text) <= SHORT else text
+            return _scalar(node)
         if cls is MappingNode and node.tag == MAP:
             return self._mapping(node)
         if cls is SequenceNode and node.tag == SEQ:
@@ -236,7 +246,7 @@ class _Builder:
         build = self.build
         for key_node, value_node in node.value:
             if key_node.__class__ is ScalarNode and key_node.tag == STR:
-                key = key_node.value
+                key = self._share(key_node.value, key_node.value)
             elif key_node.tag == MERGE:
                 merges = [*merges, value_node] if merges else [value_node]
                 continue
@@ -268,8 +278,8 @@ class _AliasCountingBuilder(_Builder):
     bounded.
     """
 
-    def __init__(self, max_aliases: int, max_alias_nodes: int) -> None:
-        self.nodes = 0
+    def __init__(self, share: Share, max_aliases: int, max_alias_nodes: int) -> None:
+        super().__init__(share)
         self._max_aliases = max_aliases
         self._max_alias_nodes = max_alias_nodes
         self._seen: set[int] = set()
