@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from moor.objects import DRIFT_ANNOTATION, ObjectRef
-from moor.plan import Action, changed_outside_status, decide_drift, plan_changes
+from moor.plan import Action, decide_drift, may_have_drifted, plan_changes
 from tests.unit.fixtures import load
 
 REPLICAS = "/spec/replicas"
@@ -101,11 +101,19 @@ def test_a_deleted_managed_object_is_drift_and_a_new_object_is_not() -> None:
     assert [change.ref for change in brand_new.writes] == [ref]
 
 
-def test_only_changes_beyond_status_and_bookkeeping_count() -> None:
+def test_only_changes_to_fields_moor_applied_count_as_possible_drift() -> None:
     live = load("deployment-web-live")
     status_only = copy.deepcopy(live)
     status_only["status"]["readyReplicas"] = 0
     status_only["metadata"]["resourceVersion"] = "999"
-    assert not changed_outside_status(live, status_only)
-    assert changed_outside_status(live, load("deployment-web-edited"))
-    assert not changed_outside_status(None, live), "an object appearing is no drift"
+    assert not may_have_drifted(live, status_only)
+    annotated = copy.deepcopy(live)  # what the Deployment controller does to every Deployment
+    annotated["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = "2"
+    assert not may_have_drifted(live, annotated)
+    assert may_have_drifted(live, load("deployment-web-edited")), "kubectl edit took spec.replicas from moor"
+    unmanaged = copy.deepcopy(live)  # an object Moor holds no field set for: anything beyond status counts
+    unmanaged["metadata"]["managedFields"] = []
+    unmanaged_annotated = copy.deepcopy(unmanaged)
+    unmanaged_annotated["metadata"]["annotations"] = {"x": "y"}
+    assert may_have_drifted(unmanaged, unmanaged_annotated)
+    assert not may_have_drifted(None, live), "an object appearing is no drift"

@@ -162,8 +162,8 @@ class LiveCache:
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    async def watch_kinds(self, resources: Iterable[ResourceType]) -> None:
-        """Makes sure each kind is watched and its first list has arrived."""
+    async def watch_kinds(self, resources: Iterable[ResourceType], *, wait: bool = True) -> None:
+        """Makes sure each kind is watched and (with `wait`) that its first list has arrived."""
         started = []
         for resource in resources:
             key = (resource.group, resource.kind)
@@ -172,7 +172,8 @@ class LiveCache:
                 self._informers[key] = informer
                 informer.start()
             started.append(self._informers[key])
-        await asyncio.gather(*(informer.wait_synced() for informer in started))
+        if wait:
+            await asyncio.gather(*(informer.wait_synced() for informer in started))
 
     async def retain_kinds(self, keep: set[tuple[str, str]], *, younger_than: float = 600.0) -> list[tuple[str, str]]:
         """Stops watching kinds no Sync manages any more; a kind watched for less than `younger_than`

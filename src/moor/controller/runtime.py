@@ -28,7 +28,7 @@ from moor.controller.tenancy import TenancyPolicy
 from moor.errors import MoorError
 from moor.notify import Notifier, NotifierOptions
 from moor.objects import RECONCILE_ANNOTATION, SYNC_LABEL, KubeObject, ObjectRef
-from moor.plan import changed_outside_status
+from moor.plan import may_have_drifted
 from moor.record.dora_metrics import DoraMetrics
 from moor.record.events import EventRecorder
 from moor.record.history import DEFAULT_RETENTION, HistoryStore
@@ -192,11 +192,25 @@ class Controller:
             self._queue_dependents(obj)
 
     def _on_managed_change(self, change: LiveChange) -> None:
-        """Drift, caught from the watch: a managed object deleted or changed (beyond its status) wakes its Sync."""
+        """Drift, caught from the watch: a managed object deleted, or a field Moor applied changed, wakes its
+        Sync; so does any change to an object whose drift the Sync reports (it may have been put back)."""
         label = ((change.object.get("metadata") or {}).get("labels") or {}).get(SYNC_LABEL)
         owner = self._syncs_by_label.get(str(label))
-        if owner is not None and (change.type == "DELETED" or changed_outside_status(change.previous, change.object)):
+        if owner is None:
+            return
+        if (
+            change.type == "DELETED"
+            or may_have_drifted(change.previous, change.object)
+            or self._reports_drift_of(owner, ObjectRef.of(change.object))
+        ):
             self.queue.add(owner)
+
+    def _reports_drift_of(self, owner: ObjectKey, ref: ObjectRef) -> bool:
+        sync = self.lookup(owner.kind, owner.namespace, owner.name) or {}
+        return any(
+            (entry.get("group", ""), entry.get("kind"), entry.get("namespace", ""), entry.get("name")) == ref.identity
+            for entry in (sync.get("status") or {}).get("drift") or []
+        )
 
     def _queue_dependents(self, changed: KubeObject) -> None:
         """A source's new revision or Ready status, or a Sync's Ready status, wakes the Syncs that use it."""

@@ -186,7 +186,8 @@ class SyncReconciler:
         take_over = [change.ref for change in decision.writes] if rolling_back else [d.ref for d in decision.corrected]
         try:
             await self.apply(attempt, spec, decision.writes, take_over)
-            await self.watch(desired.refs, inventory)
+            # Kinds whose CRD this pass created: watched from now on; the next plan waits for their list.
+            await self.watch(desired.refs, inventory, wait=False)
             if spec.prune or rolling_back:
                 await self.prune(attempt, spec, plan)
         except BaseException:
@@ -332,8 +333,9 @@ class SyncReconciler:
         )
         raise SyncFailed(conditions.BUILD_FAILED, message, revision_failed=True)
 
-    async def watch(self, desired: Sequence[ObjectRef], inventory: Sequence[ObjectRef]) -> None:
-        """Makes sure the live cache watches every kind this Sync touches that the cluster serves."""
+    async def watch(self, desired: Sequence[ObjectRef], inventory: Sequence[ObjectRef], *, wait: bool = True) -> None:
+        """Makes sure the live cache watches every kind this Sync touches that the cluster serves, and (with
+        `wait`) that each kind's first list has arrived."""
         resources: dict[tuple[str, str], ResourceType] = {}
         watched: set[tuple[str, str]] = set()
         kinds = {(ref.group, ref.kind): ref for refs in (desired, inventory) for ref in refs}
@@ -342,8 +344,8 @@ class SyncReconciler:
                 watched.add(kind)  # maybe started by another Sync a moment ago: wait for its first list below
             elif (resource := await self.api.discovery.resolve_ref(ref)) is not None:
                 resources[kind] = resource
-        await self.live.watch_kinds(resources.values())
-        for kind in watched:
+        await self.live.watch_kinds(resources.values(), wait=wait)
+        for kind in watched if wait else ():
             await self.live.wait_synced(*kind)
 
     async def check_reads(

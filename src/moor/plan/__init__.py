@@ -8,7 +8,7 @@ from moor.plan.changes import Action, Identity, ObjectChange, Plan, plan_changes
 from moor.plan.compare import ABSENT, DifferenceKind, FieldDifference, compare, lookup
 from moor.plan.desired_set import DesiredSet, new_inventory
 from moor.plan.drift import Drift, attribute_drift, remove_fields, without_ignored
-from moor.plan.drift_policy import DriftDecision, changed_outside_status, decide_drift
+from moor.plan.drift_policy import DriftDecision, decide_drift, may_have_drifted
 from moor.plan.managed_fields import (
     APPLY,
     UPDATE,
@@ -54,10 +54,10 @@ __all__ = [
     "RememberedComparisons",
     "SetItem",
     "attribute_drift",
-    "changed_outside_status",
     "compare",
     "decide_drift",
     "lookup",
+    "may_have_drifted",
     "new_inventory",
     "parse_fields_v1",
     "parse_quantity",

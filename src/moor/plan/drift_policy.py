@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from moor.objects import DRIFT_ANNOTATION, ObjectRef
+from moor.objects import DRIFT_ANNOTATION, FIELD_MANAGER, ObjectRef
 from moor.plan.changes import Action, ObjectChange, Plan
 from moor.plan.drift import Drift, attribute_drift, remove_fields, without_ignored
+from moor.plan.managed_fields import applied_fields
 
 CORRECT = "correct"
 ALERT = "alert"
@@ -100,15 +101,25 @@ def _mode_of(change: ObjectChange, default: str) -> str:
     return chosen if chosen in MODES else default
 
 
-def changed_outside_status(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
-    """True when an object changed in more than its status and the server's bookkeeping.
+def may_have_drifted(before: Mapping[str, Any] | None, after: Mapping[str, Any], manager: str = FIELD_MANAGER) -> bool:
+    """True when a change seen on the watch may be drift; cheap enough for every event.
 
-    Cheap enough for every watch event. Status updates by controllers (a Deployment's replica counts,
-    a Pod becoming Ready) say nothing about drift, so they don't wake the Sync.
+    Drift is a change to a field Moor applied, and the API server records every such change in
+    managedFields: the field leaves Moor's set when someone else sets it to another value or removes
+    it. So while Moor's own field set is the same, nothing Moor declared changed, whatever else did (a
+    controller's annotations, replica counts, status). An object Moor holds no field set for counts as
+    changed when anything beyond its status and the server's bookkeeping did.
     """
     if before is None:
         return False  # an object appearing is Moor's own create (or a relist): deletions are what drift
-    return _declared_part(before) != _declared_part(after)
+    mine_before, mine_after = applied_fields(before, manager), applied_fields(after, manager)
+    if mine_before is None and mine_after is None:
+        return _declared_part(before) != _declared_part(after)
+    return _field_set(mine_before) != _field_set(mine_after)
+
+
+def _field_set(entry: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    return None if entry is None else (entry.get("apiVersion"), entry.get("fieldsV1"))
 
 
 _BOOKKEEPING = frozenset({"resourceVersion", "managedFields", "generation"})
