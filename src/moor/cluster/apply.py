@@ -73,11 +73,13 @@ class Applier:
         existing: Iterable[ObjectRef] = (),
         *,
         take_over: Iterable[ObjectRef] = (),
+        before_writes: Callable[[], Awaitable[None]] | None = None,
     ) -> ApplyOutcome:
         """Dry-runs every object in `changes`, then writes them; `existing` are those already live.
 
         Objects in `take_over` are applied with force even without the applier's `force`, taking their
-        fields back from whoever holds them (what correcting drift means).
+        fields back from whoever holds them (what correcting drift means). `before_writes` is awaited once
+        every dry run has passed, before the first write.
         """
         live = {ref.identity for ref in existing}
         self._forced = {ref.identity for ref in take_over}
@@ -97,6 +99,8 @@ class Applier:
                 rejections.append(Rejection(ObjectRef.of(obj), _reason(error)))
         if rejections:
             raise ChangeSetRejected(rejections)
+        if before_writes is not None:
+            await before_writes()
 
         outcome = ApplyOutcome()
         await self._write(first, live, outcome)

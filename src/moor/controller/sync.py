@@ -169,23 +169,22 @@ class SyncReconciler:
         if not git_moved and decision.corrected:
             attempt.trigger = DRIFT_CORRECTION
         reporting: asyncio.Future[None] | None = None
+        inventory_recorded: asyncio.Future[None] | None = None
         if decision.writes or plan.prunes or git_moved:
+            known = set(inventory)
+            grows = not known.issuperset(desired.inventory)
+            # The inventory grows to hold every object this pass may create before the first write, so a
+            # crash mid-apply cannot leave an object that a later revision would forget to prune. The
+            # status is written while the dry runs go out.
+            grown = sorted(known.union(desired.inventory), key=ObjectRef.sort_key) if grows else inventory
+            attempt.status["inventory"] = [ref.to_dict() for ref in grown]
             message = f"applying revision {attempt.revision}: {plan.summary()}"
             approved_by = attempt.annotations.get(APPROVED_BY_ANNOTATION, "")
-            known = set(inventory)
-            if known.issuperset(desired.inventory):
-                attempt.status["inventory"] = [ref.to_dict() for ref in inventory]
-                # Nothing new to create: the status can say so while the writes go out.
-                reporting = asyncio.ensure_future(self.report.progress(attempt, message, approved_by=approved_by))
-            else:
-                # Before writing, the inventory grows to hold every object this pass may create, so a crash
-                # mid-apply cannot leave an object that a later revision would forget to prune.
-                grown = sorted(known.union(desired.inventory), key=ObjectRef.sort_key)
-                attempt.status["inventory"] = [ref.to_dict() for ref in grown]
-                await self.report.progress(attempt, message, approved_by=approved_by)
+            reporting = asyncio.ensure_future(self.report.progress(attempt, message, approved_by=approved_by))
+            inventory_recorded = reporting if grows else None
         take_over = [change.ref for change in decision.writes] if rolling_back else [d.ref for d in decision.corrected]
         try:
-            await self.apply(attempt, spec, decision.writes, take_over)
+            await self.apply(attempt, spec, decision.writes, take_over, before_writes=inventory_recorded)
             # Kinds whose CRD this pass created: watched from now on; the next plan waits for their list.
             await self.watch(desired.refs, inventory, wait=False)
             if spec.prune or rolling_back:
@@ -382,14 +381,24 @@ class SyncReconciler:
         return Applier(api, concurrency=self.apply_concurrency, force=spec.force)
 
     async def apply(
-        self, attempt: Attempt, spec: SyncSpec, changes: Sequence[ObjectChange], take_over: Sequence[ObjectRef] = ()
+        self,
+        attempt: Attempt,
+        spec: SyncSpec,
+        changes: Sequence[ObjectChange],
+        take_over: Sequence[ObjectRef] = (),
+        *,
+        before_writes: asyncio.Future[None] | None = None,
     ) -> None:
+        """Dry-runs and writes `changes`; `before_writes` (the progress status) is written before the first write."""
         writes = [change.desired for change in changes if change.desired is not None]
         if not writes:
             return
         existing = [change.ref for change in changes if change.action is Action.UPDATE]
+        recorded = (lambda: progress_recorded(before_writes)) if before_writes is not None else None
         try:
-            attempt.outcome = await self.applier(attempt, spec).apply_set(writes, existing, take_over=take_over)
+            attempt.outcome = await self.applier(attempt, spec).apply_set(
+                writes, existing, take_over=take_over, before_writes=recorded
+            )
         except ChangeSetRejected as error:
             message = f"revision {attempt.revision}: {error}"
             raise SyncFailed(conditions.VALIDATION_FAILED, message, revision_failed=True) from None
@@ -447,6 +456,17 @@ class SyncReconciler:
         remaining = [name for name in finalizers if name != FINALIZER]
         patch = {"metadata": {"finalizers": remaining, "resourceVersion": sync["metadata"]["resourceVersion"]}}
         await self.api.merge_patch(ObjectRef.of(sync), patch)
+
+
+class ProgressNotRecorded(MoorError):
+    """The status could not be written before the writes: nothing is written; a failure of Moor, not of the revision."""
+
+
+async def progress_recorded(progress: asyncio.Future[None]) -> None:
+    try:
+        await asyncio.shield(progress)
+    except ApiError as error:
+        raise ProgressNotRecorded(f"could not write the status before applying: {error}") from None
 
 
 def settled(status: dict[str, Any], revision: str, generation: int) -> bool:
