@@ -4,7 +4,7 @@ The live cache holds every managed object for as long as the controller runs, an
 last render; across thousands of objects the same field names (`metadata`, `f:data`,
 `app.kubernetes.io/name`), kinds, namespaces, label values and timestamps repeat. Python's JSON
 decoder shares keys only within one document (and each watch event is its own document); the YAML
-builder shares none. Going through one table of shared strings halves the cache's memory for typical
+builder shares none. Going through one table of shared strings nearly halves the memory of typical
 objects (docs/benchmarks.md).
 
 The table is Moor's own, not `sys.intern`, and bounded: when it fills up it starts afresh, so values

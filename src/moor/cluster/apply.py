@@ -90,7 +90,20 @@ class Applier:
 
         deferred: list[KubeObject] = []
         rejections: list[Rejection] = []
-        for obj, error in zip(changes, await self._bounded(self._dry_run, changes), strict=True):
+        errors = await self._bounded(self._dry_run, changes)
+        unknown = [
+            i
+            for i, e in enumerate(errors)
+            if isinstance(e, UnknownKind) and _group_kind(changes[i]) not in arriving_crds
+        ]
+        if unknown:
+            # A CRD applied a moment ago (by an earlier pass) may be missing from discovery, which is only
+            # refreshed every few seconds on its own: refresh once and try those objects again.
+            await self.api.discovery.refresh()
+            retried = await self._bounded(self._dry_run, [changes[i] for i in unknown])
+            for index, error in zip(unknown, retried, strict=True):
+                errors[index] = error
+        for obj, error in zip(changes, errors, strict=True):
             if error is None:
                 continue
             if _waits_for_first_stage(obj, error, arriving_crds, arriving_namespaces):
@@ -182,6 +195,11 @@ class Applier:
                 if time.monotonic() > deadline:
                     raise MoorError(f"{ref} was not Established within {within:.0f}s")
                 await asyncio.sleep(0.05)
+
+
+def _group_kind(obj: KubeObject) -> tuple[str, str]:
+    ref = ObjectRef.of(obj)
+    return ref.group, ref.kind
 
 
 def _crd_kind(crd: KubeObject) -> tuple[str, str]:
