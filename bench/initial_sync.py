@@ -1053,6 +1053,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def tear_down(cluster_dir: Path, root: Path, *, keep: bool, logs: str) -> None:
+    """Stops the benchmark's control plane; keeps the scratch directory (without etcd's data) when asked."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)  # stopping the cluster must not be interrupted
+    stopped = stop_cluster(cluster_dir)
+    if stopped:
+        progress(f"stopped the control plane ({', '.join(stopped)})")
+    if keep:
+        shutil.rmtree(cluster_dir / "etcd", ignore_errors=True)
+        progress(f"kept {root} ({logs}, the cluster's: {cluster_dir / 'logs'})")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def install_moor(cluster: ClusterInfo) -> None:
     executable = Path(sys.executable).with_name("moor")
     argv = [str(executable), "install"] if executable.exists() else [sys.executable, "-m", "moor", "install"]
@@ -1092,16 +1106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress("interrupted")
         status = 130
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)  # stopping the cluster must not be interrupted
-        stopped = stop_cluster(cluster_dir)
-        if stopped:
-            progress(f"stopped the control plane ({', '.join(stopped)})")
-        if status or args.keep:
-            shutil.rmtree(cluster_dir / "etcd", ignore_errors=True)
-            progress(f"kept {root} (Moor's log: {root / 'moor.log'}, the cluster's: {cluster_dir / 'logs'})")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        tear_down(cluster_dir, root, keep=bool(status or args.keep), logs=f"Moor's log: {root / 'moor.log'}")
     if results:
         print(f"\nInitial sync into an empty namespace; {version}; {machine()}")
         print(table(results))

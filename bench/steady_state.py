@@ -28,7 +28,6 @@ import math
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import statistics
@@ -59,12 +58,13 @@ from initial_sync import (
     progress,
     ready_condition,
     sync_ready_at,
+    tear_down,
 )
 from moor.cluster.api import KubeApi
 from moor.cluster.client import ApiError, ApiUnreachable, KubeClient
 from moor.cluster.config import load_kubeconfig
 from moor.cluster.discovery import ResourceType
-from moor.devcluster import NEVER_READY_LABEL, ClusterInfo, start_cluster, stop_cluster
+from moor.devcluster import NEVER_READY_LABEL, ClusterInfo, start_cluster
 from moor.health import HealthState, assess_health
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 
@@ -1500,18 +1500,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress(f"benchmark failed:\n{traceback.format_exc()}")
         status = 1
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)  # stopping must not be interrupted
         if bench is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping must not be interrupted
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             bench.stop_controllers()
-        stopped = stop_cluster(cluster_dir)
-        if stopped:
-            progress(f"stopped the control plane ({', '.join(stopped)})")
-        if status or args.keep:
-            shutil.rmtree(cluster_dir / "etcd", ignore_errors=True)
-            progress(f"kept {root} (controller logs in {root}/controller-*, the cluster's in {cluster_dir / 'logs'})")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        tear_down(cluster_dir, root, keep=bool(status or args.keep), logs=f"controller logs: {root}/controller-*")
     results.uptime_end = uptime()
     print(f"\nSteady state, drift and recovery; {results.version}; {results.machine}")
     print(f"uptime at start: {results.uptime_start}\nuptime at end:   {results.uptime_end}")
