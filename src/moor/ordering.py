@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from moor.objects import ObjectRef, split_api_version
 
-APPLY_ORDER: tuple[tuple[str, str], ...] = (
+FOUNDATIONS: tuple[tuple[str, str], ...] = (
     # What everything else lives in or is typed by.
     ("", "Namespace"),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
@@ -37,7 +37,10 @@ APPLY_ORDER: tuple[tuple[str, str], ...] = (
     ("", "ConfigMap"),
     ("", "PersistentVolumeClaim"),
     ("", "Service"),
-    # Workloads.
+)
+"""(group, kind) applied first, in this order; then every kind not listed here (custom resources above all)."""
+
+WORKLOADS: tuple[tuple[str, str], ...] = (
     ("", "Pod"),
     ("", "ReplicationController"),
     ("apps", "ReplicaSet"),
@@ -51,7 +54,9 @@ APPLY_ORDER: tuple[tuple[str, str], ...] = (
     ("autoscaling", "HorizontalPodAutoscaler"),
     ("networking.k8s.io", "Ingress"),
 )
-"""(group, kind) in apply order; kinds not listed (custom resources above all) come after them."""
+"""Workloads come after the unlisted kinds: the Pods they start find everything they use in place, custom
+resources included (a certificate or an external secret that makes a Secret they mount). Creating them also
+sets the cluster's controllers to work, so the rest of the set is written before that load begins."""
 
 INTERCEPTORS: tuple[tuple[str, str], ...] = (
     ("apiregistration.k8s.io", "APIService"),
@@ -60,22 +65,22 @@ INTERCEPTORS: tuple[tuple[str, str], ...] = (
 )
 """Extensions that intercept the API go last, once the workloads serving them exist (and are deleted first)."""
 
-UNLISTED = len(APPLY_ORDER)
+UNLISTED = len(FOUNDATIONS)
 _RANKS = {
-    **{group_kind: rank for rank, group_kind in enumerate(APPLY_ORDER)},
-    **{group_kind: UNLISTED + 1 + rank for rank, group_kind in enumerate(INTERCEPTORS)},
+    **{group_kind: rank for rank, group_kind in enumerate(FOUNDATIONS)},
+    **{group_kind: UNLISTED + 1 + rank for rank, group_kind in enumerate((*WORKLOADS, *INTERCEPTORS))},
 }
 
 Item = TypeVar("Item", bound=ObjectRef | Mapping[str, Any])
 
 
 def apply_rank(group: str, kind: str) -> int:
-    """Lower ranks are applied first; unlisted kinds share one rank between APPLY_ORDER and INTERCEPTORS."""
+    """Lower ranks are applied first; unlisted kinds share one rank between FOUNDATIONS and WORKLOADS."""
     return _RANKS.get((group, kind), UNLISTED)
 
 
 def in_apply_order(items: Iterable[Item]) -> list[Item]:
-    """Objects (dicts or ObjectRefs) sorted by APPLY_ORDER, keeping their order within a kind's rank."""
+    """Objects (dicts or ObjectRefs) in apply order, keeping their order within a kind's rank."""
     return sorted(items, key=_rank)
 
 

@@ -38,7 +38,7 @@ def kinds(items: list[dict[str, Any]]) -> list[str]:
     return [item["kind"] for item in items]
 
 
-def test_apply_order_puts_namespaces_and_crds_first_and_custom_resources_last() -> None:
+def test_apply_order_puts_namespaces_and_crds_first_and_workloads_after_custom_resources() -> None:
     assert kinds(in_apply_order(MIXED)) == [
         "Namespace",
         "CustomResourceDefinition",
@@ -53,10 +53,10 @@ def test_apply_order_puts_namespaces_and_crds_first_and_custom_resources_last() 
         "ConfigMap",
         "PersistentVolumeClaim",
         "Service",
+        "Widget",
+        "Widget",
         "Deployment",
         "CronJob",
-        "Widget",
-        "Widget",
     ]
 
 
@@ -68,7 +68,7 @@ def test_objects_of_one_rank_keep_their_order() -> None:
 def test_deletion_order_is_the_reverse_of_apply_order() -> None:
     deleted = in_deletion_order(MIXED)
     assert deleted == in_apply_order(MIXED)[::-1]
-    assert kinds(deleted)[:2] == ["Widget", "Widget"]  # custom resources before their CRD
+    assert kinds(deleted)[2:4] == ["Widget", "Widget"]  # workloads, then custom resources, before their CRD
     assert kinds(deleted)[-2:] == ["CustomResourceDefinition", "Namespace"]  # contents before the Namespace
 
 
@@ -78,7 +78,7 @@ def test_refs_from_an_inventory_sort_the_same_way() -> None:
 
 
 def test_a_kind_is_known_by_its_group_too() -> None:
-    assert apply_rank("apps", "Deployment") < apply_rank("", "Deployment") == UNLISTED
+    assert apply_rank("", "Deployment") == UNLISTED < apply_rank("apps", "Deployment")
 
 
 def test_inputs_are_not_changed() -> None:
@@ -88,12 +88,12 @@ def test_inputs_are_not_changed() -> None:
     assert before == MIXED
 
 
-def test_webhooks_and_api_services_go_after_custom_resources() -> None:
+def test_webhooks_and_api_services_go_after_workloads() -> None:
     objects = [
         obj("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "m"),
         obj("example.com/v1", "Widget", "w", "ns"),
         obj("apps/v1", "Deployment", "web", "ns"),
         obj("apiregistration.k8s.io/v1", "APIService", "v1.example.com"),
     ]
-    assert kinds(in_apply_order(objects)) == ["Deployment", "Widget", "APIService", "MutatingWebhookConfiguration"]
+    assert kinds(in_apply_order(objects)) == ["Widget", "Deployment", "APIService", "MutatingWebhookConfiguration"]
     assert kinds(in_deletion_order(objects))[0] == "MutatingWebhookConfiguration"

@@ -80,8 +80,8 @@ def test_prunes_go_custom_resources_before_crds_and_objects_before_namespaces() 
     plan = plan_changes([], live_map(*everything), inventory)
     assert names(plan.prunes) == [
         "ValidatingWebhookConfiguration.admissionregistration.k8s.io widgets",
-        "Widget.example.com guestbook/w",
         "Deployment.apps guestbook/web",
+        "Widget.example.com guestbook/w",
         "ConfigMap guestbook/settings",
         "ClusterRole.rbac.authorization.k8s.io reader",
         "CustomResourceDefinition.apiextensions.k8s.io widgets.example.com",

@@ -102,8 +102,8 @@ metadata: {name: shop}
         "ServiceAccount/web",
         "ConfigMap/config",
         "Service/web",
-        "Deployment/web",
         "Widget/w",
+        "Deployment/web",
     ]
 
 
