@@ -95,6 +95,28 @@ def test_a_rejected_object_stops_the_whole_set(moor: Moor, git_repo: GitWorkspac
     assert not moor.exists("deployment", "fine")
 
 
+def test_misspelled_fields_are_named_and_nothing_is_written(moor: Moor, git_repo: GitWorkspace) -> None:
+    typo = deployment("typo")
+    typo["spec"]["replica"] = 2  # not `replicas`
+    source = {
+        "apiVersion": "moor.dev/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "other"},
+        "spec": {"url": "https://git.example.com/other.git", "intervall": "1m"},  # a custom resource's typo
+    }
+    git_repo.write("all.yaml", manifest(config_map("fine", {"v": "1"}), typo, source))
+    git_repo.commit("two typos")
+    git_repo.push()
+    moor.source_and_sync(git_repo)
+
+    condition = moor.wait_condition("sync", "app", "False", reason="ValidationFailed")
+    assert "Deployment.apps" in condition["message"] and ".spec.replica: field not declared" in condition["message"]
+    assert "GitRepository.moor.dev" in condition["message"] and ".spec.intervall" in condition["message"]
+    assert not moor.exists("configmap", "fine")
+    assert not moor.exists("deployment", "typo")
+    assert not moor.exists("gitrepository", "other")
+
+
 def test_unknown_kind_is_named_and_nothing_is_written(moor: Moor, git_repo: GitWorkspace) -> None:
     unknown = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}}
     git_repo.write("all.yaml", manifest(config_map("c", {"v": "1"}), unknown))

@@ -108,7 +108,10 @@ class KubeApi:
         which spares both sides encoding and decoding the rest when only the outcome matters."""
         ref = ObjectRef.of(obj)
         resource = await self.resource_type(ref)
-        params = {"fieldManager": FIELD_MANAGER, "fieldValidation": "Strict"}
+        # Server-side apply refuses every field the schema does not declare whatever `fieldValidation` says;
+        # Strict would only add a second YAML parse of the body to look for duplicate keys, which JSON from a
+        # dict cannot have (and Moor's YAML loader refuses). See docs/decisions.md.
+        params = {"fieldManager": FIELD_MANAGER, "fieldValidation": "Ignore"}
         if force:
             params["force"] = "true"
         if dry_run:
