@@ -356,6 +356,20 @@ class ControllerLog(logging.Handler):
             self.warnings.append(message)
 
 
+@dataclass
+class SentRequest:
+    """One request of Moor's as the benchmark saw it go out and come back."""
+
+    sent: float
+    """time.perf_counter() when it was sent."""
+    verb: str
+    method: str
+    detail: str
+    """The path, and for Moor's own resources the fields it changed."""
+    took: float = float("nan")
+    """Seconds until it was answered (NaN if it never was)."""
+
+
 class RequestTargets:
     """Wraps one KubeClient's `request` to sort Moor's requests by what they are for.
 
@@ -365,8 +379,8 @@ class RequestTargets:
         self.counts: Counter[str] = Counter()
         self.object_writes = 0
         """Writes (apply, patch, update, create, delete) to managed objects, not to Moor's own resources or Events."""
-        self.sent: list[tuple[float, str, str, str]] = []
-        """(time.perf_counter(), verb, method, path) of every request as it is sent: the timeline of a pass."""
+        self.sent: list[SentRequest] = []
+        """Every request in the order it was sent: the timeline of a pass."""
         original = client.request
 
         async def request(verb: str, method: str, path: str, **kwargs: Any) -> Any:
@@ -379,27 +393,32 @@ class RequestTargets:
                 detail += " " + json.dumps(
                     {key: sorted(value) for key, value in body.items() if isinstance(value, dict)}
                 )
-            self.sent.append((time.perf_counter(), verb, method, detail))
-            return await original(verb, method, path, **kwargs)
+            sent = SentRequest(time.perf_counter(), verb, method, detail)
+            self.sent.append(sent)
+            try:
+                return await original(verb, method, path, **kwargs)
+            finally:
+                sent.took = time.perf_counter() - sent.sent
 
         client.request = request  # type: ignore[method-assign]
 
     def write_trace(self, path: Path, since: float) -> None:
-        """Every request sent after `since`, one a line: seconds from `since`, verb, method, path."""
+        """Every request sent after `since`, one a line: seconds from `since` to when it was sent, seconds it
+        took to be answered, verb, method, path."""
         lines = [
-            f"{moment - since:9.3f} {verb:<9} {method:<6} {url}"
-            for moment, verb, method, url in self.sent
-            if moment >= since
+            f"{request.sent - since:9.3f} {request.took:7.3f} {request.verb:<9} {request.method:<6} {request.detail}"
+            for request in self.sent
+            if request.sent >= since
         ]
         path.write_text("\n".join(lines) + "\n")
 
     def timeline(self, since: float) -> dict[str, list[float]]:
         """Seconds from `since` to the first and the last request of each verb sent after it."""
         spans: dict[str, list[float]] = {}
-        for moment, verb, _, _ in self.sent:
-            if moment >= since:
-                offset = round(moment - since, 2)
-                spans.setdefault(verb, [offset, offset])[1] = offset
+        for request in self.sent:
+            if request.sent >= since:
+                offset = round(request.sent - since, 2)
+                spans.setdefault(request.verb, [offset, offset])[1] = offset
         return spans
 
     @staticmethod
@@ -626,7 +645,8 @@ class Bench:
             profile.stop()
             seen = watch.started + wall
             written = max(
-                (t for t, _, _, p in targets.sent if t <= seen and "/syncs/" in p and "/status" in p), default=0
+                (r.sent for r in targets.sent if r.sent <= seen and "/syncs/" in r.detail and "/status" in r.detail),
+                default=0,
             )
             await settle(client)
             notes = [f"Ready written at {written - watch.started:.2f}s, seen at {wall:.2f}s"]
