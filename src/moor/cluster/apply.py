@@ -184,9 +184,12 @@ class Applier:
         return list(await asyncio.gather(*(one(item) for item in items)))
 
     async def _wait_for_crds(self, crds: Sequence[KubeObject], within: float = 60.0) -> None:
+        """Polls each CRD until it is Established: every 10 ms at first (it usually takes a few tens of
+        milliseconds, and everything else waits for it), backing off to 200 ms."""
         deadline = time.monotonic() + within
         for crd in crds:
             ref = ObjectRef.of(crd)
+            pause = 0.01
             while True:
                 live = await self.api.get(ref)
                 conditions = ((live or {}).get("status") or {}).get("conditions") or []
@@ -194,7 +197,8 @@ class Applier:
                     break
                 if time.monotonic() > deadline:
                     raise MoorError(f"{ref} was not Established within {within:.0f}s")
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.2)
 
 
 def _group_kind(obj: KubeObject) -> tuple[str, str]:
