@@ -119,7 +119,7 @@ class Applier:
         await self._write(first, live, outcome)
         if deferred:
             await self._wait_for_crds([obj for obj in first if ObjectRef.of(obj).kind == "CustomResourceDefinition"])
-            await self.api.discovery.refresh()
+            await self._wait_until_served(deferred)
             errors = await self._bounded(self._dry_run, deferred)
             rejections = [Rejection(ObjectRef.of(o), _reason(e)) for o, e in zip(deferred, errors, strict=True) if e]
             if rejections:
@@ -199,6 +199,22 @@ class Applier:
                     raise MoorError(f"{ref} was not Established within {within:.0f}s")
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.2)
+
+    async def _wait_until_served(self, objects: Sequence[KubeObject], within: float = 10.0) -> None:
+        """An Established CRD reaches the API server's discovery document a moment later: refreshes discovery
+        until it lists every kind of `objects` (backing off from 10 ms to 200 ms). After `within` seconds it
+        gives up and lets the dry runs name what is still not served."""
+        deadline = time.monotonic() + within
+        kinds = {(ObjectRef.of(obj).api_version, ObjectRef.of(obj).kind) for obj in objects}
+        pause = 0.01
+        while True:
+            await self.api.discovery.refresh()
+            if all(self.api.discovery.known_namespaced(*kind) is not None for kind in kinds):
+                return
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 def _group_kind(obj: KubeObject) -> tuple[str, str]:
