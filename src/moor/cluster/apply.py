@@ -184,37 +184,44 @@ class Applier:
         return list(await asyncio.gather(*(one(item) for item in items)))
 
     async def _wait_for_crds(self, crds: Sequence[KubeObject], within: float = 60.0) -> None:
-        """Polls each CRD until it is Established: every 10 ms at first (it usually takes a few tens of
-        milliseconds, and everything else waits for it), backing off to 200 ms."""
-        deadline = time.monotonic() + within
+        """Waits until each CRD is Established (it usually takes a few tens of milliseconds, and everything
+        else waits for it)."""
         for crd in crds:
             ref = ObjectRef.of(crd)
-            pause = 0.01
-            while True:
+
+            async def established(ref: ObjectRef = ref) -> bool:
                 live = await self.api.get(ref)
                 conditions = ((live or {}).get("status") or {}).get("conditions") or []
-                if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
-                    break
-                if time.monotonic() > deadline:
-                    raise MoorError(f"{ref} was not Established within {within:.0f}s")
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.2)
+                return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+            if not await _poll(established, within):
+                raise MoorError(f"{ref} was not Established within {within:.0f}s")
 
     async def _wait_until_served(self, objects: Sequence[KubeObject], within: float = 10.0) -> None:
         """An Established CRD reaches the API server's discovery document a moment later: refreshes discovery
-        until it lists every kind of `objects` (backing off from 10 ms to 200 ms). After `within` seconds it
-        gives up and lets the dry runs name what is still not served."""
-        deadline = time.monotonic() + within
-        kinds = {(ObjectRef.of(obj).api_version, ObjectRef.of(obj).kind) for obj in objects}
-        pause = 0.01
-        while True:
+        until it lists every kind of `objects`. After `within` seconds it lets the dry runs name what is still
+        not served."""
+        refs = [ObjectRef.of(obj) for obj in objects]
+        kinds = {(ref.api_version, ref.kind) for ref in refs}
+
+        async def served() -> bool:
             await self.api.discovery.refresh()
-            if all(self.api.discovery.known_namespaced(*kind) is not None for kind in kinds):
-                return
-            if time.monotonic() > deadline:
-                return
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.2)
+            return all(self.api.discovery.known_namespaced(*kind) is not None for kind in kinds)
+
+        await _poll(served, within)
+
+
+async def _poll(check: Callable[[], Awaitable[bool]], within: float) -> bool:
+    """Calls `check` until it answers True (then True) or `within` seconds have passed (then False); the pause
+    between calls starts at 10 ms and doubles up to 200 ms."""
+    deadline = time.monotonic() + within
+    pause = 0.01
+    while not await check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
+    return True
 
 
 def _group_kind(obj: KubeObject) -> tuple[str, str]:
