@@ -201,8 +201,7 @@ class Applier:
         """An Established CRD reaches the API server's discovery document a moment later: refreshes discovery
         until it lists every kind of `objects`. After `within` seconds it lets the dry runs name what is still
         not served."""
-        refs = [ObjectRef.of(obj) for obj in objects]
-        kinds = {(ref.api_version, ref.kind) for ref in refs}
+        kinds = {(ref.api_version, ref.kind) for ref in map(ObjectRef.of, objects)}
 
         async def served() -> bool:
             await self.api.discovery.refresh()
