@@ -31,7 +31,7 @@ lint: venv
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-unit: venv
+unit: venv tools
 	$(BIN)/pytest tests/unit -q
 
 test: setup lint

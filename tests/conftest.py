@@ -1,3 +1,8 @@
 """Shared fixtures: one local control plane per test session, a namespace per test, real Git servers."""
 
-pytest_plugins = ["tests.support.cluster_fixtures", "tests.support.git_fixtures", "tests.support.moor_fixtures"]
+pytest_plugins = [
+    "tests.support.cluster_fixtures",
+    "tests.support.git_fixtures",
+    "tests.support.moor_fixtures",
+    "tests.support.fault_proxy",
+]

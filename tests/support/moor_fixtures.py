@@ -53,8 +53,16 @@ def moor_cli(kubeconfig: Path, *args: str, timeout: float = 180.0) -> subprocess
     return subprocess.run([*MOOR, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)
 
 
+LOG_TAIL_LINES = 60
+
+
 class ControllerProcess:
-    """`moor run` in a subprocess, its log in a file; stopped with SIGTERM (or killed, for crash tests)."""
+    """`moor run` in a subprocess, its log in a file; stopped with SIGTERM (or killed, for crash tests).
+
+    Every controller started in a test session is remembered, so that a failing test's report ends with
+    the tail of the log of each controller it may have run against."""
+
+    started: list[ControllerProcess] = []
 
     def __init__(self, kubeconfig: Path, directory: Path, *extra: str) -> None:
         self.kubeconfig = kubeconfig
@@ -71,6 +79,8 @@ class ControllerProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         argv = [*MOOR, "run", "--artifact-dir", str(self.directory / "artifacts"), *self.extra]
         self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if self not in ControllerProcess.started:
+            ControllerProcess.started.append(self)
         deadline = time.monotonic() + 30
         while self.log().count("controller started") == starts_before:
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -90,6 +100,19 @@ class ControllerProcess:
         assert self.process is not None
         self.process.kill()
         self.process.wait(timeout=10)
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A failing test's report shows the end of each controller's log (the newest controller first)."""
+    report: pytest.TestReport = yield
+    if report.failed and call.when == "call":
+        for process in reversed(ControllerProcess.started):
+            report.sections.append((f"moor run log, last {LOG_TAIL_LINES} lines ({process.log_path})", process.tail()))
+    return report
 
 
 @pytest.fixture(scope="module")
