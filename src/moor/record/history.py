@@ -15,6 +15,7 @@ from typing import Any
 
 from moor.cluster.api import KubeApi
 from moor.cluster.client import ApiError
+from moor.names import LABEL_VALUE_MAX, fit_name
 from moor.objects import KubeObject, ObjectRef
 from moor.resources import API_VERSION, SYNC_RECORD
 
@@ -25,7 +26,13 @@ DEFAULT_RETENTION = 500
 
 
 def record_name(sync_name: str, sequence: int) -> str:
-    return f"{sync_name[:240]}.{sequence:06d}"
+    """`<sync>.000042`; a Sync name too long for that is shortened with a hash, so no two Syncs share records."""
+    return fit_name(sync_name, f".{sequence:06d}")
+
+
+def sync_name_label(sync_name: str) -> str:
+    """The value of `moor.dev/sync-name` on a Sync's records: its name, shortened with a hash if too long."""
+    return fit_name(sync_name, limit=LABEL_VALUE_MAX)
 
 
 def record_ref(namespace: str, sync_name: str, sequence: int) -> ObjectRef:
@@ -56,7 +63,7 @@ class HistoryStore:
                 "metadata": {
                     "name": record_at.name,
                     "namespace": ref.namespace,
-                    "labels": {SYNC_NAME_LABEL: ref.name[:63]},
+                    "labels": {SYNC_NAME_LABEL: sync_name_label(ref.name)},
                 },
                 "spec": {"sync": ref.name, "sequence": sequence, "result": IN_PROGRESS, "attempts": 1, **fields},
             }
@@ -101,7 +108,7 @@ class HistoryStore:
         resource = await self.api.discovery.resolve(API_VERSION, SYNC_RECORD.kind)
         if resource is None:
             return []
-        selector = f"{SYNC_NAME_LABEL}={sync_name[:63]}" if sync_name else None
+        selector = f"{SYNC_NAME_LABEL}={sync_name_label(sync_name)}" if sync_name else None
         listing = await self.api.list(resource, namespace=namespace or None, label_selector=selector)
         items = [item for item in listing.items if not sync_name or item["spec"].get("sync") == sync_name]
         return sorted(

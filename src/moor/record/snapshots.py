@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from moor.cluster.api import KubeApi
 from moor.cluster.client import ApiError
+from moor.names import fit_name
 from moor.objects import KubeObject, ObjectRef
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ MAX_BYTES = 900 * 1024
 """A Secret holds at most 1 MiB; leave room for its metadata."""
 STATE_KEY = "state.json.gz"
 REVISION_ANNOTATION = "moor.dev/revision"
+SNAPSHOT_SUFFIX = ".moor-healthy-state"
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,9 @@ class Snapshot:
 
 
 def snapshot_ref(sync: KubeObject) -> ObjectRef:
+    """The Secret `<sync>.moor-healthy-state` beside the Sync (the name shortened with a hash when too long)."""
     ref = ObjectRef.of(sync)
-    return ObjectRef("", "v1", "Secret", ref.namespace, f"{ref.name}.moor-healthy-state")
+    return ObjectRef("", "v1", "Secret", ref.namespace, fit_name(ref.name, SNAPSHOT_SUFFIX))
 
 
 class SnapshotStore:
