@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from moor.record.dora import DeliveryFigures
@@ -39,6 +39,19 @@ class _GaugeCallback(Collector):
         gauge = Gauge(self._name, self._documentation, registry=None)
         gauge.set(self._read())
         yield from gauge.collect()
+
+
+class _LabelledGaugeCallback(Collector):
+    """A gauge with one label whose values are read at each scrape (`read` gives value by label)."""
+
+    def __init__(self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]) -> None:
+        self._name, self._documentation, self._label, self._read = name, documentation, label, read
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self._name, self._documentation, labels=[self._label])
+        for value, figure in sorted(self._read().items()):
+            family.add_metric([value], figure)
+        yield family
 
 
 class Metrics:
@@ -74,6 +87,12 @@ class Metrics:
             "moor_drift_corrections",
             "Drifted objects a Sync put back to the Git state.",
             labels,
+            registry=self.registry,
+        )
+        self.task_restarts = PromCounter(
+            "moor_task_restarts",
+            "Restarts of a supervised background task after it failed, by task.",
+            ["task"],
             registry=self.registry,
         )
 
@@ -136,3 +155,14 @@ class Metrics:
 
     def watch_cache_size(self, read: Callable[[], float]) -> None:
         self.registry.register(_GaugeCallback("moor_cache_objects", "Managed objects held in the live cache.", read))
+
+    def watch_informers(self, read: Callable[[], Mapping[str, float]]) -> None:
+        """`moor_informers{state}`: informers listing, watching and failing, as `read` counts them at each scrape."""
+        self.registry.register(
+            _LabelledGaugeCallback(
+                "moor_informers",
+                "Informers (list + watch of one kind) by state: listing, watching, failing.",
+                "state",
+                read,
+            )
+        )
