@@ -6,6 +6,10 @@ same set: the API server cannot validate it until that CRD or Namespace exists, 
 written in two stages, CRDs and Namespaces first, and those deferred objects are dry-run right after
 the first stage, still before any other object is written. If one of them is rejected, only the new
 CRDs and Namespaces of the first stage have been written.
+
+Requests run concurrently within a bound, as one task group: when the cluster itself fails (unreachable,
+timed out, answering 429/502/503/504) or anything unexpected is raised, the other requests are cancelled,
+and none is still running once `apply_set` or `delete_all` has returned or raised.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from moor.cluster.api import KubeApi, UnknownKind
-from moor.cluster.client import ApiError
+from moor.cluster.client import ApiError, ApiUnreachable
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
 
@@ -171,17 +175,30 @@ class Applier:
         await self.api.delete(ref)
 
     async def _bounded(self, action: Callable[[T], Awaitable[None]], items: Sequence[T]) -> list[Exception | None]:
-        """Runs `action` on every item with bounded concurrency; returns each item's error or None."""
+        """Runs `action` on every item with bounded concurrency; returns each item's error or None.
 
-        async def one(item: T) -> Exception | None:
+        Only the object's own errors are collected (the API server refused it, or does not serve its kind).
+        Any other error, a transport failure among them, fails the whole call: the other requests are
+        cancelled and awaited, so none is still running when it raises.
+        """
+        errors: list[Exception | None] = [None] * len(items)
+
+        async def one(index: int, item: T) -> None:
             async with self._limit:
                 try:
                     await action(item)
                 except (ApiError, UnknownKind) as error:
-                    return error
-                return None
+                    if _fails_the_set(error):
+                        raise
+                    errors[index] = error
 
-        return list(await asyncio.gather(*(one(item) for item in items)))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, item in enumerate(items):
+                    group.create_task(one(index, item))
+        except ExceptionGroup as failed:
+            raise _first_error(failed) from None
+        return errors
 
     async def _wait_for_crds(self, crds: Sequence[KubeObject], within: float = 60.0) -> None:
         """Waits until each CRD is Established (it usually takes a few tens of milliseconds, and everything
@@ -221,6 +238,17 @@ async def _poll(check: Callable[[], Awaitable[bool]], within: float) -> bool:
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.2)
     return True
+
+
+def _fails_the_set(error: Exception) -> bool:
+    """The cluster, not the object, failed (unreachable, timed out, overloaded, unavailable): stop the set."""
+    return isinstance(error, ApiUnreachable) or (isinstance(error, ApiError) and error.status in (429, 502, 503, 504))
+
+
+def _first_error(group: BaseExceptionGroup[Exception]) -> Exception:
+    """The first error of a task group, nested groups unwrapped: the one to raise in its place."""
+    first = group.exceptions[0]
+    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _group_kind(obj: KubeObject) -> tuple[str, str]:

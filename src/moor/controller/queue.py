@@ -2,7 +2,9 @@
 
 Like client-go's workqueue: a key added while it is being processed is reconciled once more after
 the current run ends; adding a key that is already waiting does nothing; a delayed add keeps the
-earliest time asked for.
+earliest time asked for. A handler is expected to deal with its own failures; one that raises anyway
+is logged and its key queued again with backoff (first after `crash_backoff`, doubling up to
+`crash_backoff_cap`), so no key is ever dropped.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -20,9 +23,19 @@ K = TypeVar("K", bound=Hashable)
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, handler: Callable[[K], Awaitable[None]], *, workers: int = 4) -> None:
+    def __init__(
+        self,
+        handler: Callable[[K], Awaitable[None]],
+        *,
+        workers: int = 4,
+        crash_backoff: float = 1.0,
+        crash_backoff_cap: float = 30.0,
+    ) -> None:
         self._handler = handler
         self._workers = workers
+        self._crash_backoff = crash_backoff
+        self._crash_backoff_cap = crash_backoff_cap
+        self._crashes: Counter[K] = Counter()
         self._ready: asyncio.Queue[K] = asyncio.Queue()
         self._waiting: set[K] = set()
         self._processing: set[K] = set()
@@ -52,6 +65,7 @@ class WorkQueue(Generic[K]):
     def forget(self, key: K) -> None:
         """Drops any scheduled run of `key` (the object was deleted)."""
         self._cancel_timer(key)
+        self._crashes.pop(key, None)
 
     def scheduled_in(self, key: K) -> float | None:
         timer = self._timers.get(key)
@@ -85,14 +99,26 @@ class WorkQueue(Generic[K]):
             key = await self._ready.get()
             self._waiting.discard(key)
             self._processing.add(key)
+            retry_in: float | None = None
             try:
                 await self._handler(key)
+                self._crashes.pop(key, None)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("reconcile of %s crashed", key)
+                retry_in = self._crashed(key)
             finally:
                 self._processing.discard(key)
-                if key in self._dirty:
+                if key in self._dirty:  # it changed meanwhile: that change may be what it needed
                     self._dirty.discard(key)
                     self.add(key)
+                elif retry_in is not None:
+                    self.add(key, retry_in)
+
+    def _crashed(self, key: K) -> float:
+        """Logs a handler's exception and returns when to try `key` again."""
+        crashes = self._crashes[key]
+        self._crashes[key] += 1
+        delay = min(self._crash_backoff * 2.0 ** min(crashes, 16), self._crash_backoff_cap)
+        log.exception("reconcile of %s raised; trying again in %.0fs", key, delay)
+        return delay
