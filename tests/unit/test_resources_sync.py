@@ -105,11 +105,10 @@ def test_references_default_to_the_syncs_namespace() -> None:
     ("path", "normalised"),
     [
         ("./", "."),
-        ("/", "."),
         (".", "."),
         ("./guestbook", "guestbook"),
         ("guestbook/overlays/dev/", "guestbook/overlays/dev"),
-        ("/apps//web", "apps/web"),
+        ("apps//web", "apps/web"),
         ("./a/./b", "a/b"),
     ],
 )
@@ -121,6 +120,24 @@ def test_paths_are_normalised_relative_to_the_root(path: str, normalised: str) -
 def test_paths_never_leave_the_repository(path: str) -> None:
     with pytest.raises(SpecError, match=r"Sync moor-system/guestbook: spec.path must not contain '..' segments"):
         SyncSpec.from_object(sync(path=path))
+
+
+@pytest.mark.parametrize("path", ["/etc", "/", "//srv/apps"])
+def test_absolute_paths_are_refused_as_such(path: str) -> None:
+    with pytest.raises(SpecError) as raised:
+        SyncSpec.from_object(sync(path=path))
+    assert str(raised.value) == (
+        f"Sync moor-system/guestbook: spec.path must be relative to the repository root: "
+        f"absolute paths are not allowed, not {path!r}"
+    )
+
+
+def test_absolute_values_files_are_refused_as_such() -> None:
+    with pytest.raises(SpecError) as raised:
+        SyncSpec.from_object(sync(helm={"valuesFiles": ["values.yaml", "/etc/passwd"]}))
+    assert "spec.helm.valuesFiles must be relative to the chart: absolute paths are not allowed, not '/etc/passwd'" in (
+        str(raised.value)
+    )
 
 
 def test_dotted_names_are_not_parent_segments() -> None:

@@ -129,7 +129,9 @@ class SyncSpec:
         own_namespace = str((obj.get("metadata") or {}).get("namespace") or "")
         return cls(
             source_ref=_read_source_ref(spec, own_namespace),
-            path=_relative_path(spec, "path", spec.optional_str("path", max_length=1024) or DEFAULT_PATH),
+            path=_relative_path(
+                spec, "path", spec.optional_str("path", max_length=1024) or DEFAULT_PATH, base="the repository root"
+            ),
             helm=_read_helm(spec.child("helm")),
             target_namespace=spec.name("targetNamespace", label=True),
             interval=spec.duration("interval", DEFAULT_INTERVAL),
@@ -169,11 +171,13 @@ def _read_source_ref(spec: FieldReader, own_namespace: str) -> SourceRef:
     )
 
 
-def _relative_path(reader: FieldReader, key: str, path: str) -> str:
-    """`./apps/` -> `apps`, `/` -> `.`: a path that can be joined to a directory without leaving it."""
+def _relative_path(reader: FieldReader, key: str, path: str, *, base: str) -> str:
+    """`./apps/` -> `apps`, `./` -> `.`: a path that can be joined to `base` without leaving it."""
+    if path.startswith("/"):
+        raise reader.error(key, f"must be relative to {base}: absolute paths are not allowed, not {path!r}")
     if ".." in path.split("/"):
         raise reader.error(key, f"must not contain '..' segments, not {path!r}")
-    return posixpath.normpath("./" + path.lstrip("/"))
+    return posixpath.normpath("./" + path)
 
 
 def _read_helm(helm: FieldReader | None) -> HelmSpec | None:
@@ -186,7 +190,9 @@ def _read_helm(helm: FieldReader | None) -> HelmSpec | None:
     if release_name is not None and not DNS1123_LABEL.fullmatch(release_name):
         raise helm.error("releaseName", f"must be a DNS-1123 label, not {release_name!r}")
     return HelmSpec(
-        values_files=tuple(_relative_path(helm, "valuesFiles", path) for path in helm.strings("valuesFiles")),
+        values_files=tuple(
+            _relative_path(helm, "valuesFiles", path, base="the chart") for path in helm.strings("valuesFiles")
+        ),
         values=copy.deepcopy(dict(values or {})),
         release_name=release_name,
     )
