@@ -167,6 +167,93 @@ async def test_documents_that_are_not_objects_are_refused(tmp_path: Path, text: 
         await render(RenderRequest(root=tmp_path, path="app"))
 
 
+async def test_typed_lists_are_unwrapped_as_kubectl_does(tmp_path: Path) -> None:
+    """Monitoring stacks ship dashboards as ConfigMapLists whose items omit kind and apiVersion."""
+    write_tree(
+        tmp_path,
+        {
+            "app/dashboards.yaml": (
+                "apiVersion: v1\nkind: ConfigMapList\nitems:\n"
+                "- metadata: {name: grafana-nodes, labels: {grafana_dashboard: '1'}}\n"
+                "  data: {nodes.json: '{}'}\n"
+                "- {apiVersion: v1, kind: ConfigMap, metadata: {name: grafana-pods}}\n"
+            ),
+            "app/secrets.json": json.dumps(
+                {"apiVersion": "v1", "kind": "SecretList", "items": [{"metadata": {"name": "token"}}]}
+            ),
+            "app/rules.yaml": (
+                "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRuleList\nmetadata: {}\nitems:\n"
+                "- metadata: {name: alerts}\n  spec: {groups: []}\n"
+            ),
+            "app/empty.yaml": "apiVersion: v1\nkind: ServiceList\nitems: []\n",
+        },
+    )
+    objects = await render(RenderRequest(root=tmp_path, path="app"))
+    by_name = {obj["metadata"]["name"]: obj for obj in objects}
+    assert sorted(by_name) == ["alerts", "grafana-nodes", "grafana-pods", "token"]
+    assert by_name["grafana-nodes"] == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "grafana-nodes", "labels": {"grafana_dashboard": "1"}},
+        "data": {"nodes.json": "{}"},
+    }
+    assert (by_name["token"]["apiVersion"], by_name["token"]["kind"]) == ("v1", "Secret")
+    assert (by_name["alerts"]["apiVersion"], by_name["alerts"]["kind"]) == (
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+    )
+
+
+async def test_a_list_of_mixed_kinds_and_lists_inside_lists_are_unwrapped(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "app/all.yaml": (
+                "apiVersion: v1\nkind: List\nitems:\n"
+                "- {apiVersion: v1, kind: Namespace, metadata: {name: shop}}\n"
+                "- {apiVersion: v1, kind: Service, metadata: {name: web}}\n"
+                "- apiVersion: v1\n  kind: ConfigMapList\n  items:\n  - metadata: {name: inner}\n"
+            ),
+        },
+    )
+    objects = await render(RenderRequest(root=tmp_path, path="app"))
+    assert names(objects) == ["Namespace/shop", "ConfigMap/inner", "Service/web"]
+
+
+async def test_a_kind_ending_in_list_without_items_is_an_object(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"app/x.yaml": "apiVersion: example.com/v1\nkind: AllowList\nmetadata: {name: ips}\n"})
+    assert names(await render(RenderRequest(root=tmp_path, path="app"))) == ["AllowList/ips"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "apiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: a}\n- metadata: {labels: {x: y}}\n",
+            r"^app/x.yaml document 1 \(line 1\) item 2 \(ConfigMap\) has no metadata.name$",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: a}\n"
+            "- {apiVersion: v1, kind: Secret, metadata: {name: b}}\n",
+            r"^app/x.yaml document 1 \(line 1\) item 2 is a Secret in a ConfigMapList, "
+            r"which holds only ConfigMap objects$",
+        ),
+        (
+            "apiVersion: v1\nkind: SecretList\nitems: {name: a}\n",
+            r"^app/x.yaml document 1 \(line 1\) is a SecretList whose items are a mapping, not a list$",
+        ),
+        (
+            "kind: ConfigMapList\nitems:\n- metadata: {name: a}\n",
+            r"^app/x.yaml document 1 \(line 1\) item 1 has no apiVersion$",
+        ),
+    ],
+)
+async def test_typed_list_items_that_do_not_fit_are_named(tmp_path: Path, text: str, message: str) -> None:
+    write_tree(tmp_path, {"app/x.yaml": text})
+    with pytest.raises(RenderError, match=message):
+        await render(RenderRequest(root=tmp_path, path="app"))
+
+
 HPA = "kind: HorizontalPodAutoscaler\nmetadata: {name: web, namespace: shop}\n"
 
 

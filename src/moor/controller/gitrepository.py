@@ -1,6 +1,11 @@
 """Reconciling a GitRepository: find the newest revision its ref names, fetch it, verify its signatures
 if asked, say so in its status. A revision that fails verification never reaches `status.artifact`,
-so every Sync of the repository stays at the last verified revision."""
+so every Sync of the repository stays at the last verified revision.
+
+Whatever else goes wrong (the API server unreachable while reading a Secret or writing the status, an
+unexpected error) ends as Ready=False with its reason and a retry, never as a Ready=True left standing
+at the old revision.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +15,55 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moor import source
-from moor.controller.scheduling import Requeue, jittered
+from moor.controller.scheduling import Requeue, UnexpectedFailure, cluster_failed, jittered
 from moor.controller.sources import SourceStore, check_verify_mode
 from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 from moor.record import readiness
 from moor.record.events import NORMAL, WARNING, EventRecorder
+from moor.record.metrics import Metrics
 from moor.record.status import write_status
-from moor.resources import GitRepositorySpec, SpecError, VerifySpec, conditions
+from moor.resources import GITREPOSITORY, GitRepositorySpec, SpecError, VerifySpec, conditions
 from moor.resources.conditions import format_time
 
 log = logging.getLogger(__name__)
 
 FETCH_FAILED = "GitOperationFailed"
 INVALID_SPEC = "InvalidSpec"
+DEFAULT_INTERVAL = 60.0
+"""Seconds before retrying a GitRepository whose spec gives no interval (it does not parse)."""
 
 
 @dataclass
 class GitRepositoryReconciler:
     sources: SourceStore
     events: EventRecorder
+    metrics: Metrics | None = None
 
     async def reconcile(self, repository: KubeObject, failures: int) -> Requeue:
-        """One pass: resolve the ref, fetch the commit if it is new, verify it if asked, record the artifact."""
+        """One pass: resolve the ref, fetch the commit if it is new, verify it if asked, record the artifact.
+
+        Never raises: an error no step expected is reported as Ready=False (ClusterUnreachable or
+        ReconcileError) and retried with backoff."""
         status: dict[str, Any] = dict(repository.get("status") or {})
+        try:
+            return await self.run_pass(repository, status, failures)
+        except Exception as error:
+            unexpected = UnexpectedFailure.of(error)
+            if not isinstance(error, MoorError):
+                log.error("%s: unexpected error", ObjectRef.of(repository), exc_info=error)
+            try:
+                await self._fail(repository, status, unexpected.reason, unexpected.message, stalled=False)
+            except Exception as second:
+                log.warning(
+                    "%s: %s; the failure could not be recorded either: %s",
+                    ObjectRef.of(repository),
+                    unexpected.message,
+                    second,
+                )
+            return Requeue.after_error(error, _interval_of(repository), failures)
+
+    async def run_pass(self, repository: KubeObject, status: dict[str, Any], failures: int) -> Requeue:
         generation = int(repository["metadata"].get("generation", 0))
         handled = (repository["metadata"].get("annotations") or {}).get(RECONCILE_ANNOTATION)
         try:
@@ -53,6 +83,8 @@ class GitRepositoryReconciler:
             await self._fail(repository, status, conditions.VERIFICATION_FAILED, str(error), stalled=False)
             return Requeue.after(jittered(spec.interval.total_seconds()))
         except MoorError as error:
+            if cluster_failed(error):  # reading its Secret: the cluster failed, not Git
+                raise
             await self._fail(repository, status, FETCH_FAILED, str(error), stalled=False)
             return Requeue.backoff(spec.interval.total_seconds(), failures)
 
@@ -105,6 +137,9 @@ class GitRepositoryReconciler:
     ) -> None:
         generation = int(repository["metadata"].get("generation", 0))
         before = conditions.get_condition(status.get("conditions"), conditions.READY)
+        if self.metrics is not None:
+            ref = ObjectRef.of(repository)
+            self.metrics.failures.labels(GITREPOSITORY.kind, ref.namespace, ref.name, reason).inc()
         status["conditions"] = readiness.failed(status.get("conditions"), reason, message, generation, stalled=stalled)
         status["observedGeneration"] = generation
         handled = (repository["metadata"].get("annotations") or {}).get(RECONCILE_ANNOTATION)
@@ -117,6 +152,13 @@ class GitRepositoryReconciler:
 
 
 _VERIFICATION_FIELDS = ("verified", "verification")
+
+
+def _interval_of(repository: KubeObject) -> float:
+    try:
+        return GitRepositorySpec.from_object(repository).interval.total_seconds()
+    except SpecError:
+        return DEFAULT_INTERVAL
 
 
 def _verification_status(verify: VerifySpec | None, signatures: source.Signatures | None) -> dict[str, Any]:

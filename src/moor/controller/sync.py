@@ -30,10 +30,17 @@ from moor.controller.revision_choice import (
     Hold,
     choose_revision,
 )
-from moor.controller.scheduling import Requeue, jittered
+from moor.controller.scheduling import Requeue, UnexpectedFailure, cluster_failed, jittered
 from moor.controller.sources import SourceStore
 from moor.controller.sync_memory import PlanInputs, RenderKey, SyncMemory
-from moor.controller.sync_report import DRIFT_CORRECTION, ROLLED_BACK, Attempt, SyncFailed, SyncReporter
+from moor.controller.sync_report import (
+    DRIFT_CORRECTION,
+    ROLLED_BACK,
+    Attempt,
+    RecordFailed,
+    SyncFailed,
+    SyncReporter,
+)
 from moor.controller.tenancy import TenancyPolicy, check_reads
 from moor.errors import MoorError
 from moor.health import HealthState
@@ -53,6 +60,8 @@ from moor.source import Artifact
 log = logging.getLogger(__name__)
 
 FINALIZER = "moor.dev/finalizer"
+DEFAULT_RETRY_INTERVAL = 5.0
+"""Seconds before retrying a Sync whose spec gives no retry interval (it does not parse, or is being deleted)."""
 
 Lookup = Callable[[str, str, str], KubeObject | None]
 """(kind, namespace, name) -> the custom resource as last seen by the controller's informers."""
@@ -87,24 +96,49 @@ class SyncReconciler:
         self.memory.pop(str(sync["metadata"].get("uid", "")), None)
 
     async def reconcile(self, sync: KubeObject, failures: int) -> Requeue:
+        """One pass. Whatever goes wrong ends as a failed attempt with a reason and a retry, never as an
+        exception (unless even that failure cannot be reported, which is logged)."""
+        attempt = Attempt(sync, dict(sync.get("status") or {}))
+        try:
+            return await self.run_pass(attempt, failures)
+        except Exception as error:
+            if isinstance(error, ApiError) and error.conflict:
+                # The Sync changed under this pass (its finalizer patch was refused): the change wakes it.
+                return Requeue.backoff(DEFAULT_RETRY_INTERVAL, failures)
+            await self.report_error(attempt, error)
+            return Requeue.after_error(error, retry_interval_of(sync), failures)
+
+    async def report_error(self, attempt: Attempt, error: Exception) -> None:
+        """An error no step turned into a SyncFailed: reported as one (the cluster's failure, Moor's
+        bookkeeping, or an unexpected error); when even that cannot be written, the log says so and the
+        attempt's history record will say it was interrupted by this."""
+        failure = failure_of(error)
+        if not isinstance(error, MoorError):
+            log.error("%s: unexpected error", attempt.ref, exc_info=error)
+        try:
+            await self.report.failed(attempt, failure)
+        except Exception as second:
+            log.warning("%s: %s; the failure could not be recorded either: %s", attempt.ref, failure, second)
+            self.report.interrupted(attempt, failure)
+
+    async def run_pass(self, attempt: Attempt, failures: int) -> Requeue:
+        sync = attempt.sync
         if sync["metadata"].get("deletionTimestamp"):
             try:
                 await self.finalize(sync)
             except SyncFailed as failure:
-                await self.report.failed(Attempt(sync, dict(sync.get("status") or {})), failure)
-                return Requeue.backoff(5.0, failures)
+                await self.report.failed(attempt, failure)
+                return Requeue.backoff(DEFAULT_RETRY_INTERVAL, failures)
             return Requeue.never()
         try:
             spec = SyncSpec.from_object(sync)
         except SpecError as error:
-            attempt = Attempt(sync, dict(sync.get("status") or {}))
             await self.report.failed(attempt, SyncFailed(conditions.VALIDATION_FAILED, str(error), stalled=True))
             return Requeue.never()
-        sync = await self.ensure_finalizer(sync)
+        attempt.sync = await self.ensure_finalizer(sync)
         if spec.suspend:
             return Requeue.never()
 
-        attempt = Attempt(sync, dict(sync.get("status") or {}))
         try:
             await self.sync_once(attempt, spec)
         except SourcePending:
@@ -203,8 +237,8 @@ class SyncReconciler:
         if spec.wait or spec.rollback_on_failure:
             await self.check_health(attempt, spec, desired.refs)
             if attempt.status.get("lastHealthyRevision") != attempt.revision:
+                await self.save_snapshot(attempt, desired)
                 attempt.status["lastHealthyRevision"] = attempt.revision
-                await self.snapshots.save(attempt.sync, attempt.revision, desired.objects)
 
     # -- rollback, pins and approvals --------------------------------------------------------------
 
@@ -300,6 +334,8 @@ class SyncReconciler:
         try:
             return await self.sources.artifact(repository, revision)
         except MoorError as error:
+            if cluster_failed(error):
+                raise
             raise SyncFailed(conditions.ARTIFACT_FAILED, str(error)) from None
 
     async def build(self, attempt: Attempt, spec: SyncSpec, root: Path) -> DesiredSet:
@@ -312,6 +348,8 @@ class SyncReconciler:
                 return memory.desired
             desired = DesiredSet.of(await desired_objects(attempt.sync, spec, root, self.api.discovery, keys))
         except MoorError as error:
+            if cluster_failed(error):  # reading a decryption key or discovery: not the revision's fault
+                raise
             message = f"revision {attempt.revision}: {error}"
             raise SyncFailed(conditions.BUILD_FAILED, message, revision_failed=True) from None
         # Objects of a kind the cluster does not serve yet were placed from their arriving CRD: render
@@ -402,7 +440,11 @@ class SyncReconciler:
         except ChangeSetRejected as error:
             message = f"revision {attempt.revision}: {error}"
             raise SyncFailed(conditions.VALIDATION_FAILED, message, revision_failed=True) from None
+        except ProgressNotRecorded as error:
+            raise SyncFailed(conditions.RECORD_FAILED, str(error)) from None
         except ApiError as error:
+            if cluster_failed(error):  # the cluster failed, not the revision: no rollback, a short retry
+                raise
             message = f"revision {attempt.revision}: {error}"
             raise SyncFailed(conditions.APPLY_FAILED, message, revision_failed=True) from None
 
@@ -424,6 +466,18 @@ class SyncReconciler:
             waited = format_duration(spec.timeout)
             message = f"revision {attempt.revision}: not healthy after {waited}: {health.message}"
             raise SyncFailed(conditions.HEALTH_CHECK_FAILED, message, revision_failed=True)
+
+    async def save_snapshot(self, attempt: Attempt, desired: DesiredSet) -> None:
+        """Keeps what a healthy revision applied, for a rollback that needs no Git; a failure to keep it is
+        reported in the status (the revision is not marked healthy until its snapshot is saved)."""
+        try:
+            await self.snapshots.save(attempt.sync, attempt.revision, desired.objects)
+        except ApiError as error:
+            if cluster_failed(error):
+                raise
+            revision = attempt.revision
+            message = f"revision {revision} is applied and healthy, but its snapshot could not be saved: {error}"
+            raise SyncFailed(conditions.RECORD_FAILED, message) from None
 
     # -- finalizer ---------------------------------------------------------------------------------
 
@@ -466,7 +520,24 @@ async def progress_recorded(progress: asyncio.Future[None]) -> None:
     try:
         await asyncio.shield(progress)
     except ApiError as error:
+        if cluster_failed(error):
+            raise
         raise ProgressNotRecorded(f"could not write the status before applying: {error}") from None
+
+
+def failure_of(error: Exception) -> SyncFailed:
+    """The SyncFailed an error that escaped every step stands for."""
+    if isinstance(error, RecordFailed):
+        return SyncFailed(conditions.RECORD_FAILED, str(error))
+    unexpected = UnexpectedFailure.of(error)
+    return SyncFailed(unexpected.reason, unexpected.message)
+
+
+def retry_interval_of(sync: KubeObject) -> float:
+    try:
+        return SyncSpec.from_object(sync).retry_interval.total_seconds()
+    except SpecError:
+        return DEFAULT_RETRY_INTERVAL
 
 
 def settled(status: dict[str, Any], revision: str, generation: int) -> bool:

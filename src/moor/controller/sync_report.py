@@ -1,4 +1,11 @@
-"""What one pass over a Sync tells the world: status and conditions, events, metrics, history records."""
+"""What one pass over a Sync tells the world: status and conditions, events, metrics, history records.
+
+When Moor cannot write this bookkeeping (the API server refuses the status, a SyncRecord or its
+deletion), the error is a RecordFailed naming what could not be written, so the Sync's status says so
+once it can be written again. An attempt that ends while the cluster is unreachable cannot close its
+SyncRecord; the next attempt closes it as Interrupted, saying why ("interrupted: the API server was
+unreachable: ...") rather than that the controller stopped.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,13 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from moor.cluster.api import KubeApi
 from moor.cluster.apply import ApplyOutcome
+from moor.cluster.client import ApiError
+from moor.controller.scheduling import cluster_failed
+from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 from moor.plan import Drift
 from moor.record import readiness
@@ -30,6 +40,30 @@ APPROVED = "Approved"
 DRIFT_CORRECTED = "DriftCorrected"
 DRIFT_CORRECTION = "drift correction"
 SETTLED_RESULTS = ("Succeeded", DRIFT_CORRECTED, ROLLED_BACK)
+T = TypeVar("T")
+
+
+class RecordFailed(MoorError):
+    """Moor could not write its own record of an attempt: the Sync's status or a history record."""
+
+
+async def recorded(what: str, write: Awaitable[T]) -> T:
+    """Awaits one write of Moor's bookkeeping; a refusal becomes a RecordFailed naming `what` (a failure of
+    the cluster itself stays what it is)."""
+    try:
+        return await write
+    except ApiError as error:
+        if cluster_failed(error):
+            raise
+        raise RecordFailed(f"could not write {what}: {error}") from None
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """A history record an attempt could not close, and why that attempt ended."""
+
+    record: ObjectRef
+    detail: str
 
 
 class SyncFailed(Exception):
@@ -91,30 +125,38 @@ class SyncReporter:
     events: EventRecorder
     history: HistoryStore
     metrics: Metrics | None = None
+    _interruptions: dict[tuple[str, str], Interruption] = field(default_factory=dict, init=False, repr=False)
+    """By the Sync's namespace and name: the record its last attempt left open, and why."""
 
     async def progress(self, attempt: Attempt, message: str, approved_by: str = "") -> None:
         """Before the first write: Reconciling=True, and a history record opened for this attempt."""
         status = attempt.status
+        await self._close_interrupted(attempt)
         open_record = status.pop("currentRecord", None)
         if open_record:
-            await self.history.close_if_open(record_ref(attempt.ref.namespace, attempt.ref.name, int(open_record)))
+            left_open = record_ref(attempt.ref.namespace, attempt.ref.name, int(open_record))
+            await recorded(f"SyncRecord {left_open.name}", self.history.close_if_open(left_open))
         last = (status.get("history") or [{}])[0]
         sequence = int(status.get("historySequence") or 0)
         if sequence and last.get("revision") == attempt.revision and last.get("result") not in SETTLED_RESULTS:
             # A retry of the same revision after a failure continues that revision's record.
-            attempt.record = await self.history.reopen(record_ref(attempt.ref.namespace, attempt.ref.name, sequence))
+            again = record_ref(attempt.ref.namespace, attempt.ref.name, sequence)
+            attempt.record = await recorded(f"SyncRecord {again.name}", self.history.reopen(again))
             attempt.retry = attempt.record is not None
         if attempt.record is None:
-            attempt.record = await self.history.open(
-                attempt.sync,
-                sequence,
-                {**self._record_fields(attempt), **_committed_at(attempt, attempt.revision), "approvedBy": approved_by},
+            fields = {
+                **self._record_fields(attempt),
+                **_committed_at(attempt, attempt.revision),
+                "approvedBy": approved_by,
+            }
+            attempt.record = await recorded(
+                f"a SyncRecord of {attempt.ref}", self.history.open(attempt.sync, sequence, fields)
             )
         status["historySequence"] = attempt.record.sequence
         status["currentRecord"] = attempt.record.sequence
         status["conditions"] = readiness.reconciling(status.get("conditions"), message, attempt.generation)
         status["lastAttemptedRevision"] = attempt.revision
-        attempt.sync = await write_status(self.api, attempt.sync, status)
+        attempt.sync = await recorded(f"the status of {attempt.ref}", write_status(self.api, attempt.sync, status))
         attempt.status = dict(attempt.sync.get("status") or status)
         if not attempt.retry and attempt.trigger not in (DRIFT_CORRECTION, ROLLBACK):
             # Notifications and commit statuses hear that this revision is on its way (pending).
@@ -165,8 +207,8 @@ class SyncReporter:
         )
         if attempt.revision:
             status["lastAttemptedRevision"] = attempt.revision
+        self._count(attempt, failure)  # counted even when the cluster cannot be told
         await self._finish(attempt, failure.reason, detail=str(failure), failed=True)
-        self._count(attempt, failure)
         if before is None or before.message != str(failure):
             await self._emit(attempt, WARNING, failure.reason, str(failure))
         log.warning("%s: %s", attempt.ref, failure)
@@ -210,11 +252,40 @@ class SyncReporter:
         )
         status["conditions"] = set_condition(status.get("conditions"), waiting)
         self._observe(attempt)
-        await write_status(self.api, attempt.sync, status)
+        await recorded(f"the status of {attempt.ref}", write_status(self.api, attempt.sync, status))
         if not announced:
             await self._emit(attempt, NORMAL, conditions.APPROVAL_REQUIRED, message)
 
+    def interrupted(self, attempt: Attempt, failure: SyncFailed) -> None:
+        """The attempt ended with `failure` and could not record it: its next attempt closes its record
+        saying so."""
+        if attempt.record is None:
+            return
+        if failure.reason == conditions.CLUSTER_UNREACHABLE:
+            detail = f"interrupted: the API server was unreachable: {failure}"
+        else:
+            detail = f"interrupted: {failure.reason}: {failure}"
+        self._interruptions[(attempt.ref.namespace, attempt.ref.name)] = Interruption(attempt.record.ref, detail)
+
     # -- parts -------------------------------------------------------------------------------------
+
+    async def _close_interrupted(self, attempt: Attempt) -> None:
+        interruption = self._interruptions.pop((attempt.ref.namespace, attempt.ref.name), None)
+        if interruption is None:
+            return
+        try:
+            await recorded(
+                f"SyncRecord {interruption.record.name}",
+                self.history.close_if_open(interruption.record, interruption.detail),
+            )
+        except BaseException:
+            self._interruptions[(attempt.ref.namespace, attempt.ref.name)] = interruption
+            raise
+        current = attempt.status.get("currentRecord")
+        if current is not None and record_ref(attempt.ref.namespace, attempt.ref.name, int(current)) == (
+            interruption.record
+        ):
+            attempt.status.pop("currentRecord", None)
 
     async def _emit(self, attempt: Attempt, type_: str, reason: str, message: str, *, revision: str = "") -> None:
         await self.events.emit(
@@ -254,6 +325,8 @@ class SyncReporter:
     ) -> None:
         """observedGeneration, the status history and the durable record, written together with the status."""
         status = attempt.status
+        if attempt.record is None:
+            await self._close_interrupted(attempt)
         self._observe(attempt)
         revision = revision or attempt.revision
         outcome = attempt.outcome
@@ -301,25 +374,38 @@ class SyncReporter:
             fields["rolledBackTo"] = rolled_back_to
         opened = False
         closing: Awaitable[Any] | None = None
+        ref = attempt.ref
         if attempt.record is not None:
-            closing = self.history.close(attempt.record, fields)
+            closing = recorded(f"SyncRecord {attempt.record.ref.name}", self.history.close(attempt.record, fields))
             status.pop("currentRecord", None)
         elif worth_recording:
-            record = await self.history.open(attempt.sync, int(status.get("historySequence") or 0), fields)
+            last_sequence = int(status.get("historySequence") or 0)
+            record = await recorded(f"a SyncRecord of {ref}", self.history.open(attempt.sync, last_sequence, fields))
             status["historySequence"] = record.sequence
-            closing = self.history.close(record, fields)
+            closing = recorded(f"SyncRecord {record.ref.name}", self.history.close(record, fields))
             opened = True
         elif failed and status.get("historySequence"):
             # The same failure again: count it on its record rather than adding one per retry.
-            ref = attempt.ref
-            closing = self.history.repeat(
-                record_ref(ref.namespace, ref.name, int(status["historySequence"])),
-                {"finishedAt": now, "detail": detail[:4096]},
+            repeated = record_ref(ref.namespace, ref.name, int(status["historySequence"]))
+            closing = recorded(
+                f"SyncRecord {repeated.name}",
+                self.history.repeat(repeated, {"finishedAt": now, "detail": detail[:4096]}),
             )
-        # The record's result and the status are written side by side: users wait for the status.
-        await asyncio.gather(write_status(self.api, attempt.sync, status), *([closing] if closing else []))
+        # The record's result and the status are written side by side: users wait for the status. Both are
+        # awaited to the end whatever happens to the other.
+        writes = await asyncio.gather(
+            recorded(f"the status of {ref}", write_status(self.api, attempt.sync, status)),
+            *([closing] if closing else []),
+            return_exceptions=True,
+        )
+        for written in writes:
+            if isinstance(written, BaseException):
+                raise written
         if opened or attempt.record is not None:
-            await self.history.trim(attempt.ref.namespace, attempt.ref.name, int(status["historySequence"]))
+            newest = int(status["historySequence"])
+            await recorded(
+                f"the deletion of old SyncRecords of {ref}", self.history.trim(ref.namespace, ref.name, newest)
+            )
 
     @staticmethod
     def _record_fields(attempt: Attempt) -> dict[str, Any]:

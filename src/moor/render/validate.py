@@ -1,4 +1,5 @@
-"""Documents into Kubernetes objects: Lists flattened, empty documents skipped, every object checked."""
+"""Documents into Kubernetes objects: Lists (typed ones too) flattened, empty documents skipped, every object
+checked."""
 
 from __future__ import annotations
 
@@ -28,17 +29,36 @@ def collect_objects(documents: Iterable[Document]) -> list[KubeObject]:
 
 
 def _flatten(body: Any, where: str) -> Iterator[tuple[str, KubeObject]]:
-    """A `kind: List` (v1) stands for its items; anything else is one object."""
+    """A list stands for its items, unwrapped as kubectl does: `kind: List`, or a typed list such as
+    `ConfigMapList` that has `items`. Anything else is one object."""
     if not isinstance(body, dict):
         raise RenderError(f"{where} is {_a(body)}, not a Kubernetes object")
-    if body.get("kind") == "List" and body.get("apiVersion") == "v1":
-        items = body.get("items") or []
-        if not isinstance(items, list):
-            raise RenderError(f"{where} is a List whose items are {_a(items)}, not a list")
-        for number, item in enumerate(items, start=1):
-            yield from _flatten(item, f"{where} item {number}")
-    else:
+    list_kind = body.get("kind")
+    if not (list_kind == "List" or (isinstance(list_kind, str) and list_kind.endswith("List") and "items" in body)):
         yield where, body
+        return
+    items = body.get("items") or []
+    if not isinstance(items, list):
+        raise RenderError(f"{where} is a {list_kind} whose items are {_a(items)}, not a list")
+    item_kind = list_kind.removesuffix("List")
+    for number, item in enumerate(items, start=1):
+        at = f"{where} item {number}"
+        if item_kind and isinstance(item, dict):
+            item = _typed_item(item, item_kind, body.get("apiVersion"), at)
+        yield from _flatten(item, at)
+
+
+def _typed_item(item: KubeObject, kind: str, api_version: Any, where: str) -> KubeObject:
+    """An item of a typed list, its kind and apiVersion the list's (kind minus "List") where it has none.
+
+    kubectl also accepts items of other kinds; Moor refuses them, since a ConfigMapList holding a Secret
+    is most likely a mistake (`kind: List` holds any mix of kinds).
+    """
+    own_kind = item.get("kind")
+    if own_kind and own_kind != kind:
+        raise RenderError(f"{where} is {_a_kind(own_kind)} in a {kind}List, which holds only {kind} objects")
+    missing = {key: value for key, value in (("apiVersion", api_version), ("kind", kind)) if not item.get(key)}
+    return {**item, **missing} if missing else item
 
 
 def _check(obj: KubeObject, where: str) -> None:
@@ -54,6 +74,12 @@ def _check(obj: KubeObject, where: str) -> None:
         raise RenderError(f"{where} ({kind}) has no metadata.name")
     if namespace is not None and not isinstance(namespace, str):
         raise RenderError(f"{where} ({kind} {name}) has a metadata.namespace that is not a string")
+
+
+def _a_kind(kind: Any) -> str:
+    if not isinstance(kind, str):
+        return f"an object of kind {kind!r}"
+    return f"an {kind}" if kind[:1] in ("A", "E", "I", "O", "U") else f"a {kind}"
 
 
 def _a(value: Any) -> str:
