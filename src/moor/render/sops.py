@@ -21,7 +21,6 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from moor.binaries import locate
 from moor.render.documents import Document
 from moor.render.errors import RenderError
 from moor.render.request import DecryptionKeys, RenderLimits
-from moor.render.tool import scratch_directory, tool_environment
+from moor.render.tool import run_renderer, scratch_directory, tool_environment
 
 AGE_KEY_SUFFIX = ".agekey"
 """Keys of the decryption Secret whose values hold age identities."""
@@ -132,31 +131,21 @@ async def _decrypt(
     argv = [str(sops), "--config", "/dev/null", "--decrypt", "--ignore-mac"]  # no .sops.yaml from cwd's parents
     argv += ["--input-type", "json", "--output-type", "json", "/dev/stdin"]
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
+        completed = await run_renderer(
+            argv,
+            what="sops",
             cwd=cwd,
             env=env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            time_limit=limits.tool_timeout,
+            max_output=limits.max_total_bytes,
+            stdin=text,
         )
-    except OSError as error:
-        raise RenderError(f"{what} cannot be decrypted: sops could not start: {error.strerror or error}") from None
+    except RenderError as error:
+        raise RenderError(f"{what} cannot be decrypted: {error}") from None
+    if completed.returncode != 0:
+        raise RenderError(f"{what} cannot be decrypted: {_cause(completed.stderr, document.body, keys)}")
     try:
-        async with asyncio.timeout(limits.tool_timeout):
-            output, errors = await process.communicate(text)
-    except TimeoutError:
-        took = f"sops did not finish within {limits.tool_timeout:g} seconds"
-        raise RenderError(f"{what} cannot be decrypted: {took}") from None
-    finally:
-        if process.returncode is None:
-            with suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-    if process.returncode != 0:
-        raise RenderError(f"{what} cannot be decrypted: {_cause(errors, document.body, keys)}")
-    try:
-        body = json.loads(output)
+        body = json.loads(completed.stdout)
     except ValueError:
         body = None
     if not isinstance(body, dict):

@@ -1,4 +1,9 @@
-"""Runs kustomize and helm: asynchronously, in a scratch environment, with a timeout and an output cap."""
+"""Runs kustomize, helm and sops: in a scratch environment, within the render budget, errors as RenderErrors.
+
+The render budget is process-wide (`moor run --max-render-memory`, `--max-concurrent-renders`): each
+renderer process may use at most `max_memory` bytes, and at most `max_concurrent` of them run at once,
+so that several big renders cannot exhaust the machine together.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,57 @@ import asyncio
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from moor.processes import Completed, ProcessError, ProcessFailed, ProcessLimits, run_process
 from moor.render.errors import RenderError
 
-_STDERR_KEPT = 64 * 1024
+GIB = 1024 * 1024 * 1024
+DEFAULT_MAX_RENDER_MEMORY = GIB
+DEFAULT_MAX_CONCURRENT_RENDERS = 2
 _STDERR_SHOWN = 1000
-_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class RenderBudget:
+    """What renderer processes may take from the machine, together."""
+
+    max_memory: int = DEFAULT_MAX_RENDER_MEMORY
+    """Bytes of memory each renderer process may use."""
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT_RENDERS
+    """Renderer processes running at the same time."""
+
+
+_budget = RenderBudget()
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def configure_render_budget(budget: RenderBudget) -> None:
+    """Sets the budget every later render runs within (once, at start: `moor run`)."""
+    global _budget
+    if budget.max_memory < 1 or budget.max_concurrent < 1:
+        raise ValueError("a render budget needs at least 1 byte of memory and 1 process at a time")
+    _budget = budget
+    _slots.clear()
+
+
+def render_budget() -> RenderBudget:
+    return _budget
+
+
+@asynccontextmanager
+async def render_slot() -> AsyncIterator[None]:
+    """One of the `max_concurrent` places for a renderer process (one semaphore per event loop)."""
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(_budget.max_concurrent)
+    async with slots:
+        yield
 
 
 @asynccontextmanager
@@ -41,6 +88,28 @@ def tool_environment(scratch: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+async def run_renderer(
+    argv: Sequence[str],
+    *,
+    what: str,
+    cwd: Path,
+    env: dict[str, str],
+    time_limit: float,
+    max_output: int | None,
+    stdin: bytes | None = None,
+) -> Completed:
+    """A renderer process run to its end within the render budget; a limit it hits is a RenderError."""
+    budget = _budget
+    limits = ProcessLimits(
+        timeout=time_limit, max_output=max_output, max_memory=budget.max_memory, max_cpu_seconds=time_limit
+    )
+    try:
+        async with render_slot():
+            return await run_process(argv, what=what, env=env, limits=limits, cwd=cwd, stdin=stdin)
+    except ProcessError as error:
+        raise RenderError(str(error)) from None
+
+
 async def run_tool(
     argv: Sequence[str],
     *,
@@ -51,65 +120,18 @@ async def run_tool(
     max_output: int,
     root: Path,
 ) -> bytes:
-    """The standard output of a program that must succeed; `what` names the run in errors.
+    """The standard output of a renderer that must succeed; `what` names the run in errors.
 
-    The program is killed when it runs longer than `time_limit` seconds, prints more than `max_output`
-    bytes, or when the caller is cancelled. Paths under `root` in its error output are shown relative.
+    The program is killed with everything it started when it runs longer than `time_limit` seconds,
+    prints more than `max_output` bytes, or when the caller is cancelled. Paths under `root` in its
+    error output are shown relative.
     """
+    completed = await run_renderer(argv, what=what, cwd=cwd, env=env, time_limit=time_limit, max_output=max_output)
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except OSError as error:
-        raise RenderError(f"{what} could not start {argv[0]}: {error.strerror or error}") from None
-    assert process.stdout is not None and process.stderr is not None
-    stderr_reader = asyncio.ensure_future(_read_head(process.stderr, _STDERR_KEPT))
-    try:
-        async with asyncio.timeout(time_limit):
-            output = await _read_capped(process.stdout, max_output)
-            returncode = await process.wait()
-    except TimeoutError:
-        raise RenderError(f"{what} did not finish within {time_limit:g} seconds") from None
-    except _OutputTooLarge:
-        raise RenderError(f"{what} printed more than the limit of {max_output} bytes") from None
-    finally:
-        if process.returncode is None:
-            with suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-        errors = await stderr_reader  # ends once the program has exited and closed its end
-    if returncode != 0:
-        raise RenderError(f"{what} failed: {_explain(errors, root) or f'exit status {returncode}'}")
-    return output
-
-
-class _OutputTooLarge(Exception):
-    pass
-
-
-async def _read_capped(stream: asyncio.StreamReader, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await stream.read(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise _OutputTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _read_head(stream: asyncio.StreamReader, keep: int) -> bytes:
-    """Reads a stream to its end (so the program never blocks on it) and keeps its beginning."""
-    kept = bytearray()
-    while chunk := await stream.read(_CHUNK):
-        if len(kept) < keep:
-            kept += chunk[: keep - len(kept)]
-    return bytes(kept)
+        return completed.checked()
+    except ProcessFailed as failure:
+        cause = _explain(failure.stderr, root) or f"exit status {failure.returncode}"
+        raise RenderError(f"{what} failed: {cause}") from None
 
 
 def _explain(stderr: bytes, root: Path) -> str:

@@ -6,8 +6,8 @@ the environment every git process of the operation gets:
 - only the https, http, ssh and file protocols;
 - HTTP credentials as an `Authorization` header in `GIT_CONFIG_*` variables, never in argv;
 - SSH with only the given key and only the given known_hosts (strict host key checking).
-Every git process runs in its own process group, which is killed when the session's deadline passes
-or the calling task is cancelled.
+Every git process runs through the one process runner (`moor.processes`): in its own process group,
+which is killed when the session's deadline passes or the calling task is cancelled.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from moor.binaries import locate
+from moor.processes import Completed, ProcessLimits, ProcessTimedOut, run_process
 from moor.source.auth import GitAuth
 from moor.source.errors import (
     AuthenticationFailed,
@@ -101,31 +101,10 @@ def git_environment(home: Path, extra_config: Sequence[tuple[str, str]] = ()) ->
     return env
 
 
-@dataclass(frozen=True)
-class ProcessOutput:
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-
-
-async def run_isolated(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float) -> ProcessOutput:
-    """Runs a program in its own process group with no stdin. Past `timeout` the whole group is killed
-    and TimeoutError raised; a cancelled caller also kills the group before the cancellation goes on."""
-    process = await asyncio.create_subprocess_exec(
-        *(str(arg) for arg in argv),
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
-    except BaseException:
-        await _kill(process)
-        raise
-    assert process.returncode is not None
-    return ProcessOutput(process.returncode, stdout, stderr)
+async def run_isolated(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float) -> Completed:
+    """Runs a program of a source operation (git, gpg) with no stdin, through the one process runner: past
+    `timeout` (or when the caller is cancelled) its whole process group is killed (ProcessTimedOut)."""
+    return await run_process(argv, what=Path(argv[0]).name, env=env, limits=ProcessLimits(timeout=timeout))
 
 
 @dataclass(frozen=True)
@@ -241,7 +220,7 @@ class GitSession:
             raise self._timeout(operation)
         try:
             output = await run_isolated((git_program(), *args), env=self.env, timeout=remaining)
-        except TimeoutError:
+        except ProcessTimedOut:
             raise self._timeout(operation) from None
         return GitResult(
             ok=output.returncode == 0,
@@ -360,15 +339,6 @@ def _write_private(path: Path, content: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as file:
         file.write(content)
-
-
-async def _kill(process: asyncio.subprocess.Process) -> None:
-    """Kills git and everything it started (ssh, remote helpers), then reaps it."""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        await asyncio.shield(process.wait())
 
 
 def _describe(error: type[SourceError], url: str, stderr: str, *, given_credentials: bool) -> SourceError:

@@ -11,15 +11,12 @@ The download itself is bounded by the GitRepository's timeout only.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import re
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from moor.processes import ProcessLimits, ProcessTimedOut, run_process
 from moor.source.errors import InvalidSourceSpec, SourceError
 from moor.source.git_cli import run_isolated
 
@@ -119,44 +116,47 @@ async def check_tree(
 ) -> TreeTally:
     """Counts the files and bytes of the commit's tree without checking it out; refuses it past a limit."""
     argv = [git, "--git-dir", str(git_dir), "ls-tree", "-r", "-l", "-z", "--full-tree", commit]
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    tally = TreeTally()
+    reader = _TreeReader(limits, what)
     try:
-        async with asyncio.timeout(timeout):
-            await _tally(process, tally, limits, what)
-            if tally.over(limits):
-                raise ArtifactTooLarge(_too_large(what, tally, limits))
-            stderr = await _read_all(process.stderr)
-            await process.wait()
-    except TimeoutError:
+        listed = await run_process(
+            argv, what="git ls-tree", env=env, limits=ProcessLimits(timeout=timeout), on_output=reader
+        )
+    except ProcessTimedOut:
         raise SourceError(f"listing the files of {what} took more than {timeout:.0f}s") from None
-    finally:
-        await _stop(process)
-    if process.returncode != 0:
-        raise SourceError(f"git ls-tree of {what} failed: {stderr.decode('utf-8', 'replace').strip()[:400]}")
+    if listed.returncode != 0:
+        raise SourceError(f"git ls-tree of {what} failed: {listed.stderr.decode('utf-8', 'replace').strip()[:400]}")
+    tally = reader.finish()
+    if tally.over(limits):
+        raise ArtifactTooLarge(_too_large(what, tally, limits))
     return tally
 
 
-async def _tally(process: asyncio.subprocess.Process, tally: TreeTally, limits: ArtifactLimits, what: str) -> None:
-    assert process.stdout is not None
-    pending = b""
-    while chunk := await process.stdout.read(_READ_CHUNK):
-        *records, pending = (pending + chunk).split(b"\0")
+class _TreeReader:
+    """Counts the records of `git ls-tree -z` as they arrive; refuses the tree as soon as it is too large."""
+
+    def __init__(self, limits: ArtifactLimits, what: str) -> None:
+        self._tally = TreeTally()
+        self._limits = limits
+        self._what = what
+        self._pending = b""
+
+    def __call__(self, chunk: bytes) -> None:
+        *records, self._pending = (self._pending + chunk).split(b"\0")
         for record in records:
-            tally.add(record)
-        if tally.over(limits):
-            return  # stop reading: the process is killed on the way out
-        if len(pending) > _MAX_RECORD:
-            raise ArtifactTooLarge(f"{what} is too large: its tree holds a path longer than {format_size(_MAX_RECORD)}")
-    if pending:
-        tally.add(pending)
+            self._tally.add(record)
+        if self._tally.over(self._limits):
+            raise ArtifactTooLarge(_too_large(self._what, self._tally, self._limits))
+        if len(self._pending) > _MAX_RECORD:
+            raise ArtifactTooLarge(
+                f"{self._what} is too large: its tree holds a path longer than {format_size(_MAX_RECORD)}"
+            )
+
+    def finish(self) -> TreeTally:
+        """The tally, with a last record that ended without its NUL."""
+        if self._pending:
+            self._tally.add(self._pending)
+            self._pending = b""
+        return self._tally
 
 
 def _too_large(what: str, tally: TreeTally, limits: ArtifactLimits) -> str:
@@ -174,20 +174,8 @@ def _too_large(what: str, tally: TreeTally, limits: ArtifactLimits) -> str:
 async def _run_to_end(argv: list[str], env: Mapping[str, str], timeout: float, what: str) -> bytes:
     try:
         output = await run_isolated(argv, env=env, timeout=timeout)
-    except TimeoutError:
+    except ProcessTimedOut:
         raise SourceError(f"measuring {what} took more than {timeout:.0f}s") from None
     if output.returncode != 0:
         raise SourceError(f"{argv[3]} of {what} failed: {output.stderr.decode('utf-8', 'replace').strip()[:400]}")
     return output.stdout
-
-
-async def _read_all(stream: asyncio.StreamReader | None) -> bytes:
-    return b"" if stream is None else await stream.read()
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """Kills the process group unless the process has ended, and reaps it."""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-    await process.wait()

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Literal
 
 from moor.binaries import locate
+from moor.processes import Completed, ProcessTimedOut
 from moor.source.errors import GitCommandFailed, GitTimeout, InvalidSourceSpec, VerificationFailed
-from moor.source.git_cli import ProcessOutput, git_environment, git_program, run_isolated
+from moor.source.git_cli import git_environment, git_program, run_isolated
 from moor.source.refs import ResolvedRevision
 
 GPG_KEY_SUFFIX = ".asc"
@@ -333,7 +334,7 @@ class _Keyring:
                 "verified until it is fixed"
             )
 
-    async def _git(self, git_dir: Path, *args: str) -> ProcessOutput:
+    async def _git(self, git_dir: Path, *args: str) -> Completed:
         operation = f"git {args[0]}"
         result = await self._run(git_program(), "--git-dir", git_dir, *args, operation=operation)
         if result.returncode != 0:
@@ -344,16 +345,12 @@ class _Keyring:
 
     async def _run(
         self, program: str, *args: str | Path, operation: str, env: Mapping[str, str] | None = None
-    ) -> ProcessOutput:
+    ) -> Completed:
         remaining = self._deadline - asyncio.get_running_loop().time()
-        try:
-            if remaining <= 0:
-                raise TimeoutError
-            return await run_isolated((program, *args), env=env or self.env, timeout=remaining)
-        except TimeoutError:
-            raise GitTimeout(
-                f"{operation} for revision {self.resolved.revision} timed out after {self.timeout:g}s"
-            ) from None
+        if remaining > 0:
+            with contextlib.suppress(ProcessTimedOut):
+                return await run_isolated((program, *args), env=env or self.env, timeout=remaining)
+        raise GitTimeout(f"{operation} for revision {self.resolved.revision} timed out after {self.timeout:g}s")
 
 
 def _armor_kind(first_line: bytes) -> SignatureKind | None:

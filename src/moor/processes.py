@@ -1,0 +1,237 @@
+"""The one way Moor runs a program (git, helm, kustomize, sops, gpg): bounded, and never outlived.
+
+Every program runs in a new session (its own process group), with no terminal and the environment the
+caller gives. It is bounded by:
+- wall-clock time: past `ProcessLimits.timeout` seconds the whole process group is killed;
+- output: past `max_output` bytes of standard output the whole group is killed;
+- memory: `max_memory` bytes of heap and anonymous mappings per process (RLIMIT_DATA, which Go
+  programs tolerate, unlike RLIMIT_AS: the Go runtime reserves far more address space than it uses),
+  and `GOMEMLIMIT` a little below it so that the Go garbage collector works harder before the limit is
+  hit. A program that fails for lack of memory under a limit is a MemoryLimitExceeded;
+- CPU time: `max_cpu_seconds` per process (RLIMIT_CPU), beyond which the kernel kills it.
+The whole group is also killed when the caller is cancelled, and after the program ends (so nothing
+it started in the background outlives the run). Standard error is always drained, so the program can
+never block on it; its beginning and end are kept for messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import resource
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from moor.errors import MoorError
+
+MIB = 1024 * 1024
+_CHUNK = 256 * 1024
+_STDERR_HEAD = 32 * 1024
+_STDERR_TAIL = 32 * 1024
+_GO_SHARE = 0.9
+"""GOMEMLIMIT as a share of the memory limit: the Go collector's target, below the hard limit."""
+_OUT_OF_MEMORY = re.compile(
+    rb"out of memory|MemoryError|cannot allocate memory|bad_alloc|memory exhausted", re.IGNORECASE
+)
+"""How programs say that an allocation failed: Go ("fatal error: runtime: out of memory"), Python, C, C++."""
+
+
+class ProcessError(MoorError):
+    """A program could not be run to its end within its limits; the message names the run (`what`)."""
+
+    def __init__(self, message: str, *, what: str) -> None:
+        super().__init__(message)
+        self.what = what
+
+
+class ProgramNotStarted(ProcessError):
+    """The program could not be started (missing, not executable, no resources)."""
+
+
+class ProcessTimedOut(ProcessError):
+    """The program ran longer than its time limit (wall-clock or CPU) and was killed with its group."""
+
+
+class OutputTooLarge(ProcessError):
+    """The program printed more than the output limit and was killed with its group."""
+
+
+class MemoryLimitExceeded(ProcessError):
+    """The program needed more memory than the limit allows."""
+
+
+class ProcessFailed(ProcessError):
+    """The program ended with a non-zero exit status."""
+
+    def __init__(self, message: str, *, what: str, returncode: int, stderr: bytes) -> None:
+        super().__init__(message, what=what)
+        self.returncode = returncode
+        self.stderr = stderr
+        """The beginning and the end of what the program wrote to standard error."""
+
+
+@dataclass(frozen=True)
+class ProcessLimits:
+    timeout: float
+    """Seconds of wall-clock time."""
+    max_output: int | None = None
+    """Bytes of standard output."""
+    max_memory: int | None = None
+    """Bytes of heap and anonymous memory per process."""
+    max_cpu_seconds: float | None = None
+    """Seconds of CPU time per process (all its threads together)."""
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A program that ran to its end within its limits, successfully or not."""
+
+    what: str
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    """The beginning and the end of its standard error."""
+
+    def checked(self) -> bytes:
+        """The standard output of a run that had to succeed; ProcessFailed otherwise."""
+        if self.returncode != 0:
+            raise ProcessFailed(
+                f"{self.what} failed with exit status {self.returncode}",
+                what=self.what,
+                returncode=self.returncode,
+                stderr=self.stderr,
+            )
+        return self.stdout
+
+
+OutputConsumer = Callable[[bytes], None]
+"""Takes standard output chunk by chunk instead of collecting it; raising stops (and kills) the program."""
+
+
+async def run_process(
+    argv: Sequence[str | Path],
+    *,
+    what: str,
+    env: Mapping[str, str],
+    limits: ProcessLimits,
+    cwd: Path | None = None,
+    stdin: bytes | None = None,
+    on_output: OutputConsumer | None = None,
+) -> Completed:
+    """Runs a program to its end within `limits` (see the module docstring); `what` names it in errors."""
+    child_env = dict(env)
+    if limits.max_memory is not None:
+        child_env.setdefault("GOMEMLIMIT", str(int(limits.max_memory * _GO_SHARE)))
+    preexec = _ChildLimits(limits.max_memory, limits.max_cpu_seconds)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *(str(arg) for arg in argv),
+            cwd=cwd,
+            env=child_env,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=preexec if preexec.needed else None,
+        )
+    except OSError as error:
+        raise ProgramNotStarted(f"{what} could not start {argv[0]}: {error.strerror or error}", what=what) from None
+    assert process.stdout is not None and process.stderr is not None
+    stderr_reader = asyncio.ensure_future(_read_ends(process.stderr))
+    feeder = asyncio.ensure_future(_feed(process, stdin)) if stdin is not None else None
+    try:
+        async with asyncio.timeout(limits.timeout):
+            stdout = await _read_stdout(process.stdout, limits.max_output, on_output, what)
+            returncode = await process.wait()
+    except TimeoutError:
+        raise ProcessTimedOut(f"{what} did not finish within {limits.timeout:g} seconds", what=what) from None
+    finally:
+        await _kill_group(process)
+        if feeder is not None:
+            feeder.cancel()
+        stderr = await asyncio.shield(stderr_reader)  # ends once every holder of the pipe has exited
+    _raise_for_limits(what, returncode, stderr, limits)
+    return Completed(what, returncode, stdout, stderr)
+
+
+def _raise_for_limits(what: str, returncode: int, stderr: bytes, limits: ProcessLimits) -> None:
+    """A program that ended because it hit a memory or CPU limit is reported as that, not as a failure."""
+    if returncode == 0:
+        return
+    if limits.max_memory is not None and _OUT_OF_MEMORY.search(stderr):
+        raise MemoryLimitExceeded(f"{what} exceeded the memory limit of {_mebibytes(limits.max_memory)}", what=what)
+    if limits.max_cpu_seconds is not None and returncode in (-signal.SIGKILL, -signal.SIGXCPU):
+        raise ProcessTimedOut(f"{what} used more than its {limits.max_cpu_seconds:g} seconds of CPU time", what=what)
+
+
+class _ChildLimits:
+    """Sets the resource limits in the child between fork and exec: a C call each, nothing that locks."""
+
+    def __init__(self, max_memory: int | None, max_cpu_seconds: float | None) -> None:
+        self._memory = max_memory
+        self._cpu = None if max_cpu_seconds is None else max(1, math.ceil(max_cpu_seconds))
+        self.needed = max_memory is not None or max_cpu_seconds is not None
+
+    def __call__(self) -> None:
+        if self._memory is not None:
+            resource.setrlimit(resource.RLIMIT_DATA, (self._memory, self._memory))
+        if self._cpu is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (self._cpu, self._cpu))
+
+
+async def _read_stdout(
+    stream: asyncio.StreamReader, limit: int | None, consumer: OutputConsumer | None, what: str
+) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(_CHUNK):
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise OutputTooLarge(f"{what} printed more than the limit of {limit} bytes", what=what)
+        if consumer is not None:
+            consumer(chunk)
+        else:
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_ends(stream: asyncio.StreamReader) -> bytes:
+    """Reads a stream to its end (so the program never blocks on it), keeping its beginning and its end."""
+    head = bytearray()
+    tail = bytearray()
+    skipped = False
+    while chunk := await stream.read(_CHUNK):
+        if len(head) < _STDERR_HEAD:
+            taken = _STDERR_HEAD - len(head)
+            head += chunk[:taken]
+            chunk = chunk[taken:]
+        tail += chunk
+        if len(tail) > _STDERR_TAIL:
+            del tail[: len(tail) - _STDERR_TAIL]
+            skipped = True
+    return bytes(head + (b"\n...\n" if skipped else b"") + tail)
+
+
+async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
+    """Writes `data` to the program's standard input and closes it; a program that stops reading is fine."""
+    assert process.stdin is not None
+    with suppress(BrokenPipeError, ConnectionResetError):
+        process.stdin.write(data)
+        await process.stdin.drain()
+        process.stdin.close()
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """Kills the program's whole process group (it may have ended, its children not), then reaps it."""
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await asyncio.shield(process.wait())
+
+
+def _mebibytes(size: int) -> str:
+    return f"{size / MIB:g} MiB"
