@@ -57,10 +57,14 @@ async def eventually_gone(pids: list[int]) -> None:
         await asyncio.sleep(0.05)
 
 
+def words_of(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
 async def read_pids(path: Path, count: int) -> list[int]:
     deadline = time.monotonic() + 10
     while True:
-        words = path.read_text().split() if path.exists() else []
+        words = await asyncio.to_thread(words_of, path)
         if len(words) >= count:
             return [int(word) for word in words[:count]]
         assert time.monotonic() < deadline, "the program never wrote its pids"
