@@ -177,3 +177,64 @@ def test_aggregate_lists_at_most_five_objects() -> None:
 def test_health_states_are_ordered_by_severity() -> None:
     assert HEALTHY.severity < PROGRESSING.severity < FAILED.severity
     assert str(HealthStatus(FAILED, "Job ns/j: failed")) == "Failed: Job ns/j: failed"
+
+
+def test_not_ready_is_failed_only_when_the_reason_says_the_controller_failed() -> None:
+    for reason in ("ReconciliationFailed", "ReconcileError", "InvalidSpec"):
+        assert verdict(custom(ready("False", reason, "it broke")))[0] is FAILED, reason
+    assert verdict(custom(ready("False", "Creating", "the database is being created"))) == (
+        PROGRESSING,
+        "Certificate guestbook/web-tls: not ready yet: Creating: the database is being created",
+    )
+    assert verdict(custom(ready("False", "DependencyNotReady")))[0] is PROGRESSING
+
+
+def ingress_object(*addresses: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "guestbook"},
+        "spec": {"rules": [{"host": "shop.example.com"}]},
+        "status": {"loadBalancer": {"ingress": list(addresses)}} if addresses else {"loadBalancer": {}},
+    }
+
+
+def test_an_ingress_names_its_address_and_is_not_waited_for_without_one() -> None:
+    assert verdict(ingress_object({"ip": "203.0.113.9"}, {"hostname": "lb.example.com"})) == (
+        HEALTHY,
+        "Ingress guestbook/web: published at 203.0.113.9, lb.example.com",
+    )
+    assert verdict(ingress_object()) == (
+        HEALTHY,
+        "Ingress guestbook/web: no address published by an ingress controller (not waited for)",
+    )
+
+
+def api_service(*conditions: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": "v1beta1.metrics.k8s.io"},
+        "spec": {"group": "metrics.k8s.io", "version": "v1beta1", "service": {"name": "metrics", "namespace": "kube"}},
+        "status": {"conditions": list(conditions)},
+    }
+
+
+def available(status: str, reason: str, message: str) -> dict[str, Any]:
+    return {"type": "Available", "status": status, "reason": reason, "message": message}
+
+
+def test_an_api_service_is_healthy_when_available_and_progressing_until_then() -> None:
+    assert verdict(api_service(available("True", "Passed", "all checks passed"))) == (
+        HEALTHY,
+        "APIService v1beta1.metrics.k8s.io: available (Passed: all checks passed)",
+    )
+    assert verdict(api_service(available("False", "MissingEndpoints", "endpoints for service/metrics have none"))) == (
+        PROGRESSING,
+        "APIService v1beta1.metrics.k8s.io: not available yet "
+        "(MissingEndpoints: endpoints for service/metrics have none)",
+    )
+    assert verdict(api_service()) == (
+        PROGRESSING,
+        "APIService v1beta1.metrics.k8s.io: waiting for the API aggregator to check it",
+    )

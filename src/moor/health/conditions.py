@@ -12,6 +12,9 @@ Verdict = tuple[HealthState, str]
 
 # Conditions that, when True, say a not-yet-ready object is still working towards Ready.
 _IN_PROGRESS = ("Reconciling", "Progressing", "Issuing")
+# Words in a Ready=False reason that say the controller failed ("ReconciliationFailed", "ReconcileError",
+# "InvalidSpec"), rather than that it is still at work ("Creating", "Pending", "DependencyNotReady").
+_FAILURE_WORDS = ("Fail", "Err", "Invalid")
 
 
 def spec_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -74,8 +77,9 @@ def ready_condition(obj: Mapping[str, Any]) -> Verdict | None:
     """The verdict of a `Ready` condition (the convention of most controllers), None when there is none.
 
     Stalled=True is Failed; Ready=True is Healthy once the current generation is observed; Ready=False
-    is Progressing while Reconciling, Progressing or Issuing is True, Failed otherwise; Unknown is
-    Progressing.
+    is Failed when its reason says so and neither Reconciling, Progressing nor Issuing is True, Progressing
+    otherwise (a failure ends the health wait at once, so only one the controller reports counts);
+    Unknown is Progressing.
     """
     stalled = condition(obj, "Stalled")
     if stalled is not None and stalled.get("status") == "True":
@@ -94,7 +98,8 @@ def ready_condition(obj: Mapping[str, Any]) -> Verdict | None:
     if status == "True":
         return HealthState.HEALTHY, explain(ready, "ready")
     if status == "False":
-        if any(is_true(obj, kind) for kind in _IN_PROGRESS):
-            return HealthState.PROGRESSING, f"not ready yet: {explain(ready, 'no reason given')}"
-        return HealthState.FAILED, f"not ready: {explain(ready, 'no reason given')}"
+        reason = str(ready.get("reason") or "")
+        if any(word in reason for word in _FAILURE_WORDS) and not any(is_true(obj, kind) for kind in _IN_PROGRESS):
+            return HealthState.FAILED, f"not ready: {explain(ready, 'no reason given')}"
+        return HealthState.PROGRESSING, f"not ready yet: {explain(ready, 'no reason given')}"
     return HealthState.PROGRESSING, f"readiness unknown: {explain(ready, 'no reason given')}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from moor.health import core, workloads
+from moor.health import autoscaling, core, workloads
 from moor.health.conditions import Verdict, ready_condition
 from moor.health.status import HealthState, HealthStatus
 from moor.objects import ObjectRef
@@ -22,7 +22,10 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("", "PersistentVolumeClaim"): core.persistent_volume_claim,
     ("", "Service"): core.service,
     ("", "Namespace"): core.namespace,
+    ("networking.k8s.io", "Ingress"): core.ingress,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): core.custom_resource_definition,
+    ("apiregistration.k8s.io", "APIService"): core.api_service,
+    ("autoscaling", "HorizontalPodAutoscaler"): autoscaling.horizontal_pod_autoscaler,
 }
 """(API group, kind) -> rule. Other kinds are judged by their Ready condition, or healthy when they exist."""
 
