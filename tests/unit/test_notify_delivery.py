@@ -33,7 +33,13 @@ class Receiver:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    replies: dict[str, list[int]] = {"/flaky": [500, 503, 200], "/bad": [401], "/down": [500] * 10, "/busy": [429, 204]}
+    replies: dict[str, list[int]] = {
+        "/flaky": [500, 503, 200],
+        "/bad": [401],
+        "/down": [500] * 10,
+        "/busy": [429, 204],
+        "/later": [503, 200],
+    }
     state = Receiver("", replies)
 
     async def handle(request: web.Request) -> web.Response:
@@ -43,7 +49,8 @@ async def receiver() -> AsyncIterator[Receiver]:
         plan = replies.get(request.path) or [200]
         status = plan.pop(0) if len(plan) > 1 else plan[0]
         text = '{"message": "Bad credentials for sekrit-token-123"}' if status == 401 else ""
-        return web.Response(status=status, text=text)
+        headers = {"Retry-After": "2"} if request.path in {"/busy", "/later"} else {}
+        return web.Response(status=status, text=text, headers=headers)
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", handle)
@@ -111,6 +118,19 @@ async def test_connection_errors_are_retried_and_the_url_is_not_shown() -> None:
     assert caught.value.attempts == 4
     assert "connection failed" in str(caught.value)
     assert "secretpath" not in str(caught.value)
+
+
+@pytest.mark.parametrize("path", ["/busy", "/later"])
+async def test_a_receivers_retry_after_is_honoured_on_429_and_503(receiver: Receiver, path: str) -> None:
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    patient = RetryPolicy(attempts=3, first_delay=0.01, max_delay=5)
+    async with aiohttp.ClientSession() as session:
+        assert await deliver(session, receiver.outgoing(path), timeout=5, policy=patient, sleep=sleep) in {200, 204}
+    assert delays == [2.0], "the receiver's Retry-After: 2, not the policy's 0.01 s"
 
 
 def test_backoff_is_capped() -> None:

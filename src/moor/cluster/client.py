@@ -1,17 +1,28 @@
-"""The one HTTP client to the Kubernetes API: TLS, auth, impersonation, errors, and a count of requests.
+"""The one HTTP client to the Kubernetes API: TLS, auth, impersonation, errors, retries, and a count of requests.
 
-Every request Moor sends goes through `KubeClient.request`, so the request counts by verb (used by
-metrics and benchmarks) are exact.
+Every request Moor sends goes through `KubeClient.request` or `KubeClient.stream`, so the request counts
+by verb (used by metrics and benchmarks) are exact: each try counts. Every exception leaving this module
+is a MoorError (cluster/errors.py): `_transport_errors` is the one boundary where aiohttp's and the
+socket's exceptions, timeouts included, are translated.
+
+Requests that are safe to repeat (reads, and server-side applies and their dry runs, which are
+idempotent) are retried on 429, 502-504, lost connections and timeouts, following `API_RETRY`: a few
+tries, short waits (a server's Retry-After honoured up to the cap) so that a caller notices within
+seconds that the API server answers again. Creates, updates, merge patches and deletes are sent once.
+A 401 with a changing token (an exec plugin's, a token file's) fetches a fresh token and tries once more.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import ssl
 import tempfile
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +30,28 @@ from typing import Any
 import aiohttp
 
 from moor.cluster.config import Credentials
-from moor.errors import MoorError
+from moor.cluster.errors import (
+    ApiError,
+    ApiTimeout,
+    ApiUnreachable,
+    MalformedResponse,
+    ServerError,
+    TooManyRequests,
+    Unauthorized,
+)
+from moor.retry import RetryPolicy
+
+__all__ = [
+    "APPLY_PATCH",
+    "JSON",
+    "MERGE_PATCH",
+    "ApiError",
+    "ApiTimeout",
+    "ApiUnreachable",
+    "Decode",
+    "Impersonation",
+    "KubeClient",
+]
 
 Decode = Callable[[bytes], Any]
 """Turns a response body (one JSON document) into Python objects."""
@@ -28,45 +60,11 @@ JSON = "application/json"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 
+API_RETRY = RetryPolicy(attempts=4, first_delay=0.2, max_delay=3.0, jitter=0.5, budget=30.0)
+"""At most 4 tries, waits of about 0.2, 0.4 and 0.8 s (a Retry-After up to 3 s), none begun after 30 s."""
 
-class ApiError(MoorError):
-    """A request the API server answered with an error status."""
-
-    def __init__(self, status: int, reason: str, message: str, causes: Sequence[Mapping[str, Any]] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.causes = list(causes)
-
-    @classmethod
-    def from_response(cls, status: int, body: bytes) -> ApiError:
-        try:
-            document = json.loads(body)
-        except ValueError:
-            document = None
-        if isinstance(document, dict) and document.get("kind") == "Status":
-            details = document.get("details") or {}
-            return cls(
-                status, str(document.get("reason", "")), str(document.get("message", "")), details.get("causes") or ()
-            )
-        text = body.decode(errors="replace").strip()[:300]
-        return cls(status, "", f"the API server answered {status}: {text}")
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def conflict(self) -> bool:
-        return self.status == 409
-
-    @property
-    def gone(self) -> bool:
-        return self.status == 410
-
-
-class ApiUnreachable(MoorError):
-    pass
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+WATCH_CONNECT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -89,12 +87,15 @@ class KubeClient:
         *,
         max_connections: int = 32,
         request_timeout: float = 60.0,
+        retry: RetryPolicy = API_RETRY,
         _session: aiohttp.ClientSession | None = None,
         _requests: Counter[str] | None = None,
         _impersonation: Impersonation | None = None,
     ) -> None:
         self.credentials = credentials
         self.requests: Counter[str] = _requests if _requests is not None else Counter()
+        self.retry = retry
+        self.request_timeout = request_timeout
         self._impersonation = _impersonation
         self._owns_session = _session is None
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
@@ -118,6 +119,8 @@ class KubeClient:
             return self
         return KubeClient(
             self.credentials,
+            request_timeout=self.request_timeout,
+            retry=self.retry,
             _session=self._session,
             _requests=self.requests,
             _impersonation=impersonation,
@@ -127,11 +130,11 @@ class KubeClient:
     def impersonation(self) -> Impersonation | None:
         return self._impersonation
 
-    def _headers(self, accept: str, content_type: str | None) -> list[tuple[str, str]]:
+    async def _headers(self, accept: str, content_type: str | None) -> list[tuple[str, str]]:
         headers = [("Accept", accept)]
         if content_type:
             headers.append(("Content-Type", content_type))
-        token = self.credentials.bearer_token()
+        token = await self.credentials.bearer_token()
         if token:
             headers.append(("Authorization", f"Bearer {token}"))
         if self._impersonation:
@@ -151,50 +154,120 @@ class KubeClient:
         accept: str = JSON,
         decode: Decode = json.loads,
     ) -> Any:
-        """Sends one request and returns the decoded JSON body; `verb` is the Kubernetes verb counted."""
-        self.requests[verb] += 1
+        """Sends one request, retried when safe, and returns the decoded JSON body; `verb` is counted per try."""
         data = None if body is None else json.dumps(body).encode()
         if data is not None and content_type is None:
             content_type = JSON
-        try:
+        repeatable = method in {"GET", "HEAD"} or content_type == APPLY_PATCH
+        started = time.monotonic()
+        fresh_token_tried = False
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests[verb] += 1
+            try:
+                return await self._send(verb, method, path, params, data, content_type, accept, decode)
+            except Unauthorized:
+                if fresh_token_tried or self.credentials.token_source is None:
+                    raise
+                self.credentials.token_source.expire()
+                fresh_token_tried = True
+            except (TooManyRequests, ServerError, ApiUnreachable) as error:
+                if not repeatable or not _transient(error):
+                    raise
+                retry_after = error.retry_after if isinstance(error, ApiError) else None
+                wait = self.retry.next_delay(attempt, time.monotonic() - started, retry_after)
+                if wait is None:
+                    raise
+                await asyncio.sleep(wait)
+
+    async def _send(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        content_type: str | None,
+        accept: str,
+        decode: Decode,
+    ) -> Any:
+        headers = await self._headers(accept, content_type)
+        what = f"{verb} {path}"
+        with self._transport_errors(what, self.request_timeout):
             async with self._session.request(
                 method,
                 self.credentials.server + path,
                 params=params,
                 data=data,
-                headers=self._headers(accept, content_type),
+                headers=headers,
                 timeout=self._timeout,
             ) as response:
                 payload = await response.read()
-                if response.status >= 400:
-                    raise ApiError.from_response(response.status, payload)
-                return decode(payload) if payload else None
-        except aiohttp.ClientError as error:
-            raise ApiUnreachable(f"cannot reach the API server at {self.credentials.server}: {error}") from None
+                status = response.status
+                if status >= 400:
+                    raise ApiError.from_response(status, payload, response.headers)
+        if not payload:
+            return None
+        try:
+            return decode(payload)
+        except ValueError as error:
+            raise MalformedResponse.of_body(status, what, error) from None
 
     async def stream(
         self, path: str, params: Mapping[str, str], decode: Decode = json.loads
     ) -> AsyncIterator[dict[str, Any]]:
-        """Streams a watch: one decoded JSON event per line, until the server closes the stream."""
+        """Streams a watch: one decoded JSON event per line, until the server closes the stream.
+
+        Not retried here: the caller (the informer) decides when and from which resourceVersion to watch again."""
         self.requests["watch"] += 1
-        try:
+        headers = await self._headers(JSON, None)
+        what = f"watch {path}"
+        with self._transport_errors(what, WATCH_CONNECT_TIMEOUT):
             async with self._session.get(
                 self.credentials.server + path,
                 params=params,
-                headers=self._headers(JSON, None),
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=30),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=WATCH_CONNECT_TIMEOUT),
             ) as response:
                 if response.status >= 400:
-                    raise ApiError.from_response(response.status, await response.read())
+                    raise ApiError.from_response(response.status, await response.read(), response.headers)
                 buffer = b""
                 async for chunk in response.content.iter_any():
                     buffer += chunk
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
                         if line.strip():
-                            yield decode(line)
-        except aiohttp.ClientError as error:
-            raise ApiUnreachable(f"watch of {path} on {self.credentials.server} broke: {error}") from None
+                            yield _decoded(decode, line, response.status, what)
+
+    @contextlib.contextmanager
+    def _transport_errors(self, what: str, limit: float | None) -> Iterator[None]:
+        """Translates every way the network can fail into ApiUnreachable (ApiTimeout when time ran out)."""
+        server = self.credentials.server
+        try:
+            yield
+        except TimeoutError:  # aiohttp's own timeouts are TimeoutErrors too (and asyncio.TimeoutError is one)
+            raise ApiTimeout(f"{what}: no answer from the API server at {server} within {limit:g} s", limit) from None
+        except (aiohttp.ClientError, OSError) as error:
+            raise ApiUnreachable(f"{what}: cannot reach the API server at {server}: {_describe(error)}") from None
+
+
+def _transient(error: Exception) -> bool:
+    """Whether another try may succeed: throttled, a gateway or server briefly unavailable, no answer."""
+    if isinstance(error, ApiError):
+        return isinstance(error, TooManyRequests) or error.status in TRANSIENT_STATUSES
+    return isinstance(error, ApiUnreachable)
+
+
+def _decoded(decode: Decode, line: bytes, status: int, what: str) -> Any:
+    try:
+        return decode(line)
+    except ValueError as error:
+        raise MalformedResponse.of_body(status, what, error) from None
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
 
 
 def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:

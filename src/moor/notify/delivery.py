@@ -1,30 +1,23 @@
-"""Sending one request with retries: exponential backoff on 5xx, 429 and connection errors, a bounded
-number of tries, no redirects followed (a redirect could carry a token to another host)."""
+"""Sending one request with retries: exponential backoff on 5xx, 429 and connection errors (a receiver's
+Retry-After honoured on 429 and 503, up to the policy's cap), a bounded number of tries, no redirects
+followed (a redirect could carry a token to another host). The policy is the project's one (moor/retry.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 
 import aiohttp
 
 from moor.errors import MoorError
 from moor.notify.notices import scrub
 from moor.notify.payloads import Outgoing
+from moor.retry import RetryPolicy, parse_retry_after
+
+__all__ = ["DeliveryFailed", "RetryPolicy", "deliver", "retryable"]
 
 RESPONSE_EXCERPT = 200
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    first_delay: float = 1.0
-    max_delay: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after the `attempt`-th failed try: first_delay, doubling, capped."""
-        return float(min(self.first_delay * 2 ** (attempt - 1), self.max_delay))
 
 
 class DeliveryFailed(MoorError):
@@ -49,8 +42,10 @@ async def deliver(
 ) -> int:
     """POSTs `outgoing` until it is accepted (2xx); returns the status or raises DeliveryFailed."""
     hidden = list(secrets)
+    started = time.monotonic()
     for attempt in range(1, policy.attempts + 1):
         status: int | None = None
+        retry_after: float | None = None
         try:
             async with session.post(
                 outgoing.url,
@@ -60,6 +55,8 @@ async def deliver(
                 allow_redirects=False,
             ) as response:
                 status = response.status
+                if status in {429, 503}:
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 excerpt = (await response.content.read(RESPONSE_EXCERPT)).decode("utf-8", "replace")
             if 200 <= status < 300:
                 return status
@@ -69,8 +66,9 @@ async def deliver(
             # aiohttp's messages may quote the URL, which can be a secret: name the failure only.
             problem = "timed out" if isinstance(error, TimeoutError) else f"connection failed ({type(error).__name__})"
             again = True
-        if not again or attempt == policy.attempts:
+        wait = policy.next_delay(attempt, time.monotonic() - started, retry_after) if again else None
+        if wait is None:
             tries = f"{attempt} attempt" + ("s" if attempt > 1 else "")
             raise DeliveryFailed(f"{outgoing.target}: {problem} ({tries})", status=status, attempts=attempt)
-        await sleep(policy.delay(attempt))
+        await sleep(wait)
     raise AssertionError("unreachable: the loop returns or raises")
