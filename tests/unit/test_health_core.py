@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from moor.health import HealthState, HealthStatus, aggregate, assess_health
+from moor.health import HealthState, HealthStatus, aggregate, assess_health, failures
 from tests.unit.fixtures import load
 
 HEALTHY, PROGRESSING, FAILED = HealthState.HEALTHY, HealthState.PROGRESSING, HealthState.FAILED
@@ -238,3 +238,18 @@ def test_an_api_service_is_healthy_when_available_and_progressing_until_then() -
         PROGRESSING,
         "APIService v1beta1.metrics.k8s.io: waiting for the API aggregator to check it",
     )
+
+
+def test_failures_name_the_failed_objects_and_count_the_rest() -> None:
+    statuses = [
+        assess_health(load("deployment-web-live")),
+        assess_health(load("statefulset-db-rolling")),
+        assess_health(load("job-migrate-failed")),
+    ]
+    assert failures(statuses) == HealthStatus(
+        FAILED,
+        "1 of 3 objects failed: "
+        "Job guestbook/migrate: failed (BackoffLimitExceeded: Job has reached the specified backoff limit) "
+        "(1 more not healthy yet)",
+    )
+    assert failures(statuses[2:]).message.startswith("1 of 1 object failed: Job guestbook/migrate")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from moor.cluster.cache import LiveCache
-from moor.health import HealthState, HealthStatus, aggregate, assess_health
+from moor.health import HealthState, HealthStatus, aggregate, assess_health, failures
 from moor.objects import KubeObject, ObjectRef
 
 SETTLE = 0.1
@@ -38,15 +38,19 @@ async def wait_until_healthy(
     applied: Mapping[ObjectRef, int],
     within: float,
 ) -> HealthStatus:
-    """The set's health once all are healthy, or as it stands when `within` seconds have passed.
+    """The set's health once all are healthy or one has failed, or as it stands when `within` seconds have passed.
 
-    `applied` holds the resourceVersion each apply returned. Between watch events only the objects not
-    yet healthy are assessed again; when they all are, every object is checked once more, so the answer
-    HEALTHY always comes from one look at the whole set.
+    `applied` holds the resourceVersion each apply returned. A Failed object ends the wait at once (as Flux's
+    WaitForSet with FailFast does): its answer is Failed, naming the failed objects, since waiting for the
+    others would only delay a failure already known. Between watch events only the objects not yet healthy
+    are assessed again; when they all are, every object is checked once more, so the answer HEALTHY always
+    comes from one look at the whole set.
     """
     deadline = time.monotonic() + within
     statuses = {ref: object_health(cache, ref, applied) for ref in refs}
     while True:
+        if any(status.state is HealthState.FAILED for status in statuses.values()):
+            return failures(statuses.values())
         waiting = [ref for ref, status in statuses.items() if not status.healthy]
         if not waiting:
             statuses = {ref: object_health(cache, ref, applied) for ref in refs}

@@ -1,6 +1,6 @@
 """Pure health rules: a live object in, Healthy / Progressing / Failed with one sentence out."""
 
 from moor.health.rules import RULES, Rule, assess_health, describe
-from moor.health.status import HealthState, HealthStatus, aggregate
+from moor.health.status import HealthState, HealthStatus, aggregate, failures
 
-__all__ = ["RULES", "HealthState", "HealthStatus", "Rule", "aggregate", "assess_health", "describe"]
+__all__ = ["RULES", "HealthState", "HealthStatus", "Rule", "aggregate", "assess_health", "describe", "failures"]

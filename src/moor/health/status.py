@@ -60,3 +60,19 @@ def aggregate(statuses: Iterable[HealthStatus]) -> HealthStatus:
         listed += f"; and {len(unhealthy) - _LISTED} more"
     message = f"{len(unhealthy)} of {total} {noun} not healthy: {listed}"
     return HealthStatus(unhealthy[0].state, message)
+
+
+def failures(statuses: Iterable[HealthStatus]) -> HealthStatus:
+    """Failed, naming the objects of `statuses` that failed and counting those still progressing; the
+    health of a set whose wait stopped early (as Flux's WaitForSet with FailFast does)."""
+    everything = list(statuses)
+    failed = [status for status in everything if status.state is HealthState.FAILED]
+    waiting = sum(1 for status in everything if status.state is HealthState.PROGRESSING)
+    noun = "object" if len(everything) == 1 else "objects"
+    listed = "; ".join(status.message for status in failed[:_LISTED])
+    if len(failed) > _LISTED:
+        listed += f"; and {len(failed) - _LISTED} more"
+    message = f"{len(failed)} of {len(everything)} {noun} failed: {listed}"
+    if waiting:
+        message += f" ({waiting} more not healthy yet)"
+    return HealthStatus(HealthState.FAILED, message)
