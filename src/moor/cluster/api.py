@@ -9,10 +9,13 @@ from typing import Any
 
 from moor.cluster.client import APPLY_PATCH, JSON, MERGE_PATCH, ApiError, Decode, Impersonation, KubeClient
 from moor.cluster.discovery import Discovery, ResourceType
+from moor.cluster.openapi import SchemaCache
 from moor.errors import MoorError
 from moor.objects import FIELD_MANAGER, KubeObject, ObjectRef
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+PAGE_SIZE = 500
+"""Objects per answer of a list: a large kind arrives (and is decoded) a page at a time."""
 
 
 class UnknownKind(MoorError):
@@ -33,6 +36,7 @@ class KubeApi:
     def __init__(self, client: KubeClient, discovery: Discovery | None = None) -> None:
         self.client = client
         self.discovery = discovery or Discovery(client)
+        self.schemas = SchemaCache(client)
 
     def as_user(self, impersonation: Impersonation | None) -> KubeApi:
         if impersonation is None:
@@ -62,13 +66,32 @@ class KubeApi:
         namespace: str | None = None,
         label_selector: str | None = None,
         decode: Decode = json.loads,
+        limit: int | None = PAGE_SIZE,
     ) -> ObjectList:
+        """Every object of the kind, fetched `limit` at a time (None: in one answer), so no single answer
+        (nor its decoding) is larger than one page. A continue token that expired (410) restarts the list
+        in one request, as kubectl and client-go do: the server cannot resume it from where it was."""
         params = {"labelSelector": label_selector} if label_selector else {}
         path = resource.collection_path(namespace)
-        document = await self.client.request("list", "GET", path, params=params, decode=decode)
-        kind = resource.kind
-        items = [{"apiVersion": resource.api_version, "kind": kind, **item} for item in document.get("items") or []]
-        return ObjectList(items=items, resource_version=str(document["metadata"].get("resourceVersion", "")))
+        items: list[KubeObject] = []
+        token = ""
+        while True:
+            page_params = {**params, "limit": str(limit)} if limit else dict(params)
+            if token:
+                page_params["continue"] = token
+            try:
+                document = await self.client.request("list", "GET", path, params=page_params, decode=decode)
+            except ApiError as error:
+                if not (error.gone and token):
+                    raise
+                items, token, limit = [], "", None
+                continue
+            kind, api_version = resource.kind, resource.api_version
+            items.extend({"apiVersion": api_version, "kind": kind, **item} for item in document.get("items") or [])
+            metadata = document.get("metadata") or {}
+            token = str(metadata.get("continue") or "")
+            if not token:
+                return ObjectList(items=items, resource_version=str(metadata.get("resourceVersion", "")))
 
     async def watch(
         self,
