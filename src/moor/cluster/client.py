@@ -6,10 +6,12 @@ is a MoorError (cluster/errors.py): `_transport_errors` is the one boundary wher
 socket's exceptions, timeouts included, are translated.
 
 Requests that are safe to repeat (reads, and server-side applies and their dry runs, which are
-idempotent) are retried on 429, 502-504, lost connections and timeouts, following `API_RETRY`: a few
-tries, short waits (a server's Retry-After honoured up to the cap) so that a caller notices within
-seconds that the API server answers again. Creates, updates, merge patches and deletes are sent once.
-A 401 with a changing token (an exec plugin's, a token file's) fetches a fresh token and tries once more.
+idempotent) are retried on 502-504, lost connections and timeouts, and every request on 429 (the server
+refused it before doing anything), following `API_RETRY`: a few tries, short waits (a server's
+Retry-After honoured up to the cap) so that a caller notices within seconds that the API server answers
+again. Otherwise creates, updates, merge patches and deletes are sent once: their outcome is unknown
+when the answer is lost. A 401 with a changing token (an exec plugin's, a token file's) fetches a fresh
+token and tries once more.
 """
 
 from __future__ import annotations
@@ -64,7 +66,6 @@ API_RETRY = RetryPolicy(attempts=4, first_delay=0.2, max_delay=3.0, jitter=0.5, 
 """At most 4 tries, waits of about 0.2, 0.4 and 0.8 s (a Retry-After up to 3 s), none begun after 30 s."""
 
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
-WATCH_CONNECT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class KubeClient:
                 self.credentials.token_source.expire()
                 fresh_token_tried = True
             except (TooManyRequests, ServerError, ApiUnreachable) as error:
-                if not repeatable or not _transient(error):
+                if not _worth_another_try(error, repeatable):
                     raise
                 retry_after = error.retry_after if isinstance(error, ApiError) else None
                 wait = self.retry.next_delay(attempt, time.monotonic() - started, retry_after)
@@ -219,26 +220,29 @@ class KubeClient:
     ) -> AsyncIterator[dict[str, Any]]:
         """Streams a watch: one decoded JSON event per line, until the server closes the stream.
 
-        Not retried here: the caller (the informer) decides when and from which resourceVersion to watch again."""
+        Opening it must take less than the request timeout; then the stream may stay quiet for as long as the
+        server likes. Not retried here: the informer decides when, and from which resourceVersion, to watch again."""
         self.requests["watch"] += 1
         headers = await self._headers(JSON, None)
         what = f"watch {path}"
-        with self._transport_errors(what, WATCH_CONNECT_TIMEOUT):
-            async with self._session.get(
-                self.credentials.server + path,
-                params=params,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=WATCH_CONNECT_TIMEOUT),
-            ) as response:
-                if response.status >= 400:
-                    raise ApiError.from_response(response.status, await response.read(), response.headers)
-                buffer = b""
-                async for chunk in response.content.iter_any():
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
-                        if line.strip():
-                            yield _decoded(decode, line, response.status, what)
+        with self._transport_errors(what, self.request_timeout):
+            async with asyncio.timeout(self.request_timeout) as opening:  # lifted once the stream is open
+                async with self._session.get(
+                    self.credentials.server + path,
+                    params=params,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+                ) as response:
+                    if response.status >= 400:
+                        raise ApiError.from_response(response.status, await response.read(), response.headers)
+                    opening.reschedule(None)
+                    buffer = b""
+                    async for chunk in response.content.iter_any():
+                        buffer += chunk
+                        *lines, buffer = buffer.split(b"\n")
+                        for line in lines:
+                            if line.strip():
+                                yield _decoded(decode, line, response.status, what)
 
     @contextlib.contextmanager
     def _transport_errors(self, what: str, limit: float | None) -> Iterator[None]:
@@ -252,10 +256,15 @@ class KubeClient:
             raise ApiUnreachable(f"{what}: cannot reach the API server at {server}: {_describe(error)}") from None
 
 
-def _transient(error: Exception) -> bool:
-    """Whether another try may succeed: throttled, a gateway or server briefly unavailable, no answer."""
+def _worth_another_try(error: Exception, repeatable: bool) -> bool:
+    """Throttled: always (a 429 was refused before anything was done). A gateway or server briefly
+    unavailable, or no answer: only when the request is safe to repeat."""
+    if isinstance(error, TooManyRequests):
+        return True
+    if not repeatable:
+        return False
     if isinstance(error, ApiError):
-        return isinstance(error, TooManyRequests) or error.status in TRANSIENT_STATUSES
+        return error.status in TRANSIENT_STATUSES
     return isinstance(error, ApiUnreachable)
 
 
