@@ -181,6 +181,7 @@ def test_a_missing_plugin_shows_its_install_hint(tmp_path: Path) -> None:
         ({"exec": {"apiVersion": "client.authentication.k8s.io/v1alpha1", "command": "x"}}, "apiVersion"),
         ({"exec": {"apiVersion": V1, "command": "x", "interactiveMode": "Always"}}, "needs a terminal"),
         ({"exec": {"apiVersion": V1}}, "names no command"),
+        ({"exec": {"apiVersion": V1, "command": "x", "env": [{"value": "v"}]}}, "env must be a list of name/value"),
         ({"auth-provider": {"name": "gcp"}}, "auth-provider plugin, which is not supported"),
     ],
 )

@@ -135,7 +135,7 @@ class ExecPlugin:
             api_version=api_version,
             command=command,
             args=tuple(str(arg) for arg in section.get("args") or ()),
-            env=tuple((str(item["name"]), str(item.get("value", ""))) for item in section.get("env") or ()),
+            env=_exec_env(section.get("env") or [], kubeconfig, command),
             install_hint=str(section.get("installHint") or "").strip(),
             exec_info=json.dumps({"apiVersion": api_version, "kind": "ExecCredential", "spec": spec}),
         )
@@ -353,6 +353,12 @@ def _pem(section: Mapping[str, Any], key: str, base: Path) -> bytes | None:
         return base64.b64decode(data)
     file = section.get(key)
     return (base / file).read_bytes() if file else None
+
+
+def _exec_env(entries: Any, kubeconfig: Path, command: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(entries, list) or not all(isinstance(item, dict) and item.get("name") for item in entries):
+        raise ConfigError(f"kubeconfig {kubeconfig}: exec plugin `{command}`: env must be a list of name/value pairs")
+    return tuple((str(item["name"]), str(item.get("value", ""))) for item in entries)
 
 
 def _cluster_info(cluster: Mapping[str, Any], kubeconfig: Path) -> dict[str, Any]:
