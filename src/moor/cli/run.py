@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from moor.cli.options import Target, target_options
@@ -20,10 +19,12 @@ from moor.cluster.client import KubeClient
 from moor.cluster.config import load_credentials
 from moor.controller.runtime import Controller, ControllerOptions
 from moor.controller.tenancy import TenancyPolicy
+from moor.render.tool import DEFAULT_MAX_CONCURRENT_RENDERS, RenderBudget, configure_render_budget
 from moor.resources.fields import DNS1123_SUBDOMAIN
 from moor.source import ArtifactLimits, SourceError, parse_size
 from moor.source.limits import DEFAULT_MAX_FILES
 from moor.web import probes
+from moor.web.listener import Listener, raise_open_file_limit
 from moor.web.webhooks import DEFAULT_SECRET_NAME, SecretRef, WebhookSettings, serve_webhooks
 
 DEFAULT_NAMESPACE = "moor-system"
@@ -108,6 +109,31 @@ DEFAULT_NAMESPACE = "moor-system"
     show_default=True,
     help="Refuse revisions holding more files than this.",
 )
+@click.option(
+    "--max-render-memory",
+    envvar="MOOR_MAX_RENDER_MEMORY",
+    default="1Gi",
+    show_default=True,
+    metavar="SIZE",
+    help="Memory each renderer process (helm, kustomize, sops) may use; a render needing more fails.",
+)
+@click.option(
+    "--max-concurrent-renders",
+    type=click.IntRange(1, 64),
+    envvar="MOOR_MAX_CONCURRENT_RENDERS",
+    default=DEFAULT_MAX_CONCURRENT_RENDERS,
+    show_default=True,
+    help="Renderer processes running at the same time.",
+)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(1, 3600),
+    envvar="MOOR_REQUEST_TIMEOUT",
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long one request to the API server may take.",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 @target_options
 def run(
@@ -124,6 +150,9 @@ def run(
     no_cross_namespace_refs: bool,
     max_artifact_size: str,
     max_artifact_files: int,
+    max_render_memory: str,
+    max_concurrent_renders: int,
+    request_timeout: float,
     log_level: str,
 ) -> None:
     """Run the controller until SIGTERM or Ctrl-C."""
@@ -135,10 +164,12 @@ def run(
         workers=workers,
         apply_concurrency=apply_concurrency,
         tenancy=TenancyPolicy(_service_account_name(default_service_account), no_cross_namespace_refs),
-        artifact_limits=ArtifactLimits(_size(max_artifact_size), max_artifact_files),
+        artifact_limits=ArtifactLimits(_size(max_artifact_size, "--max-artifact-size"), max_artifact_files),
     )
+    configure_render_budget(RenderBudget(_size(max_render_memory, "--max-render-memory"), max_concurrent_renders))
+    raise_open_file_limit()
     ports = Ports(health=health_port, metrics=metrics_port, webhooks=webhook_port, webhook_address=webhook_address)
-    asyncio.run(_run(target, options, ports, webhooks))
+    asyncio.run(_run(target, options, ports, webhooks, request_timeout))
 
 
 def _webhook_settings(secret: str | None) -> WebhookSettings:
@@ -157,13 +188,13 @@ def _service_account_name(name: str | None) -> str | None:
     return name
 
 
-def _size(text: str) -> int:
+def _size(text: str, flag: str) -> int:
     try:
         size = parse_size(text)
     except SourceError as error:
-        raise click.BadParameter(str(error), param_hint="--max-artifact-size") from None
+        raise click.BadParameter(str(error), param_hint=flag) from None
     if size < 1:
-        raise click.BadParameter("must be at least 1 byte", param_hint="--max-artifact-size")
+        raise click.BadParameter("must be at least 1 byte", param_hint=flag)
     return size
 
 
@@ -175,38 +206,40 @@ class Ports:
     webhook_address: str
 
 
-async def _run(target: Target, options: ControllerOptions, ports: Ports, webhooks: WebhookSettings | None) -> None:
+async def _run(
+    target: Target, options: ControllerOptions, ports: Ports, webhooks: WebhookSettings | None, request_timeout: float
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     credentials = load_credentials(target.kubeconfig, target.context)
-    async with KubeClient(credentials) as client:
+    async with KubeClient(credentials, request_timeout=request_timeout) as client:
         api = KubeApi(client)
         controller = Controller(api, options)
-        runners: list[web.AppRunner] = []
+        listeners: list[Listener] = []
         try:
             if ports.health:
-                runners.append(await _serve(ports.health, "health checks"))
+                listeners.append(await _serve(ports.health, "health checks", controller))
             if ports.metrics:
-                runners.append(await _serve(ports.metrics, "metrics", controller.metrics.registry))
+                listeners.append(await _serve(ports.metrics, "metrics", controller, controller.metrics.registry))
             if webhooks is not None:
-                runners.append(await _serve_webhooks(api, webhooks, ports.webhook_address, ports.webhooks))
+                listeners.append(await _serve_webhooks(api, webhooks, ports.webhook_address, ports.webhooks))
             await controller.run(stop)
         finally:
-            for runner in runners:
-                await runner.cleanup()
+            for listener in listeners:
+                await listener.close()
 
 
-async def _serve_webhooks(api: KubeApi, settings: WebhookSettings, address: str, port: int) -> web.AppRunner:
+async def _serve_webhooks(api: KubeApi, settings: WebhookSettings, address: str, port: int) -> Listener:
     try:
         return await serve_webhooks(api, settings, address, port)
     except OSError as error:
         raise click.ClickException(f"cannot receive webhooks on {address}:{port}: {error.strerror or error}") from None
 
 
-async def _serve(port: int, what: str, registry: CollectorRegistry | None = None) -> web.AppRunner:
+async def _serve(port: int, what: str, controller: Controller, registry: CollectorRegistry | None = None) -> Listener:
     try:
-        return await probes.serve(port, registry=registry)
+        return await probes.serve(port, registry=registry, problems=controller.problems)
     except OSError as error:
         raise click.ClickException(f"cannot serve {what} on port {port}: {error.strerror or error}") from None

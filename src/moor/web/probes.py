@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from moor.web.listener import Listener, ListenerLimits, serve_app
 
-async def serve(port: int, *, registry: CollectorRegistry | None = None, address: str = "0.0.0.0") -> web.AppRunner:
-    """Serves `/healthz`, and `/metrics` from `registry` when one is given, on `address:port`."""
+_MAX_BODY = 64 * 1024
+"""Probes take no body; anything larger is refused before it is read."""
+
+
+def create_app(
+    *, registry: CollectorRegistry | None = None, problems: Callable[[], list[str]] | None = None
+) -> web.Application:
+    """`/healthz`: 200 "ok", or 503 with one line per problem the controller reports; `/metrics` when
+    a `registry` is given."""
 
     async def healthz(_: web.Request) -> web.Response:
+        found = problems() if problems is not None else []
+        if found:
+            return web.Response(status=503, text="".join(f"{problem}\n" for problem in found))
         return web.Response(text="ok")
 
     async def metrics(_: web.Request) -> web.Response:
@@ -17,11 +30,22 @@ async def serve(port: int, *, registry: CollectorRegistry | None = None, address
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application()
+    app = web.Application(client_max_size=_MAX_BODY)
     app.router.add_get("/healthz", healthz)
     if registry is not None:
         app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, address, port).start()
-    return runner
+    return app
+
+
+async def serve(
+    port: int,
+    *,
+    registry: CollectorRegistry | None = None,
+    problems: Callable[[], list[str]] | None = None,
+    address: str = "0.0.0.0",
+    limits: ListenerLimits | None = None,
+) -> Listener:
+    """Serves `/healthz`, and `/metrics` from `registry` when one is given, on `address:port`."""
+    app = create_app(registry=registry, problems=problems)
+    name = "metrics listener" if registry is not None else "health listener"
+    return await serve_app(app, address, port, name=f"{name} on port {port}", limits=limits)

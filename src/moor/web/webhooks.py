@@ -34,6 +34,7 @@ from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 from moor.resources import API_VERSION, GITREPOSITORY
 from moor.source.urls import redact_url
+from moor.web.listener import Listener, ListenerLimits, serve_app
 from moor.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -537,17 +538,16 @@ def create_app(api: KubeApi, settings: WebhookSettings) -> web.Application:
     return app
 
 
-async def serve_webhooks(api: KubeApi, settings: WebhookSettings, host: str, port: int) -> web.AppRunner:
-    """Starts listening on host:port; the caller stops it with `runner.cleanup()`."""
-    runner = web.AppRunner(create_app(api, settings), access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError:
-        await runner.cleanup()
-        raise
+async def serve_webhooks(
+    api: KubeApi, settings: WebhookSettings, host: str, port: int, *, limits: ListenerLimits | None = None
+) -> Listener:
+    """Starts listening on host:port (slow and numerous clients bounded: `moor.web.listener`); the caller
+    stops it with `listener.close()`."""
+    listener = await serve_app(
+        create_app(api, settings), host, port, name=f"webhook receiver on {host}:{port}", limits=limits
+    )
     log.info("webhook receiver listening on %s:%d%s (token from Secret %s)", host, port, HOOK_PATH, settings.secret)
-    return runner
+    return listener
 
 
 def _json_response(status: int, document: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> web.Response:
