@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from moor.cluster.cache import InformerNotSynced
 from moor.cluster.client import ApiError, ApiUnreachable
+from moor.cluster.discovery import ResourceType
 from moor.controller.scheduling import (
     CLUSTER_BACKOFF_CAP,
     MAX_BACKOFF,
@@ -85,3 +87,15 @@ def test_an_unexpected_error_names_its_type() -> None:
     failure = UnexpectedFailure.of(KeyError("spec"))
     assert failure.message == "unexpected error (KeyError): 'spec'"
     assert UnexpectedFailure.of(MoorError("the Secret ns/x does not exist")).message == "the Secret ns/x does not exist"
+
+
+DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments", namespaced=True)
+
+
+@pytest.mark.parametrize(("reason", "unanswered"), [("timeout", True), ("unreachable", True), ("forbidden", False)])
+def test_a_list_without_an_answer_is_a_failure_of_the_cluster_a_refused_one_is_not(
+    reason: str, unanswered: bool
+) -> None:
+    error = InformerNotSynced(DEPLOYMENTS, reason, f"{reason}: details")
+    assert cluster_failed(error) is unanswered
+    assert str(error).startswith("cannot list deployments.apps: ")

@@ -49,19 +49,22 @@ class GitRepositoryReconciler:
         try:
             return await self.run_pass(repository, status, failures)
         except Exception as error:
-            unexpected = UnexpectedFailure.of(error)
-            if not isinstance(error, MoorError):
-                log.error("%s: unexpected error", ObjectRef.of(repository), exc_info=error)
-            try:
-                await self._fail(repository, status, unexpected.reason, unexpected.message, stalled=False)
-            except Exception as second:
-                log.warning(
-                    "%s: %s; the failure could not be recorded either: %s",
-                    ObjectRef.of(repository),
-                    unexpected.message,
-                    second,
-                )
+            await self.report_error(repository, error, status)
             return Requeue.after_error(error, _interval_of(repository), failures)
+
+    async def report_error(
+        self, repository: KubeObject, error: Exception, status: dict[str, Any] | None = None
+    ) -> None:
+        """An error no step expected, as Ready=False with its reason; when even that cannot be written, logged."""
+        unexpected = UnexpectedFailure.of(error)
+        if not isinstance(error, MoorError):
+            log.error("%s: unexpected error", ObjectRef.of(repository), exc_info=error)
+        status = status if status is not None else dict(repository.get("status") or {})
+        try:
+            await self._fail(repository, status, unexpected.reason, unexpected.message, stalled=False)
+        except Exception as second:
+            ref = ObjectRef.of(repository)
+            log.warning("%s: %s; the failure could not be recorded either: %s", ref, unexpected.message, second)
 
     async def run_pass(self, repository: KubeObject, status: dict[str, Any], failures: int) -> Requeue:
         generation = int(repository["metadata"].get("generation", 0))

@@ -2,12 +2,20 @@
 
 Stateless: everything it knows comes from the cluster (custom resources and their status) and from
 the disposable artifact cache, so it can be killed at any moment and converges when it restarts.
+
+Nothing escapes a reconcile: the reconcilers turn every failure into a status with a reason, and what
+escapes them anyway (the object could not even be read) is logged, counted and retried with backoff,
+short when the cluster itself failed. When the watch of GitRepositories or Syncs comes back after an
+outage, every object whose reconcile failed meanwhile is queued again within a couple of seconds.
+Background tasks (delivery metrics, notifications, the release of unused watches) run supervised;
+`problems()` says what is failing, for /healthz.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,10 +28,10 @@ from moor.cluster.client import ApiError
 from moor.controller.desired import sync_key
 from moor.controller.gitrepository import GitRepositoryReconciler
 from moor.controller.queue import WorkQueue
-from moor.controller.scheduling import Requeue
+from moor.controller.scheduling import Requeue, cluster_failed
 from moor.controller.sources import SourceStore
 from moor.controller.sync import SyncReconciler
-from moor.controller.sync_report import SyncReporter
+from moor.controller.sync_report import Attempt, SyncReporter
 from moor.controller.tenancy import TenancyPolicy
 from moor.errors import MoorError
 from moor.notify import Notifier, NotifierOptions
@@ -36,8 +44,14 @@ from moor.record.metrics import Metrics
 from moor.record.snapshots import SnapshotStore
 from moor.resources import API_VERSION, GITREPOSITORY, SYNC, CustomResourceKind, conditions
 from moor.source import ArtifactCache, ArtifactLimits
+from moor.supervised import Supervisor
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_ERROR = 5.0
+"""Seconds before the first retry of an object whose reconcile failed before it could start."""
+RECOVERY_SPREAD = 2.0
+"""After an outage, the objects that failed meanwhile are queued again within this many seconds."""
 
 
 @dataclass(frozen=True, order=True)
@@ -84,7 +98,7 @@ class Controller:
         self.metrics.watch_api_requests(api.client.requests)
         self.metrics.watch_cache_size(self.live.object_count)
         sources = SourceStore(api, ArtifactCache(options.artifact_dir, limits=options.artifact_limits))
-        self.repositories = GitRepositoryReconciler(sources, self.events)
+        self.repositories = GitRepositoryReconciler(sources, self.events, self.metrics)
         reporter = SyncReporter(api, self.events, HistoryStore(api, options.history_retention), self.metrics)
         self.syncs = SyncReconciler(
             api,
@@ -104,6 +118,7 @@ class Controller:
         self.events.subscribe(self.dora.listen)
         self.queue: WorkQueue[ObjectKey] = WorkQueue(self.reconcile, workers=options.workers)
         self.failures: Counter[ObjectKey] = Counter()
+        self.tasks = Supervisor(self.metrics.task_restarts)
         self._informers: dict[str, KindInformer] = {}
         self._seen: dict[ObjectKey, tuple[Any, ...]] = {}
         self._syncs_by_label: dict[str, ObjectKey] = {}
@@ -127,13 +142,13 @@ class Controller:
         await self.notifier.start()
         self.dora.start()
         self.queue.start()
-        janitor = asyncio.create_task(self._release_unused_watches(), name="release unused watches")
+        self.tasks.start("release unused watches", self._release_unused_watches)
         log.info("moor controller started; watching GitRepositories and Syncs in all namespaces")
         try:
             await stop.wait()
         finally:
             log.info("shutting down")
-            janitor.cancel()
+            await self.tasks.stop()
             await self.queue.stop()
             await self.notifier.stop()
             await self.dora.stop()
@@ -145,10 +160,32 @@ class Controller:
         resource = await self.api.discovery.resolve(API_VERSION, kind.kind)
         if resource is None:
             raise CrdsMissing(f"the cluster does not serve {kind.kind} ({API_VERSION}); run `moor install` first")
-        informer = KindInformer(self.api, resource, self._on_change, label_selector=None)
+        informer = KindInformer(
+            self.api, resource, self._on_change, label_selector=None, on_recovered=self._retry_failed_soon
+        )
         self._informers[kind.kind] = informer
         informer.start()
         await informer.wait_synced()
+
+    def problems(self) -> list[str]:
+        """What keeps this controller from working, one line each (none: healthy): failing watches and
+        background tasks. /healthz answers 503 with these lines."""
+        now = time.monotonic()
+        own = [
+            f"{informer.name}: {state.error} (failing for {now - state.since:.0f}s)"
+            for informer in self._informers.values()
+            if (state := informer.state).phase == "failing"
+        ]
+        return [*own, *self.live.failing(), *self.tasks.problems(), *self.notifier.problems(), *self.dora.problems()]
+
+    def _retry_failed_soon(self) -> None:
+        """The API server answers again: every object whose reconcile failed meanwhile is tried again now,
+        spread over a couple of seconds, instead of at the end of its backoff."""
+        failed = list(self.failures)
+        if failed:
+            log.info("the API server answers again; retrying %d object(s) that failed meanwhile", len(failed))
+        for key in failed:
+            self.queue.add(key, random.uniform(0.1, RECOVERY_SPREAD))
 
     async def _release_unused_watches(self, every: float = 300.0) -> None:
         """Kinds are watched only while some Sync manages them (its inventory lists them)."""
@@ -212,6 +249,19 @@ class Controller:
             for entry in (sync.get("status") or {}).get("drift") or []
         )
 
+    async def _escaped(self, key: ObjectKey, cached: KubeObject, error: Exception) -> None:
+        """An error the reconcilers did not report (the object could not even be read): logged, and reported
+        on the object as last seen unless the cluster itself failed (then nothing could be written)."""
+        if isinstance(error, ApiError) and error.conflict:
+            return
+        if cluster_failed(error):
+            log.warning("%s: %s", key, error)
+            return
+        if key.kind == GITREPOSITORY.kind:
+            await self.repositories.report_error(cached, error)
+        else:
+            await self.syncs.report_error(Attempt(cached, dict(cached.get("status") or {})), error)
+
     def _queue_dependents(self, changed: KubeObject) -> None:
         """A source's new revision or Ready status, or a Sync's Ready status, wakes the Syncs that use it."""
         key = ObjectKey.of(changed)
@@ -233,7 +283,9 @@ class Controller:
                 self.queue.add(ObjectKey.of(sync))
 
     async def reconcile(self, key: ObjectKey) -> None:
-        if self.lookup(key.kind, key.namespace, key.name) is None:
+        """One reconcile of `key`, timed and counted; whatever happens, the key is queued again when due."""
+        cached = self.lookup(key.kind, key.namespace, key.name)
+        if cached is None:
             return
         failures = self.failures[key]
         started = time.monotonic()
@@ -247,13 +299,9 @@ class Controller:
                 requeue = await self.repositories.reconcile(obj, failures)
             else:
                 requeue = await self.syncs.reconcile(obj, failures)
-        except ApiError as error:
-            if not error.conflict:
-                log.warning("%s: %s", key, error)
-            requeue = Requeue.backoff(5.0, failures)
-        except MoorError as error:
-            log.warning("%s: %s", key, error)
-            requeue = Requeue.backoff(5.0, failures)
+        except Exception as error:  # nothing escapes a reconcile
+            await self._escaped(key, cached, error)
+            requeue = Requeue.after_error(error, RETRY_AFTER_ERROR, failures)
         result = "failure" if requeue.failed else "success"
         self.metrics.reconcile_duration.labels(key.kind, result).observe(time.monotonic() - started)
         if requeue.failed:

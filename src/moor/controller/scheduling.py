@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from moor.cluster.cache import InformerNotSynced
 from moor.cluster.client import ApiError, ApiUnreachable
 from moor.errors import MoorError
 from moor.resources import conditions
@@ -17,6 +18,8 @@ from moor.resources import conditions
 JITTER = 0.1
 MAX_BACKOFF = 600.0
 CLUSTER_BACKOFF_CAP = 15.0
+UNANSWERED_LISTS = frozenset({"unreachable", "timeout", "watch broken", "server error", "too many requests"})
+"""Reasons of an InformerNotSynced that mean the API server did not answer (rather than refused the list)."""
 
 
 def jittered(seconds: float, jitter: float = JITTER) -> float:
@@ -28,6 +31,8 @@ def cluster_failed(error: BaseException) -> bool:
     """True when the API server itself failed: unreachable, timed out, overloaded (429) or erroring (5xx)."""
     if isinstance(error, ApiUnreachable):
         return True
+    if isinstance(error, InformerNotSynced):
+        return error.reason in UNANSWERED_LISTS
     return isinstance(error, ApiError) and (error.status == 429 or error.status >= 500)
 
 

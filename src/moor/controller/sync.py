@@ -18,7 +18,7 @@ from typing import Any
 from moor.cluster.access import AccessReviewer
 from moor.cluster.api import KubeApi
 from moor.cluster.apply import Applier, ChangeSetRejected
-from moor.cluster.cache import LiveCache
+from moor.cluster.cache import InformerNotSynced, LiveCache
 from moor.cluster.client import ApiError
 from moor.cluster.discovery import ResourceType
 from moor.controller.desired import decryption_keys, desired_objects, sync_key
@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 FINALIZER = "moor.dev/finalizer"
 DEFAULT_RETRY_INTERVAL = 5.0
+WATCH_DEADLINE = 30.0
+"""Seconds a pass waits for the first list of a kind it touches before it fails with WatchFailed."""
 """Seconds before retrying a Sync whose spec gives no retry interval (it does not parse, or is being deleted)."""
 
 Lookup = Callable[[str, str, str], KubeObject | None]
@@ -372,7 +374,8 @@ class SyncReconciler:
 
     async def watch(self, desired: Sequence[ObjectRef], inventory: Sequence[ObjectRef], *, wait: bool = True) -> None:
         """Makes sure the live cache watches every kind this Sync touches that the cluster serves, and (with
-        `wait`) that each kind's first list has arrived."""
+        `wait`) that each kind's first list has arrived: a kind that may not be listed, or whose list does
+        not arrive within WATCH_DEADLINE seconds, fails the pass (WatchFailed) instead of holding it."""
         resources: dict[tuple[str, str], ResourceType] = {}
         watched: set[tuple[str, str]] = set()
         kinds = {(ref.group, ref.kind): ref for refs in (desired, inventory) for ref in refs}
@@ -381,9 +384,14 @@ class SyncReconciler:
                 watched.add(kind)  # maybe started by another Sync a moment ago: wait for its first list below
             elif (resource := await self.api.discovery.resolve_ref(ref)) is not None:
                 resources[kind] = resource
-        await self.live.watch_kinds(resources.values(), wait=wait)
-        for kind in watched if wait else ():
-            await self.live.wait_synced(*kind)
+        try:
+            await self.live.watch_kinds(resources.values(), wait=wait, within=WATCH_DEADLINE)
+            for kind in watched if wait else ():
+                await self.live.wait_synced(*kind, within=WATCH_DEADLINE)
+        except InformerNotSynced as error:
+            if cluster_failed(error):  # the API server did not answer: reported as such, retried soon
+                raise
+            raise SyncFailed(conditions.WATCH_FAILED, str(error)) from None
 
     async def check_reads(
         self, attempt: Attempt, spec: SyncSpec, desired: DesiredSet, inventory: Sequence[ObjectRef]

@@ -4,15 +4,18 @@ through their Providers, without ever holding up a reconcile.
 The event listener only puts the event on a bounded queue (dropped with a log line when full). One
 task routes each event: Alerts and Providers come from their own watches, the repository URL from
 the controller's informers. Each Provider has its own bounded lane and task, so a slow or failing
-receiver delays only itself, and a commit's statuses arrive in the order they happened.
+receiver delays only itself, and a commit's statuses arrive in the order they happened. The router
+and every lane run supervised: one that fails is logged and restarted (its queue kept), and
+`problems()` names it meanwhile, with the Provider and Alert watches that are failing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
+import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from moor.cluster.api import KubeApi
-from moor.cluster.cache import KindInformer, LiveChange
+from moor.cluster.cache import InformerNotSynced, KindInformer, LiveChange
 from moor.errors import MoorError
 from moor.notify.dedup import DEFAULT_WINDOW, Deduplicator
 from moor.notify.delivery import DeliveryFailed, RetryPolicy, deliver
@@ -33,6 +36,7 @@ from moor.objects import KubeObject, ObjectRef
 from moor.record.events import WARNING, RecordedEvent, event_for
 from moor.record.metrics import Metrics
 from moor.resources import ALERT, API_VERSION, GITREPOSITORY, PROVIDER, SYNC, CustomResourceKind, SpecError
+from moor.supervised import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +77,7 @@ class Notifier:
         self._events: asyncio.Queue[RecordedEvent] = asyncio.Queue(self.options.queue_size)
         self._informers: dict[str, KindInformer] = {}
         self._lanes: dict[ProviderKey, asyncio.Queue[Delivery]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = Supervisor(metrics.task_restarts if metrics is not None else None)
         self._session: aiohttp.ClientSession | None = None
         self._parsed: dict[tuple[str, str, str], tuple[str, Any]] = {}
         self._last_failure: dict[ProviderKey, str] = {}
@@ -100,17 +104,16 @@ class Notifier:
         for informer in self._informers.values():
             informer.start()
         for informer in self._informers.values():
-            await informer.wait_synced()
+            try:
+                await informer.wait_synced()
+            except InformerNotSynced as error:
+                # Keeps trying in the background; meanwhile, Alerts it cannot see send nothing.
+                log.warning("notifications start without every Alert and Provider: %s", error)
         self._session = aiohttp.ClientSession()
-        self._tasks.append(asyncio.create_task(self._route_events(), name="notifications"))
+        self._tasks.start("notifications", self._route_events)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._tasks.stop()
         await self._stop_informers()
         if self._session is not None:
             await self._session.close()
@@ -118,6 +121,16 @@ class Notifier:
         waiting = self._events.qsize() + sum(lane.qsize() for lane in self._lanes.values())
         if waiting:
             log.info("shutting down with %d notification(s) not sent", waiting)
+
+    def problems(self) -> list[str]:
+        """Failing Provider and Alert watches, and routing or sending tasks being restarted (for /healthz)."""
+        now = time.monotonic()
+        watches = [
+            f"{informer.name}: {state.error} (failing for {now - state.since:.0f}s)"
+            for informer in self._informers.values()
+            if (state := informer.state).phase == "failing"
+        ]
+        return [*watches, *self._tasks.problems()]
 
     async def _stop_informers(self) -> None:
         for informer in self._informers.values():
@@ -224,7 +237,7 @@ class Notifier:
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = asyncio.Queue(self.options.lane_size)
-            self._tasks.append(asyncio.create_task(self._drain(key, lane), name=f"notifications {key}"))
+            self._tasks.start(f"notifications {key}", functools.partial(self._drain, key, lane))
         try:
             lane.put_nowait(delivery)
         except asyncio.QueueFull:

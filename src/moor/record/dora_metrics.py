@@ -1,5 +1,10 @@
 """Keeps the delivery metrics (DORA) on `/metrics` current: recomputed from one list of every SyncRecord,
-every `interval` and a few seconds after a Sync records a result (never per object, never in a reconcile)."""
+every `interval` and a few seconds after a Sync records a result (never per object, never in a reconcile).
+
+The loop runs supervised: an error of the API server is logged and tried again at the next turn; any
+other error (a record it cannot read, a bug) restarts the loop with backoff, counted in
+`moor_task_restarts_total{task="delivery metrics"}` and named by `problems()` meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ from moor.record.events import RecordedEvent
 from moor.record.history import HistoryStore
 from moor.record.metrics import Metrics
 from moor.resources import SYNC
+from moor.supervised import Supervisor
 
 log = logging.getLogger(__name__)
 
+TASK_NAME = "delivery metrics"
 DEFAULT_INTERVAL = 60.0
 SETTLE = 5.0
 """After a Sync's result, wait this long (gathering others) before recomputing."""
@@ -42,7 +49,7 @@ class DoraMetrics:
         self.window = window
         self.settle = settle
         self._soon = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = Supervisor(metrics.task_restarts)
 
     def listen(self, event: RecordedEvent) -> None:
         """An event listener: a Sync's new result makes the figures stale."""
@@ -50,15 +57,14 @@ class DoraMetrics:
             self._soon.set()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="delivery metrics")
+        self._tasks.start(TASK_NAME, self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.stop()
+
+    def problems(self) -> list[str]:
+        """The recomputation's failure, while it is being restarted (for /healthz)."""
+        return self._tasks.problems()
 
     async def refresh(self) -> None:
         records = await self.history.list("")
