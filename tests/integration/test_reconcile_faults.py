@@ -207,6 +207,25 @@ def test_a_record_cut_off_by_an_outage_says_so(
     assert not any("the controller stopped" in str(spec.get("detail")) for spec in records(moor))
 
 
+def test_bookkeeping_moor_cannot_write_is_named_in_the_status(
+    moor: Moor, git_repo: GitWorkspace, fault_proxy: FaultProxy, controllers: list[ControllerProcess], tmp_path: Path
+) -> None:
+    start_controller(controllers, fault_proxy.kubeconfig, tmp_path / "controller")
+    set_up(moor, git_repo)
+
+    forbidden = 'syncrecords.moor.dev is forbidden: User "moor" cannot create resource "syncrecords"'
+    fault_proxy.respond(403, rf"/namespaces/{moor.namespace}/syncrecords$", method="POST", message=forbidden)
+    publish(git_repo, "v2")
+    failed = moor.wait_condition("sync", "app", "False", reason="RecordFailed", timeout=45)
+    assert "could not write a SyncRecord" in failed["message"]
+    assert "forbidden" in failed["message"]
+    assert applied_version(moor) == "v1"  # nothing is applied that its history would not show
+
+    fault_proxy.clear()
+    synced_at(moor, "v2", timeout=60)
+    moor.wait_condition("sync", "app", "True", revision=git_repo.head(), timeout=60)
+
+
 def test_a_failing_background_task_is_restarted_and_the_controller_still_stops_cleanly(
     moor: Moor, private_cluster: ClusterInfo, controllers: list[ControllerProcess], tmp_path: Path
 ) -> None:

@@ -374,16 +374,23 @@ class SyncReporter:
             fields["rolledBackTo"] = rolled_back_to
         opened = False
         closing: Awaitable[Any] | None = None
+        unrecorded: RecordFailed | None = None
         ref = attempt.ref
         if attempt.record is not None:
             closing = recorded(f"SyncRecord {attempt.record.ref.name}", self.history.close(attempt.record, fields))
             status.pop("currentRecord", None)
         elif worth_recording:
             last_sequence = int(status.get("historySequence") or 0)
-            record = await recorded(f"a SyncRecord of {ref}", self.history.open(attempt.sync, last_sequence, fields))
-            status["historySequence"] = record.sequence
-            closing = recorded(f"SyncRecord {record.ref.name}", self.history.close(record, fields))
-            opened = True
+            try:
+                record = await recorded(
+                    f"a SyncRecord of {ref}", self.history.open(attempt.sync, last_sequence, fields)
+                )
+            except RecordFailed as error:
+                unrecorded = error  # the status is written all the same, then the failure is raised
+            else:
+                status["historySequence"] = record.sequence
+                closing = recorded(f"SyncRecord {record.ref.name}", self.history.close(record, fields))
+                opened = True
         elif failed and status.get("historySequence"):
             # The same failure again: count it on its record rather than adding one per retry.
             repeated = record_ref(ref.namespace, ref.name, int(status["historySequence"]))
@@ -401,6 +408,8 @@ class SyncReporter:
         for written in writes:
             if isinstance(written, BaseException):
                 raise written
+        if unrecorded is not None:
+            raise unrecorded
         if opened or attempt.record is not None:
             newest = int(status["historySequence"])
             await recorded(
