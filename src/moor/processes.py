@@ -9,6 +9,8 @@ caller gives. It is bounded by:
   and `GOMEMLIMIT` a little below it so that the Go garbage collector works harder before the limit is
   hit. A program that fails for lack of memory under a limit is a MemoryLimitExceeded;
 - CPU time: `max_cpu_seconds` per process (RLIMIT_CPU), beyond which the kernel kills it.
+The memory and CPU limits are set by util-linux's `prlimit`, which then execs the program (where it is
+missing, between fork and exec: correct, but slower in proportion to the controller's memory).
 The whole group is also killed when the caller is cancelled, and after the program ends (so nothing
 it started in the background outlives the run). Standard error is always drained, so the program can
 never block on it; its beginning and end are kept for messages.
@@ -21,10 +23,12 @@ import math
 import os
 import re
 import resource
+import shutil
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from moor.errors import MoorError
@@ -127,10 +131,14 @@ async def run_process(
     child_env = dict(env)
     if limits.max_memory is not None:
         child_env.setdefault("GOMEMLIMIT", str(int(limits.max_memory * _GO_SHARE)))
+    command = [str(arg) for arg in argv]
     preexec = _ChildLimits(limits.max_memory, limits.max_cpu_seconds)
+    if preexec.needed and (prlimit := _prlimit_program()) is not None:
+        command = [prlimit, *preexec.prlimit_options(), "--", _resolve(command[0], child_env, what), *command[1:]]
+        preexec.needed = False
     try:
         process = await asyncio.create_subprocess_exec(
-            *(str(arg) for arg in argv),
+            *command,
             cwd=cwd,
             env=child_env,
             stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
@@ -169,13 +177,33 @@ def _raise_for_limits(what: str, returncode: int, stderr: bytes, limits: Process
         raise ProcessTimedOut(f"{what} used more than its {limits.max_cpu_seconds:g} seconds of CPU time", what=what)
 
 
+@cache
+def _prlimit_program() -> str | None:
+    """util-linux's `prlimit`, which sets the limits and execs the program: a millisecond, where setting
+    them between fork and exec forces a full fork of the controller (20 ms at 200 MiB of memory)."""
+    return shutil.which("prlimit")
+
+
+def _resolve(program: str, env: Mapping[str, str], what: str) -> str:
+    """The program's path, found as exec would find it (a program prlimit cannot find is not started)."""
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise ProgramNotStarted(f"{what} could not start {program}: No such file or directory", what=what)
+    return found
+
+
 class _ChildLimits:
-    """Sets the resource limits in the child between fork and exec: a C call each, nothing that locks."""
+    """The resource limits of a child: given to `prlimit`, or (without it) set between fork and exec."""
 
     def __init__(self, max_memory: int | None, max_cpu_seconds: float | None) -> None:
         self._memory = max_memory
         self._cpu = None if max_cpu_seconds is None else max(1, math.ceil(max_cpu_seconds))
         self.needed = max_memory is not None or max_cpu_seconds is not None
+
+    def prlimit_options(self) -> list[str]:
+        """The same limits as `prlimit` options (each sets the soft and the hard limit)."""
+        options = [] if self._memory is None else [f"--data={self._memory}"]
+        return options + ([] if self._cpu is None else [f"--cpu={self._cpu}"])
 
     def __call__(self) -> None:
         if self._memory is not None:
