@@ -16,8 +16,8 @@ from moor.cluster.cache import (
     classify_failure,
     resource_name,
 )
-from moor.cluster.client import ApiError, ApiUnreachable
 from moor.cluster.discovery import ResourceType
+from moor.cluster.errors import ApiError, ApiTimeout, ApiUnreachable
 
 DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments", True)
 CONFIG_MAPS = ResourceType("", "v1", "ConfigMap", "configmaps", True)
@@ -45,6 +45,12 @@ def test_no_answer_is_retried_soon_and_never_called_refused() -> None:
     unreachable = classify_failure(ApiUnreachable("cannot reach the API server at https://x: refused"))
     stalled = classify_failure(WatchBroken("the watch stream was still open, silent, after 330s"))
     timed_out = classify_failure(TimeoutError())
+    slow = classify_failure(ApiTimeout("list /api/v1/configmaps: no answer within 60 s", 60.0))
+    assert (slow.reason, slow.detail, slow.pace) == (
+        "timeout",
+        "list /api/v1/configmaps: no answer within 60 s",
+        RECONNECT,
+    )
     assert (unreachable.reason, unreachable.pace, unreachable.refused) == ("unreachable", RECONNECT, False)
     assert (stalled.reason, stalled.pace) == ("watch broken", RECONNECT)
     assert (timed_out.reason, timed_out.detail) == ("timeout", "no answer in time")
@@ -65,8 +71,16 @@ def test_after_the_server_comes_back_the_next_try_is_at_most_two_seconds_away() 
 
 
 def test_jitter_only_shortens_a_pause_by_up_to_half() -> None:
-    assert BUSY.delay(10, jitter=0.0) == 5.0
-    assert BUSY.delay(10, jitter=0.999) == pytest.approx(2.5, abs=0.01)
+    assert BUSY.next_delay(10, 0.0, rng=lambda: 0.0) == 5.0
+    assert BUSY.next_delay(10, 0.0, rng=lambda: 0.999) == pytest.approx(2.5, abs=0.01)
+    failure = classify_failure(ApiError(503, "", "the aggregated API is down"))
+    assert all(2.5 <= failure.pause(in_a_row) <= 5.0 for in_a_row in range(5, 100)), "an informer never gives up"
+
+
+def test_a_server_that_says_when_to_come_back_is_heard() -> None:
+    failure = classify_failure(ApiError.of(429, "TooManyRequests", "slow down", retry_after=4.0))
+    assert (failure.reason, failure.retry_after) == ("too many requests", 4.0)
+    assert 4.0 <= failure.pause(1) <= 5.0, "Retry-After is a minimum, capped at the pace's longest pause"
 
 
 def test_a_kind_that_may_not_be_listed_is_retried_slowly() -> None:

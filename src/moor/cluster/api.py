@@ -115,7 +115,7 @@ class KubeApi:
         async for event in self.client.stream(resource.collection_path(namespace), params, decode):
             if event.get("type") == "ERROR":
                 status = event.get("object") or {}
-                raise ApiError(
+                raise ApiError.of(
                     int(status.get("code", 500)),
                     str(status.get("reason", "")),
                     str(status.get("message", "watch error")),

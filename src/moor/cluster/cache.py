@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import random
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -36,10 +37,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from moor.cluster.api import PAGE_SIZE, KubeApi
-from moor.cluster.client import ApiError, ApiUnreachable, Decode
+from moor.cluster.client import Decode
 from moor.cluster.discovery import ResourceType
+from moor.cluster.errors import ApiError, ApiTimeout, ApiUnreachable
 from moor.errors import MoorError
 from moor.objects import SYNC_LABEL, KubeObject, ObjectRef
+from moor.retry import RetryPolicy
 from moor.shared_strings import SharedJsonDecoder
 
 log = logging.getLogger(__name__)
@@ -85,25 +88,18 @@ class InformerState:
     since: float = 0.0
 
 
-@dataclass(frozen=True)
-class RetryPace:
-    """Pauses between tries: `first` seconds, doubling, capped at `cap`; jitter takes up to half off."""
-
-    first: float
-    cap: float
-
-    def delay(self, attempt: int, jitter: float = 0.0) -> float:
-        """The pause after the `attempt`-th failure in a row; `jitter` in [0, 1) shortens it by up to half."""
-        return min(self.cap, self.first * 2.0 ** min(attempt - 1, 32)) * (1.0 - jitter / 2)
+def _paced(first: float, cap: float) -> RetryPolicy:
+    """Pauses between an informer's tries: it never gives up, so only the pace matters (jitter takes up to half off)."""
+    return RetryPolicy(attempts=sys.maxsize, first_delay=first, max_delay=cap, jitter=0.5)
 
 
-RECONNECT = RetryPace(first=0.25, cap=2.0)
+RECONNECT = _paced(0.25, 2.0)
 """The API server did not answer: it may be back any moment."""
-BUSY = RetryPace(first=0.5, cap=5.0)
+BUSY = _paced(0.5, 5.0)
 """The API server answered 429 or 5xx (an aggregated API down, priority and fairness shedding load)."""
-REFUSED = RetryPace(first=2.0, cap=30.0)
+REFUSED = _paced(2.0, 30.0)
 """Not allowed or not served: only a change of RBAC or of the served kinds heals it."""
-UNEXPECTED = RetryPace(first=1.0, cap=30.0)
+UNEXPECTED = _paced(1.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,13 @@ class InformerFailure:
     """Short: forbidden, unauthorized, not served, unreachable, timeout, watch broken, server error,
     too many requests, error."""
     detail: str
-    pace: RetryPace
+    pace: RetryPolicy
+    retry_after: float | None = None
+    """What the server asked for (Retry-After on a 429 or 503), in seconds."""
+
+    def pause(self, failures_in_a_row: int) -> float:
+        """Seconds to wait before the next try after this many failures in a row (jittered)."""
+        return self.pace.next_delay(failures_in_a_row, 0.0, self.retry_after) or self.pace.max_delay
 
     @property
     def refused(self) -> bool:
@@ -128,17 +130,18 @@ def classify_failure(error: BaseException) -> InformerFailure:
         reason, pace = _BY_STATUS.get(error.status, ("error", UNEXPECTED))
         if error.status >= 500:
             reason, pace = "server error", BUSY
-        return InformerFailure(reason, str(error) or f"the API server answered {error.status}", pace)
+        detail = str(error) or f"the API server answered {error.status}"
+        return InformerFailure(reason, detail, pace, error.retry_after)
     if isinstance(error, WatchBroken):
         return InformerFailure("watch broken", str(error), RECONNECT)
-    if isinstance(error, TimeoutError):
+    if isinstance(error, ApiTimeout | TimeoutError):
         return InformerFailure("timeout", str(error) or "no answer in time", RECONNECT)
     if isinstance(error, ApiUnreachable):
         return InformerFailure("unreachable", str(error), RECONNECT)
     return InformerFailure("error", f"{type(error).__name__}: {error}", UNEXPECTED)
 
 
-_BY_STATUS: dict[int, tuple[str, RetryPace]] = {
+_BY_STATUS: dict[int, tuple[str, RetryPolicy]] = {
     401: ("unauthorized", REFUSED),
     403: ("forbidden", REFUSED),
     404: ("not served", REFUSED),
@@ -384,7 +387,7 @@ class KindInformer:
             log.warning(
                 "%s: %s; trying again%s", self.name, self._state.error, more, exc_info=failure.pace is UNEXPECTED
             )
-        await asyncio.sleep(failure.pace.delay(self._failures_in_a_row, random.random()))
+        await asyncio.sleep(failure.pause(self._failures_in_a_row))
 
     def _enter(self, phase: Phase, error: str = "") -> None:
         since = self._state.since if self._state.phase == phase else time.monotonic()
