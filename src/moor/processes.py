@@ -37,6 +37,7 @@ MIB = 1024 * 1024
 _CHUNK = 256 * 1024
 _STDERR_HEAD = 32 * 1024
 _STDERR_TAIL = 32 * 1024
+_DRAIN_GRACE = 5.0
 _GO_SHARE = 0.9
 """GOMEMLIMIT as a share of the memory limit: the Go collector's target, below the hard limit."""
 _OUT_OF_MEMORY = re.compile(
@@ -162,7 +163,7 @@ async def run_process(
         await _kill_group(process)
         if feeder is not None:
             feeder.cancel()
-        stderr = await asyncio.shield(stderr_reader)  # ends once every holder of the pipe has exited
+        stderr = await _drained(stderr_reader)
     _raise_for_limits(what, returncode, stderr, limits)
     return Completed(what, returncode, stdout, stderr)
 
@@ -243,6 +244,16 @@ async def _read_ends(stream: asyncio.StreamReader) -> bytes:
             del tail[: len(tail) - _STDERR_TAIL]
             skipped = True
     return bytes(head + (b"\n...\n" if skipped else b"") + tail)
+
+
+async def _drained(reader: asyncio.Future[bytes]) -> bytes:
+    """The program's error output, complete once every holder of the pipe has exited: empty when, after a
+    grace period, something that escaped its process group (a daemon of its own session) still holds it."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(reader), _DRAIN_GRACE)
+    except TimeoutError:
+        reader.cancel()
+        return b""
 
 
 async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:

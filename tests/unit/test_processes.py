@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -110,6 +112,17 @@ async def test_nothing_a_program_started_outlives_it(tmp_path: Path) -> None:
     shell, background = await read_pids(pids, 2)
     await eventually_gone([background])
     assert group_members(shell) == []
+
+
+async def test_a_daemon_that_escaped_the_group_does_not_hold_the_run(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    script = f"setsid sleep 100 >/dev/null </dev/null & echo $! > {pids}; echo started"
+    started = time.monotonic()
+    completed = await run_process(["sh", "-c", script], what="daemoniser", env={}, limits=ProcessLimits(60))
+    (daemon,) = await read_pids(pids, 1)
+    os.kill(daemon, signal.SIGKILL)
+    assert completed.stdout == b"started\n"
+    assert time.monotonic() - started < 30, "its error output was given up on after a grace period"
 
 
 async def test_a_cancelled_caller_kills_the_whole_process_group(tmp_path: Path) -> None:
