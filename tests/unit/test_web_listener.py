@@ -11,9 +11,17 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from moor.web import probes
-from moor.web.listener import Listener, ListenerLimits, connection_cap, raise_open_file_limit, serve_app
+from moor.web.listener import (
+    Listener,
+    ListenerLimits,
+    ListenerMetrics,
+    connection_cap,
+    raise_open_file_limit,
+    serve_app,
+)
 
 FAST = ListenerLimits(header_timeout=0.5, idle_timeout=0.5, request_timeout=1.0, max_connections_per_peer=4)
 
@@ -41,19 +49,40 @@ async def get(port: int, path: str = "/healthz", *, source: str = "127.0.0.1") -
 
 
 @pytest.fixture
-async def health() -> AsyncIterator[Listener]:
-    listener = await probes.serve(0, address="127.0.0.1", limits=FAST)
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+async def health(registry: CollectorRegistry) -> AsyncIterator[Listener]:
+    listener = await probes.serve(0, address="127.0.0.1", limits=FAST, metrics=ListenerMetrics(registry))
     yield listener
     await listener.close()
 
 
-async def test_a_connection_that_never_finishes_its_request_head_is_closed(health: Listener) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", health.port)
-    writer.write(b"GET /healthz HTTP/1.1\r\nHost: mo")
-    started = time.monotonic()
-    assert await closed_by_server(reader)
+def closed(registry: CollectorRegistry, reason: str) -> float:
+    labels = {"listener": "health", "reason": reason}
+    return registry.get_sample_value("moor_http_connections_closed_total", labels) or 0.0
+
+
+async def test_a_connection_that_never_finishes_its_request_head_is_closed(
+    health: Listener, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        slow = [await asyncio.open_connection("127.0.0.1", health.port) for _ in range(3)]
+        assert registry.get_sample_value("moor_http_connections", {"listener": "health"}) == 3
+        started = time.monotonic()
+        for _, writer in slow:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: mo")
+        assert all([await closed_by_server(reader) for reader, _ in slow])
     assert time.monotonic() - started < 5
     assert health.connections == 0
+    assert closed(registry, "header-timeout") == 3
+    assert registry.get_sample_value("moor_http_connections", {"listener": "health"}) == 0
+    lines = [record.getMessage() for record in caplog.records if "closed a connection" in record.getMessage()]
+    assert lines == [
+        "health listener on 127.0.0.1:0: closed a connection because its request head did not arrive in time"
+    ]
 
 
 async def test_a_kept_alive_connection_left_idle_is_closed(health: Listener) -> None:
@@ -63,7 +92,9 @@ async def test_a_kept_alive_connection_left_idle_is_closed(health: Listener) -> 
     assert await closed_by_server(reader)
 
 
-async def test_a_new_connection_takes_the_place_of_the_oldest_idle_one_of_its_address(health: Listener) -> None:
+async def test_a_new_connection_takes_the_place_of_the_oldest_idle_one_of_its_address(
+    health: Listener, registry: CollectorRegistry
+) -> None:
     slow = [await asyncio.open_connection("127.0.0.1", health.port) for _ in range(FAST.max_connections_per_peer)]
     for _, writer in slow:
         writer.write(b"GET /healthz HTTP/1.1\r\n")
@@ -71,6 +102,7 @@ async def test_a_new_connection_takes_the_place_of_the_oldest_idle_one_of_its_ad
     assert await get(health.port) == (200, b"ok")
     assert await closed_by_server(slow[0][0], within=0.3), "the oldest slow connection made room"
     assert health.connections <= FAST.max_connections_per_peer
+    assert closed(registry, "evicted") == 1
 
 
 async def test_other_addresses_keep_their_connections(health: Listener) -> None:

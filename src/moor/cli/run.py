@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from prometheus_client import CollectorRegistry
 
 from moor.cli.options import Target, target_options
 from moor.cluster.api import KubeApi
@@ -24,7 +23,7 @@ from moor.resources.fields import DNS1123_SUBDOMAIN
 from moor.source import ArtifactLimits, SourceError, parse_size
 from moor.source.limits import DEFAULT_MAX_FILES
 from moor.web import probes
-from moor.web.listener import Listener, raise_open_file_limit
+from moor.web.listener import Listener, ListenerMetrics, raise_open_file_limit
 from moor.web.webhooks import DEFAULT_SECRET_NAME, SecretRef, WebhookSettings, serve_webhooks
 
 DEFAULT_NAMESPACE = "moor-system"
@@ -218,28 +217,35 @@ async def _run(
         api = KubeApi(client)
         controller = Controller(api, options)
         listeners: list[Listener] = []
+        metrics = ListenerMetrics(controller.metrics.registry)
         try:
             if ports.health:
-                listeners.append(await _serve(ports.health, "health checks", controller))
+                listeners.append(await _serve(ports.health, "health checks", controller, metrics))
             if ports.metrics:
-                listeners.append(await _serve(ports.metrics, "metrics", controller, controller.metrics.registry))
+                listeners.append(await _serve(ports.metrics, "metrics", controller, metrics, publish=True))
             if webhooks is not None:
-                listeners.append(await _serve_webhooks(api, webhooks, ports.webhook_address, ports.webhooks))
+                listeners.append(await _serve_webhooks(api, webhooks, ports.webhook_address, ports.webhooks, metrics))
             await controller.run(stop)
         finally:
             for listener in listeners:
                 await listener.close()
 
 
-async def _serve_webhooks(api: KubeApi, settings: WebhookSettings, address: str, port: int) -> Listener:
+async def _serve_webhooks(
+    api: KubeApi, settings: WebhookSettings, address: str, port: int, metrics: ListenerMetrics
+) -> Listener:
     try:
-        return await serve_webhooks(api, settings, address, port)
+        return await serve_webhooks(api, settings, address, port, metrics=metrics)
     except OSError as error:
         raise click.ClickException(f"cannot receive webhooks on {address}:{port}: {error.strerror or error}") from None
 
 
-async def _serve(port: int, what: str, controller: Controller, registry: CollectorRegistry | None = None) -> Listener:
+async def _serve(
+    port: int, what: str, controller: Controller, metrics: ListenerMetrics, *, publish: bool = False
+) -> Listener:
+    """`/healthz` on `port`, and `/metrics` when `publish`."""
+    registry = controller.metrics.registry if publish else None
     try:
-        return await probes.serve(port, registry=registry, problems=controller.problems)
+        return await probes.serve(port, registry=registry, problems=controller.problems, metrics=metrics)
     except OSError as error:
         raise click.ClickException(f"cannot serve {what} on port {port}: {error.strerror or error}") from None

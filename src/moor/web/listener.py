@@ -12,24 +12,27 @@ Every connection is bounded:
 - request heads are limited in size by aiohttp (`max_line_size`, `max_field_size`, `max_headers`)
   and bodies by the application's `client_max_size`.
 Connections closed for these reasons, and failed accepts (EMFILE), are logged at most once a minute
-per listener, as one line with a count, never as a traceback.
+per listener and reason, as one line with a count, never as a traceback; with `ListenerMetrics` they
+are counted in `moor_http_connections_closed_total{listener, reason}` beside the gauge
+`moor_http_connections{listener}`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import logging
 import math
 import resource
 import time
 import weakref
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,32 @@ _FILE_LIMIT_SHARE = 8
 """A listener may hold at most 1/8 of the process's open-file limit."""
 _LOG_INTERVAL = 60.0
 _ACCEPT_FAILED = "socket.accept() out of system resource"
+
+
+CloseReason = Literal["header-timeout", "idle-timeout", "request-timeout", "evicted", "refused", "stopped"]
+_WHY: dict[CloseReason, str] = {
+    "header-timeout": "its request head did not arrive in time",
+    "idle-timeout": "it stayed idle too long",
+    "request-timeout": "its request took too long",
+    "evicted": "another connection needed its place",
+    "refused": "every connection was busy",
+    "stopped": "the listener stopped",
+}
+
+
+class ListenerMetrics:
+    """What the listeners do with connections, in the controller's registry (`--metrics-port`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.closed = Counter(
+            "moor_http_connections_closed",
+            "Connections an HTTP listener of Moor closed before the client did, by reason.",
+            ["listener", "reason"],
+            registry=registry,
+        )
+        self.open = Gauge(
+            "moor_http_connections", "Open connections of an HTTP listener of Moor.", ["listener"], registry=registry
+        )
 
 
 @dataclass(frozen=True)
@@ -98,16 +127,25 @@ class Listener:
 
 
 async def serve_app(
-    app: web.Application, host: str, port: int, *, name: str, limits: ListenerLimits | None = None
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    name: str,
+    limits: ListenerLimits | None = None,
+    metrics: ListenerMetrics | None = None,
 ) -> Listener:
-    """Serves `app` on host:port within `limits` (see the module docstring); OSError when it cannot listen."""
+    """Serves `app` on host:port within `limits` (see the module docstring); OSError when it cannot listen.
+
+    `name` (`webhooks`, `metrics`, `health`) names the listener in log lines and in the `listener` label.
+    """
     limits = limits or ListenerLimits()
-    guard = _Guard(name, limits, connection_cap(limits))
+    guard = _Guard(name, f"{name} listener on {host}:{port}", limits, connection_cap(limits), metrics)
     app.middlewares.append(guard.middleware)
     runner = web.AppRunner(
         app,
         access_log=None,
-        keepalive_timeout=limits.idle_timeout,
+        keepalive_timeout=2 * max(limits.header_timeout, limits.idle_timeout),  # a backstop: ours come first
         lingering_time=1.0,
         shutdown_timeout=2.0,
         max_line_size=limits.max_line_size,
@@ -172,7 +210,7 @@ class _GuardedConnection(asyncio.Protocol):
             return
         self._handler = self._handler_factory()
         self._handler.connection_made(transport)
-        self._arm(self._guard.limits.header_timeout, "its request head did not arrive in time")
+        self._arm(self._guard.limits.header_timeout, "header-timeout")
 
     def data_received(self, data: bytes) -> None:
         if self._handler is not None:
@@ -199,80 +237,97 @@ class _GuardedConnection(asyncio.Protocol):
 
     def request_started(self) -> None:
         self.busy += 1
-        self._arm(self._guard.limits.request_timeout, "its request took too long")
+        self._arm(self._guard.limits.request_timeout, "request-timeout")
 
     def request_finished(self) -> None:
         self.busy -= 1
         self.served += 1
         if not self.busy:
-            self._arm(self._guard.limits.idle_timeout, "it stayed idle too long")
+            self._arm(self._guard.limits.idle_timeout, "idle-timeout")
 
-    def close(self, why: str) -> None:
+    def close(self, reason: CloseReason) -> None:
         transport = self.transport
         if isinstance(transport, asyncio.Transport) and not transport.is_closing():
-            self._guard.closed(why)
+            self._guard.closed(reason)
             transport.abort()
 
-    def _arm(self, seconds: float, why: str) -> None:
+    def _arm(self, seconds: float, reason: CloseReason) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
-        self._deadline = asyncio.get_running_loop().call_later(seconds, self.close, why)
+        self._deadline = asyncio.get_running_loop().call_later(seconds, self.close, reason)
 
 
 class _Guard:
     """The open connections of one listener, counted in all and per client address."""
 
-    def __init__(self, name: str, limits: ListenerLimits, cap: int) -> None:
+    def __init__(
+        self, name: str, where: str, limits: ListenerLimits, cap: int, metrics: ListenerMetrics | None
+    ) -> None:
         self.name = name
         self.limits = limits
+        self._metrics = metrics
         self.cap = cap
         self.per_peer_cap = max(1, min(limits.max_connections_per_peer, cap))
         self._open: dict[_GuardedConnection, None] = {}  # oldest first
         self._by_transport: dict[asyncio.BaseTransport | None, _GuardedConnection] = {}
-        self._per_peer: Counter[str] = Counter()
+        self._per_peer: collections.Counter[str] = collections.Counter()
         self._refused = _Throttled(
-            f"{name}: refused a connection from %s: every connection is busy (limits: %d in all, %d per address)"
+            f"{where}: refused a connection from %s: every connection is busy (limits: %d in all, %d per address)"
         )
-        self._closed = _Throttled(f"{name}: closed a connection: %s", logging.INFO)
+        self._closed: dict[CloseReason, _Throttled] = {
+            reason: _Throttled(f"{where}: closed a connection because {why}", logging.INFO)
+            for reason, why in _WHY.items()
+            if reason != "refused"
+        }
 
     def __len__(self) -> int:
         return len(self._open)
 
     def admit(self, connection: _GuardedConnection) -> bool:
         """Makes room for the connection (closing the oldest idle one over a cap), or refuses it."""
-        if self._per_peer[connection.peer] >= self.per_peer_cap and not self._evict(connection.peer):
+        over_peer_cap = self._per_peer[connection.peer] >= self.per_peer_cap
+        if (over_peer_cap and not self._evict(connection.peer)) or (len(self) >= self.cap and not self._evict(None)):
             self._refused.note(connection.peer, self.cap, self.per_peer_cap)
-            return False
-        if len(self._open) >= self.cap and not self._evict(None):
-            self._refused.note(connection.peer, self.cap, self.per_peer_cap)
+            self._count("refused")
             return False
         self._open[connection] = None
         self._by_transport[connection.transport] = connection
         self._per_peer[connection.peer] += 1
+        self._gauge(+1)
         return True
 
     def forget(self, connection: _GuardedConnection) -> None:
         if connection not in self._open:
             return
         del self._open[connection]
+        self._gauge(-1)
         self._by_transport.pop(connection.transport, None)
         self._per_peer[connection.peer] -= 1
         if not self._per_peer[connection.peer]:
             del self._per_peer[connection.peer]
 
-    def closed(self, why: str) -> None:
-        self._closed.note(why)
+    def closed(self, reason: CloseReason) -> None:
+        self._closed[reason].note()
+        self._count(reason)
 
     def close_all(self) -> None:
         for connection in list(self._open):
-            connection.close("the listener stopped")
+            connection.close("stopped")
+
+    def _count(self, reason: CloseReason) -> None:
+        if self._metrics is not None:
+            self._metrics.closed.labels(self.name, reason).inc()
+
+    def _gauge(self, change: int) -> None:
+        if self._metrics is not None:
+            self._metrics.open.labels(self.name).inc(change)
 
     def _evict(self, peer: str | None) -> bool:
         """Closes the oldest idle connection (of `peer`, or of anyone); False when there is none."""
         for connection in self._open:
             if connection.busy == 0 and (peer is None or connection.peer == peer):
                 self.forget(connection)
-                connection.close("another connection needed its place")
+                connection.close("evicted")
                 return True
         return False
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from moor.web.listener import Listener, ListenerLimits, serve_app
+from moor.web.listener import Listener, ListenerLimits, ListenerMetrics, serve_app
 
 _MAX_BODY = 64 * 1024
 """Probes take no body; anything larger is refused before it is read."""
@@ -44,8 +44,9 @@ async def serve(
     problems: Callable[[], list[str]] | None = None,
     address: str = "0.0.0.0",
     limits: ListenerLimits | None = None,
+    metrics: ListenerMetrics | None = None,
 ) -> Listener:
     """Serves `/healthz`, and `/metrics` from `registry` when one is given, on `address:port`."""
     app = create_app(registry=registry, problems=problems)
-    name = "metrics listener" if registry is not None else "health listener"
-    return await serve_app(app, address, port, name=f"{name} on port {port}", limits=limits)
+    name = "metrics" if registry is not None else "health"
+    return await serve_app(app, address, port, name=name, limits=limits, metrics=metrics)

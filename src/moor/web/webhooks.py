@@ -34,7 +34,7 @@ from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 from moor.resources import API_VERSION, GITREPOSITORY
 from moor.source.urls import redact_url
-from moor.web.listener import Listener, ListenerLimits, serve_app
+from moor.web.listener import Listener, ListenerLimits, ListenerMetrics, serve_app
 from moor.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -539,13 +539,18 @@ def create_app(api: KubeApi, settings: WebhookSettings) -> web.Application:
 
 
 async def serve_webhooks(
-    api: KubeApi, settings: WebhookSettings, host: str, port: int, *, limits: ListenerLimits | None = None
+    api: KubeApi,
+    settings: WebhookSettings,
+    host: str,
+    port: int,
+    *,
+    limits: ListenerLimits | None = None,
+    metrics: ListenerMetrics | None = None,
 ) -> Listener:
     """Starts listening on host:port (slow and numerous clients bounded: `moor.web.listener`); the caller
     stops it with `listener.close()`."""
-    listener = await serve_app(
-        create_app(api, settings), host, port, name=f"webhook receiver on {host}:{port}", limits=limits
-    )
+    app = create_app(api, settings)
+    listener = await serve_app(app, host, port, name="webhooks", limits=limits, metrics=metrics)
     log.info("webhook receiver listening on %s:%d%s (token from Secret %s)", host, port, HOOK_PATH, settings.secret)
     return listener
 
