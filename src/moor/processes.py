@@ -25,6 +25,7 @@ import re
 import resource
 import shutil
 import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ class Completed:
         """The standard output of a run that had to succeed; ProcessFailed otherwise."""
         if self.returncode != 0:
             raise ProcessFailed(
-                f"{self.what} failed with exit status {self.returncode}",
+                f"{self.what} failed: {describe_exit(self.returncode)}",
                 what=self.what,
                 returncode=self.returncode,
                 stderr=self.stderr,
@@ -133,10 +134,21 @@ async def run_process(
     if limits.max_memory is not None:
         child_env.setdefault("GOMEMLIMIT", str(int(limits.max_memory * _GO_SHARE)))
     command = [str(arg) for arg in argv]
-    preexec = _ChildLimits(limits.max_memory, limits.max_cpu_seconds)
-    if preexec.needed and (prlimit := _prlimit_program()) is not None:
-        command = [prlimit, *preexec.prlimit_options(), "--", _resolve(command[0], child_env, what), *command[1:]]
-        preexec.needed = False
+    child_limits = _ChildLimits(limits.max_memory, limits.max_cpu_seconds)
+    preexec_fn: _ChildLimits | None = None
+    if child_limits.needed:
+        prlimit = _prlimit_program()
+        if prlimit is not None:
+            command = [
+                prlimit,
+                *child_limits.prlimit_options(),
+                "--",
+                _resolve(command[0], child_env, what),
+                *command[1:],
+            ]
+        else:
+            preexec_fn = child_limits
+    started = time.monotonic()
     try:
         process = await asyncio.create_subprocess_exec(
             *command,
@@ -146,7 +158,7 @@ async def run_process(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=preexec if preexec.needed else None,
+            preexec_fn=preexec_fn,
         )
     except OSError as error:
         raise ProgramNotStarted(f"{what} could not start {argv[0]}: {error.strerror or error}", what=what) from None
@@ -164,18 +176,35 @@ async def run_process(
         if feeder is not None:
             feeder.cancel()
         stderr = await _drained(stderr_reader)
-    _raise_for_limits(what, returncode, stderr, limits)
+    _raise_for_limits(what, returncode, stderr, limits, time.monotonic() - started)
     return Completed(what, returncode, stdout, stderr)
 
 
-def _raise_for_limits(what: str, returncode: int, stderr: bytes, limits: ProcessLimits) -> None:
-    """A program that ended because it hit a memory or CPU limit is reported as that, not as a failure."""
+def describe_exit(returncode: int) -> str:
+    """How a program ended, in words: `exit status 3`, `killed by SIGKILL`."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
+
+
+def _raise_for_limits(what: str, returncode: int, stderr: bytes, limits: ProcessLimits, elapsed: float) -> None:
+    """A program that ended because it hit a memory or CPU limit is reported as that, not as a failure.
+
+    Past its CPU time a program gets SIGXCPU, which Go ignores, and a second later SIGKILL; a SIGKILL
+    counts as the CPU limit only when the program ran long enough to have used that much CPU time.
+    """
     if returncode == 0:
         return
     if limits.max_memory is not None and _OUT_OF_MEMORY.search(stderr):
         raise MemoryLimitExceeded(f"{what} exceeded the memory limit of {_mebibytes(limits.max_memory)}", what=what)
-    if limits.max_cpu_seconds is not None and returncode in (-signal.SIGKILL, -signal.SIGXCPU):
-        raise ProcessTimedOut(f"{what} used more than its {limits.max_cpu_seconds:g} seconds of CPU time", what=what)
+    cpu = limits.max_cpu_seconds
+    if cpu is None:
+        return
+    if returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and elapsed >= cpu / (os.cpu_count() or 1)):
+        raise ProcessTimedOut(f"{what} used more than its {cpu:g} seconds of CPU time", what=what)
 
 
 @cache
@@ -199,18 +228,19 @@ class _ChildLimits:
     def __init__(self, max_memory: int | None, max_cpu_seconds: float | None) -> None:
         self._memory = max_memory
         self._cpu = None if max_cpu_seconds is None else max(1, math.ceil(max_cpu_seconds))
+        """The soft limit (SIGXCPU); the hard one (SIGKILL) is a second later."""
         self.needed = max_memory is not None or max_cpu_seconds is not None
 
     def prlimit_options(self) -> list[str]:
         """The same limits as `prlimit` options (each sets the soft and the hard limit)."""
         options = [] if self._memory is None else [f"--data={self._memory}"]
-        return options + ([] if self._cpu is None else [f"--cpu={self._cpu}"])
+        return options + ([] if self._cpu is None else [f"--cpu={self._cpu}:{self._cpu + 1}"])
 
     def __call__(self) -> None:
         if self._memory is not None:
             resource.setrlimit(resource.RLIMIT_DATA, (self._memory, self._memory))
         if self._cpu is not None:
-            resource.setrlimit(resource.RLIMIT_CPU, (self._cpu, self._cpu))
+            resource.setrlimit(resource.RLIMIT_CPU, (self._cpu, self._cpu + 1))
 
 
 async def _read_stdout(

@@ -87,7 +87,7 @@ async def test_standard_input_is_fed_to_the_program() -> None:
 async def test_a_failure_carries_its_exit_status_and_error_output() -> None:
     code = "import sys; sys.stderr.write('it broke\\n'); sys.exit(3)"
     completed = await run_process(python(code), what="the tool", env={}, limits=ProcessLimits(10))
-    with pytest.raises(ProcessFailed, match=r"^the tool failed with exit status 3$") as failure:
+    with pytest.raises(ProcessFailed, match=r"^the tool failed: exit status 3$") as failure:
         completed.checked()
     assert (failure.value.returncode, failure.value.stderr) == (3, b"it broke\n")
 
@@ -183,6 +183,20 @@ async def test_a_program_over_its_cpu_time_is_stopped() -> None:
     with pytest.raises(ProcessTimedOut, match=r"^the spinner used more than its 1 seconds of CPU time$"):
         await run_process(python("while True: pass"), what="the spinner", env={}, limits=limits)
     assert time.monotonic() - started < 30
+
+
+async def test_a_program_that_ignores_sigxcpu_is_killed_at_the_hard_cpu_limit() -> None:
+    code = "import signal; signal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True: pass"  # as Go does
+    limits = ProcessLimits(60, max_cpu_seconds=1)
+    with pytest.raises(ProcessTimedOut, match=r"^the spinner used more than its 1 seconds of CPU time$"):
+        await run_process(python(code), what="the spinner", env={}, limits=limits)
+
+
+async def test_a_program_killed_by_a_signal_says_so() -> None:
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    completed = await run_process(python(code), what="the victim", env={}, limits=ProcessLimits(10))
+    with pytest.raises(ProcessFailed, match=r"^the victim failed: killed by SIGKILL$"):
+        completed.checked()
 
 
 async def test_a_consumer_that_refuses_the_output_stops_the_program(tmp_path: Path) -> None:

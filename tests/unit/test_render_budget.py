@@ -57,7 +57,10 @@ async def test_a_helm_template_that_needs_too_much_memory_fails_with_the_limit(
 ) -> None:
     configure_render_budget(limit)
     root = write_tree(tmp_path, doubling_chart(times))
-    with pytest.raises(RenderError, match=rf"^helm template of charts/bomb exceeded the memory limit of {shown}$"):
+    with pytest.raises(
+        RenderError,
+        match=rf"^helm template of charts/bomb exceeded the memory limit of {shown} \(moor run --max-render-memory\)$",
+    ):
         await render(RenderRequest(root=root, path="charts/bomb"))
 
 

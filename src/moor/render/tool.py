@@ -17,7 +17,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from moor.processes import Completed, ProcessError, ProcessFailed, ProcessLimits, run_process
+from moor.processes import (
+    Completed,
+    MemoryLimitExceeded,
+    ProcessError,
+    ProcessFailed,
+    ProcessLimits,
+    describe_exit,
+    run_process,
+)
 from moor.render.errors import RenderError
 
 GIB = 1024 * 1024 * 1024
@@ -106,6 +114,8 @@ async def run_renderer(
     try:
         async with render_slot():
             return await run_process(argv, what=what, env=env, limits=limits, cwd=cwd, stdin=stdin)
+    except MemoryLimitExceeded as error:
+        raise RenderError(f"{error} (moor run --max-render-memory)") from None
     except ProcessError as error:
         raise RenderError(str(error)) from None
 
@@ -130,7 +140,7 @@ async def run_tool(
     try:
         return completed.checked()
     except ProcessFailed as failure:
-        cause = _explain(failure.stderr, root) or f"exit status {failure.returncode}"
+        cause = _explain(failure.stderr, root) or describe_exit(failure.returncode)
         raise RenderError(f"{what} failed: {cause}") from None
 
 
