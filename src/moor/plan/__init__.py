@@ -27,6 +27,7 @@ from moor.plan.prepare import (
     with_arriving_kinds,
 )
 from moor.plan.remembered import RememberedComparisons
+from moor.plan.schema import FieldSchema, GroupVersionSchema, Schemas
 
 __all__ = [
     "ABSENT",
@@ -42,6 +43,8 @@ __all__ = [
     "FieldDifference",
     "FieldOwner",
     "FieldPath",
+    "FieldSchema",
+    "GroupVersionSchema",
     "Identity",
     "IsNamespaced",
     "ListKey",
@@ -52,6 +55,7 @@ __all__ = [
     "PathElement",
     "Plan",
     "RememberedComparisons",
+    "Schemas",
     "SetItem",
     "attribute_drift",
     "compare",

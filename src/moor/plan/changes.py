@@ -20,6 +20,7 @@ from moor.ordering import in_deletion_order
 from moor.plan.compare import FieldDifference, compare
 from moor.plan.desired_set import DesiredSet
 from moor.plan.remembered import RememberedComparisons
+from moor.plan.schema import Schemas
 
 Identity = tuple[str, str, str, str]
 
@@ -138,13 +139,15 @@ def plan_changes(
     *,
     sync_key: str | None = None,
     remembered: RememberedComparisons | None = None,
+    schemas: Schemas | None = None,
 ) -> Plan:
     """Decides what to write and what to delete, comparing prepared desired objects with the live cache.
 
     `live` maps `ObjectRef.identity` to the cached object; `inventory` is what the Sync applied last
     time. With `sync_key`, a live object labelled for another Sync (or no longer labelled) is never
     pruned. With `remembered`, comparisons whose two sides did not change since its last pass are
-    reused. Raises DuplicateObjectError when two desired objects name the same object.
+    reused. `schemas` are the API's schemas of the desired kinds (a kind without one is compared by
+    field names). Raises DuplicateObjectError when two desired objects name the same object.
     """
     if not isinstance(desired, DesiredSet):
         desired = DesiredSet.of(desired)
@@ -157,10 +160,11 @@ def plan_changes(
         if current is None:
             changes.append(ObjectChange(Action.CREATE, ref, desired=obj))
             continue
+        schema = None if schemas is None else schemas.for_kind(ref.api_version, ref.kind)
         if remembered is not None:
-            differences = remembered.compare(ref.identity, fingerprint, obj, current)
+            differences = remembered.compare(ref.identity, fingerprint, obj, current, schema)
         else:
-            differences = tuple(compare(obj, current))
+            differences = tuple(compare(obj, current, schema=schema))
         action = Action.UPDATE if differences else Action.UNCHANGED
         changes.append(ObjectChange(action, ref, desired=obj, live=current, differences=differences))
 
@@ -173,5 +177,5 @@ def plan_changes(
     changes.extend(change for change in decided if change.action is Action.PRUNE)
     changes.extend(change for change in decided if change.action is Action.KEEP)
     if remembered is not None:
-        remembered.end_pass()
+        remembered.end_pass(schemas)
     return Plan(tuple(changes))

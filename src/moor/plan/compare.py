@@ -5,7 +5,8 @@ comparison follows server-side apply: every value the desired object sets must b
 object (extra live fields are other managers' business), lists are matched by their merge keys
 (`moor.plan.lists`), values are compared as the server canonicalises them (`moor.plan.normalize`),
 and fields Moor applied earlier but Git no longer declares are differences too, because the next
-apply removes them.
+apply removes them. Which list is keyed by what, and which value is a quantity or an int-or-string,
+comes from the kind's schema (`moor.plan.schema`) when the API published one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from moor.plan.lists import AtomicList, ListMap, ScalarSet, list_semantics
 from moor.plan.managed_fields import applied_fields, element_of
 from moor.plan.normalize import comparable_desired, is_zero, key_values_equal, scalars_equal
 from moor.plan.paths import ROOT, FieldPath, ListKey, PathElement, SetItem
+from moor.plan.schema import FieldSchema
 
 
 class _Absent:
@@ -109,32 +111,34 @@ class _Comparison:
         sensitive = any(path.startswith(root) for root in self._sensitive_roots)
         self.differences.append(FieldDifference(path, desired, live, kind, sensitive))
 
-    def field(self, desired: Any, live: Any, path: FieldPath) -> None:
+    def field(self, desired: Any, live: Any, path: FieldPath, schema: FieldSchema | None) -> None:
         if desired is None:
             return  # an explicit null declares nothing
         if live is ABSENT or live is None:
             if not is_zero(desired):  # the server drops zero values of optional fields
                 self.report(path, desired, ABSENT, DifferenceKind.MISSING)
             return
-        self.value(desired, live, path)
+        self.value(desired, live, path, schema)
 
-    def value(self, desired: Any, live: Any, path: FieldPath) -> None:
+    def value(self, desired: Any, live: Any, path: FieldPath, schema: FieldSchema | None) -> None:
+        """Compares the values at `path`, which `schema` describes (None: the kind has no schema)."""
         if isinstance(desired, Mapping):
             if not isinstance(live, Mapping):
                 self.report(path, desired, live, DifferenceKind.CHANGED)
                 return
             for key, child in desired.items():
-                self.field(child, live.get(key, ABSENT), path / key)
+                self.field(child, live.get(key, ABSENT), path / key, None if schema is None else schema.field(key))
         elif isinstance(desired, list):
             if not isinstance(live, list):
                 self.report(path, desired, live, DifferenceKind.CHANGED)
                 return
-            self.compare_list(desired, live, path)
-        elif not scalars_equal(desired, live, path):
+            self.compare_list(desired, live, path, schema)
+        elif not scalars_equal(desired, live, path, schema):
             self.report(path, desired, live, DifferenceKind.CHANGED)
 
-    def compare_list(self, desired: list[Any], live: list[Any], path: FieldPath) -> None:
-        semantics = list_semantics(path.last_field_name, desired, live)
+    def compare_list(self, desired: list[Any], live: list[Any], path: FieldPath, schema: FieldSchema | None) -> None:
+        semantics = list_semantics(path.last_field_name, desired, live, schema)
+        items = None if schema is None else schema.items
         if isinstance(semantics, ListMap):
             for item in desired:
                 key = semantics.key_of(item)
@@ -144,25 +148,25 @@ class _Comparison:
                 if match is None:
                     self.report(path / key, item, ABSENT, DifferenceKind.MISSING)
                 else:  # name the item as the server does, e.g. with the defaulted protocol
-                    self.value(item, match, path / (semantics.key_of(match) or key))
+                    self.value(item, match, path / (semantics.key_of(match) or key), items)
         elif isinstance(semantics, ScalarSet):
             for item in desired:
-                if not any(scalars_equal(item, candidate, path) for candidate in live):
+                if not any(scalars_equal(item, candidate, path, items) for candidate in live):
                     self.report(path / SetItem.of(item), item, ABSENT, DifferenceKind.MISSING)
         elif isinstance(semantics, AtomicList):
-            self.atomic_list(desired, live, path)
+            self.atomic_list(desired, live, path, items)
 
-    def atomic_list(self, desired: list[Any], live: list[Any], path: FieldPath) -> None:
+    def atomic_list(self, desired: list[Any], live: list[Any], path: FieldPath, items: FieldSchema | None) -> None:
         if len(desired) != len(live):
             self.report(path, desired, live, DifferenceKind.CHANGED)
             return
         if all(not isinstance(item, Mapping | list) for item in desired):
-            if not all(scalars_equal(w, h, path) for w, h in zip(desired, live, strict=True)):
+            if not all(scalars_equal(w, h, path, items) for w, h in zip(desired, live, strict=True)):
                 self.report(path, desired, live, DifferenceKind.CHANGED)
             return
         for index, (want, have) in enumerate(zip(desired, live, strict=True)):
             if want is not None:
-                self.value(want, have, path / index)
+                self.value(want, have, path / index, items)
 
 
 def lookup(obj: Any, path: FieldPath) -> Any:
@@ -235,12 +239,17 @@ def _removed_fields(desired: Mapping[str, Any], live: Mapping[str, Any], manager
 
 
 def compare(
-    desired: Mapping[str, Any], live: Mapping[str, Any], *, manager: str = FIELD_MANAGER
+    desired: Mapping[str, Any],
+    live: Mapping[str, Any],
+    *,
+    manager: str = FIELD_MANAGER,
+    schema: FieldSchema | None = None,
 ) -> list[FieldDifference]:
     """The fields where `live` differs from `desired` (a prepared object, see `prepare_desired`).
 
     Empty when applying `desired` would change nothing Moor cares about; each difference says where,
-    what Git declares and what the cluster has.
+    what Git declares and what the cluster has. `schema` is the kind's schema (`Schemas.for_kind`);
+    without one, list keys, quantities and int-or-strings are recognised by field names.
     """
     want = comparable_desired(desired)
     sensitive = [ROOT / "data", ROOT / "stringData"] if _is_secret(desired) else []
@@ -250,7 +259,7 @@ def compare(
             continue
         if key == "metadata" and isinstance(value, Mapping):
             value = {name: item for name, item in value.items() if name not in _SERVER_METADATA}
-        comparison.field(value, live.get(key, ABSENT), ROOT / key)
+        comparison.field(value, live.get(key, ABSENT), ROOT / key, None if schema is None else schema.field(key))
     for path in _removed_fields(want, live, manager):
         comparison.report(path, ABSENT, lookup(live, path), DifferenceKind.REMOVED)
     return comparison.differences

@@ -1,10 +1,10 @@
 """How lists are matched item by item, following the merge keys of server-side apply.
 
-Lists named below are list-maps in the Kubernetes API (items are matched by their merge keys, order
-does not matter, and other managers may own extra items) or sets of scalars. Every other list is
-atomic: compared position by position, and a different length is a difference of the whole list.
-Custom resources carry their list types in their schema, which the plan does not see; for them the
-same names apply when the items carry the key fields, and everything else is atomic.
+A list is a list-map (items are matched by their key fields, order does not matter, and other managers
+may own extra items), a set of scalars, or atomic (compared position by position, and a different
+length is a difference of the whole list), as the API's schema declares (`moor.plan.schema`). For a
+kind the API published no schema for, the lists named below are list-maps or sets when their items
+carry the key fields, and everything else is atomic.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 
 from moor.plan.normalize import key_values_equal
 from moor.plan.paths import ListKey
+from moor.plan.schema import FieldSchema, ListType
 
-# List field name -> candidate key sets; the first whose fields every item carries is used.
+# Without a schema: list field name -> candidate key sets; the first whose fields every item carries is used.
 _LIST_MAP_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
     "containers": (("name",),),
     "initContainers": (("name",),),
@@ -46,6 +47,8 @@ class ListMap:
     """A list whose items are matched by these key fields."""
 
     keys: tuple[str, ...]
+    defaults: tuple[tuple[str, Any], ...] = ()
+    """Values of key fields an item may leave out (the schema's defaults), besides the server's own."""
 
     @classmethod
     def addressed_by(cls, key: ListKey) -> ListMap:
@@ -58,7 +61,9 @@ class ListMap:
             return None
         values: list[tuple[str, Any]] = []
         for name in self.keys:
-            value = item.get(name, _KEY_DEFAULTS.get(name))
+            value = item.get(name)
+            if value is None:
+                value = next((default for key, default in self.defaults if key == name), _KEY_DEFAULTS.get(name))
             if value is None or isinstance(value, Mapping | list):
                 return None
             values.append((name, value))
@@ -105,9 +110,28 @@ def _unique_keys(list_map: ListMap, items: Sequence[Any]) -> bool:
     return True
 
 
-def list_semantics(field_name: str | None, desired: Sequence[Any], live: Sequence[Any]) -> ListSemantics:
-    """How the list held by `field_name` is compared, given both sides' items."""
-    if field_name in _SET_LISTS and all(not isinstance(item, Mapping | list) for item in desired):
+def _scalars(items: Sequence[Any]) -> bool:
+    return all(not isinstance(item, Mapping | list) for item in items)
+
+
+def _declared_semantics(schema: FieldSchema, desired: Sequence[Any], live: Sequence[Any]) -> ListSemantics:
+    if schema.list_type is ListType.MAP:
+        list_map = ListMap(schema.list_keys, schema.key_defaults)
+        if _unique_keys(list_map, desired) and _unique_keys(list_map, live):
+            return list_map
+    elif schema.list_type is ListType.SET and _scalars(desired):
+        return ScalarSet()
+    return AtomicList()
+
+
+def list_semantics(
+    field_name: str | None, desired: Sequence[Any], live: Sequence[Any], schema: FieldSchema | None = None
+) -> ListSemantics:
+    """How the list held by `field_name` is compared, given both sides' items: as `schema` declares, or
+    (None: the kind has no schema) as the field's name suggests."""
+    if schema is not None:
+        return _declared_semantics(schema, desired, live)
+    if field_name in _SET_LISTS and _scalars(desired):
         return ScalarSet()
     for keys in _LIST_MAP_KEYS.get(field_name or "", ()):
         list_map = ListMap(keys)

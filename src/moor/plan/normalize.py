@@ -3,6 +3,10 @@
 The server rewrites some values it stores: resource quantities (`"0.5"` becomes `"500m"`, `1` becomes
 `"1"`), int-or-string fields, zero values of optional fields (dropped), Secret `stringData` (moved into
 base64 `data`). Comparing desired with live goes through these rules instead of plain equality.
+
+Which fields hold quantities and int-or-strings comes from the API's schema (`moor.plan.schema`). Only
+for a kind the API published no schema for are they guessed from field names (the tables below), the
+way Moor compared before it read schemas.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from moor.objects import KubeObject
 from moor.plan.paths import FieldPath
+from moor.plan.schema import FieldSchema
 
 _QUANTITY = re.compile(
     r"^(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
@@ -39,7 +44,7 @@ _SUFFIX_SCALE: dict[str, Decimal] = {
     "Ei": Decimal(2) ** 60,
 }
 
-# Maps whose values are all quantities: container resources, quotas, limit ranges, node and volume
+# Without a schema: maps whose values are all quantities: container resources, quotas, limit ranges, node and volume
 # capacity, pod overhead.
 _QUANTITY_MAPS = frozenset(
     {
@@ -134,19 +139,20 @@ def _int_text_equal(number: Any, text: Any) -> bool:
     )
 
 
-def scalars_equal(desired: Any, live: Any, path: FieldPath) -> bool:
-    """Equality of two leaf values as the API server would see them at `path`."""
+def scalars_equal(desired: Any, live: Any, path: FieldPath, schema: FieldSchema | None = None) -> bool:
+    """Equality of two leaf values as the API server would see them at `path`, which `schema` describes
+    (None: the kind has no schema, the field's name decides)."""
     if isinstance(desired, bool) or isinstance(live, bool):
         return type(desired) is type(live) and desired == live
     if desired == live and type(desired) is type(live):
         return True
     if _same_number(desired, live):
         return True
-    if _holds_quantity(path):
+    if schema.quantity if schema is not None else _holds_quantity(path):
         want, have = parse_quantity(desired), parse_quantity(live)
         if want is not None and have is not None:
             return want == have
-    if _holds_int_or_string(path):
+    if schema.int_or_string if schema is not None else _holds_int_or_string(path):
         return _int_text_equal(desired, live) or _int_text_equal(live, desired)
     return False
 

@@ -3,7 +3,8 @@
 Comparing a desired object with its live copy is the cost of planning (reading the live object's
 managedFields included). The result depends only on the two objects, and each is cheap to recognise
 again: the desired object by a digest of its content (`DesiredSet.fingerprints`, computed once per
-render) and the live copy by its `resourceVersion`. A remembered result is reused only when both
+render) and the live copy by its `resourceVersion`; the kind's schema by the document it comes from
+(a CRD whose schema changed can change the answer). A remembered result is reused only when all three
 match; anything else is compared afresh.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from moor.objects import FIELD_MANAGER, KubeObject
 from moor.plan.compare import FieldDifference, compare
+from moor.plan.schema import FieldSchema, Schemas
 
 Identity = tuple[str, str, str, str]
 
@@ -24,6 +26,8 @@ class _Comparison:
     desired: str
     """The desired object's fingerprint."""
     live_version: str
+    schema: str
+    """The source of the kind's schema ("" without one)."""
     differences: tuple[FieldDifference, ...]
 
 
@@ -34,21 +38,39 @@ class RememberedComparisons:
         self.manager = manager
         self._last: dict[Identity, _Comparison] = {}
         self._current: dict[Identity, _Comparison] = {}
+        self._schemas: tuple[tuple[str, str], ...] = ()
 
     def compare(
-        self, identity: Identity, fingerprint: str, desired: KubeObject, live: Mapping[str, Any]
+        self,
+        identity: Identity,
+        fingerprint: str,
+        desired: KubeObject,
+        live: Mapping[str, Any],
+        schema: FieldSchema | None = None,
     ) -> tuple[FieldDifference, ...]:
-        """The differences between `desired` (whose fingerprint is given) and `live`, from memory when
-        neither changed since the last plan."""
+        """The differences between `desired` (whose fingerprint is given) and `live` under the kind's
+        `schema`, from memory when none of them changed since the last plan."""
         version = str((live.get("metadata") or {}).get("resourceVersion") or "")
+        source = "" if schema is None else schema.source
         known = self._last.get(identity)
-        if known is not None and version and known.desired == fingerprint and known.live_version == version:
+        if (
+            known is not None
+            and version
+            and known.desired == fingerprint
+            and known.live_version == version
+            and known.schema == source
+        ):
             self._current[identity] = known
             return known.differences
-        differences = tuple(compare(desired, live, manager=self.manager))
-        self._current[identity] = _Comparison(fingerprint, version, differences)
+        differences = tuple(compare(desired, live, manager=self.manager, schema=schema))
+        self._current[identity] = _Comparison(fingerprint, version, source, differences)
         return differences
 
-    def end_pass(self) -> None:
-        """Keeps what this plan compared (and forgets objects it no longer has)."""
+    def end_pass(self, schemas: Schemas | None = None) -> None:
+        """Keeps what this plan compared under `schemas` (and forgets objects it no longer has)."""
         self._last, self._current = self._current, {}
+        self._schemas = () if schemas is None else schemas.identity
+
+    def planned_under(self, schemas: Schemas | None) -> bool:
+        """True when the last plan compared under these same schemas, so a plan made then still holds."""
+        return self._schemas == (() if schemas is None else schemas.identity)
