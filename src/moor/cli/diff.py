@@ -1,6 +1,9 @@
-"""`moor diff sync NAME [--path DIR]`: what applying would change, from a server-side dry run.
+"""`moor diff sync NAME [--path DIR]`: what the controller would change, planned as the controller plans.
 
-Exit 0: no differences; 1: differences; 2: error.
+The live objects are read from the API server, compared with what Git declares by the controller's own
+planner (`moor.plan.plan_changes`, under the API's schemas, drift ignore rules applied), and every write
+is checked with a server-side dry run: the differences and the prune decisions printed are the ones a
+reconcile would act on. Exit 0: no differences; 1: differences; 2: error.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,8 @@ from moor.cluster.client import ApiError
 from moor.controller.desired import decryption_keys, desired_objects, sync_key
 from moor.controller.sources import SourceStore
 from moor.errors import MoorError
-from moor.objects import PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
+from moor.objects import SYNC_LABEL, KubeObject, ObjectRef
+from moor.plan import Action, DesiredSet, Identity, ObjectChange, decide_drift, plan_changes
 from moor.resources import GITREPOSITORY, SYNC, SyncSpec
 from moor.source import ArtifactCache
 
@@ -36,7 +40,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 @click.group()
 def diff() -> None:
-    """Show what applying would change (a server-side dry run)."""
+    """Show what applying would change (planned as the controller plans, checked by a server-side dry run)."""
 
 
 @diff.command("sync")
@@ -55,7 +59,7 @@ def diff_sync(target: Target, name: str, local_path: Path | None) -> None:
 
 async def _diff(target: Target, name: str, local_root: Path | None) -> int:
     namespace = target.resolve_namespace()
-    console = Console()
+    console = Console(soft_wrap=True)  # a path or a value is never cut across lines
     async with target.connect() as api:
         sync = await fetch(api, SYNC.kind, namespace, name)
         spec = SyncSpec.from_object(sync)
@@ -64,22 +68,54 @@ async def _diff(target: Target, name: str, local_root: Path | None) -> int:
             keys = await decryption_keys(sync, spec, sources)
             if local_root is not None:
                 local_spec, checkout = _local(spec, local_root)
-                desired = await desired_objects(sync, local_spec, checkout, api.discovery, keys)
+                objects = await desired_objects(sync, local_spec, checkout, api.discovery, keys)
             else:
                 repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
                 artifact = await sources.artifact(repository)
-                desired = await desired_objects(sync, spec, artifact.path, api.discovery, keys)
-            changed = await _show_changes(api, console, desired)
-        inventory = [ObjectRef.from_dict(entry) for entry in (sync.get("status") or {}).get("inventory") or []]
-        wanted = {ObjectRef.of(obj).identity for obj in desired}
-        if spec.prune:
-            for ref in inventory:
-                if ref.identity not in wanted and await _prunable(api, ref, sync_key(sync)):
-                    console.print(Text(f"- {ref} would be pruned", style="red"))
-                    changed += 1
+                objects = await desired_objects(sync, spec, artifact.path, api.discovery, keys)
+        desired = DesiredSet.of(objects)
+        inventory = tuple(ObjectRef.from_dict(entry) for entry in (sync.get("status") or {}).get("inventory") or [])
+        found = await _live_objects(api, [*desired.refs, *inventory])
+        schemas = await api.schemas.for_api_versions({ref.api_version for ref in desired.refs})
+        plan = plan_changes(
+            desired,
+            {identity: obj for identity, obj in found.items() if _labels(obj).get(SYNC_LABEL)},  # the live cache's view
+            inventory if spec.prune else (),
+            sync_key=sync_key(sync),
+            schemas=schemas,
+        )
+        decision = decide_drift(
+            plan,
+            inventory=inventory,
+            git_moved=True,
+            mode=str(spec.drift.mode),
+            ignored_paths=lambda ref: spec.drift.ignored_paths(ref.kind, ref.namespace, ref.name),
+        )
+        changed = await _show_writes(api, console, decision.writes, found)
+    for change in plan.prunes:
+        console.print(Text(f"- {change.ref} would be pruned", style="red"))
+        changed += 1
+    for change in plan.kept:
+        console.print(Text(f"  {change.ref} would be kept from pruning: {change.reason}", style="yellow"))
     if changed == 0:
         console.print("no differences")
     return 1 if changed else 0
+
+
+async def _live_objects(api: KubeApi, refs: Sequence[ObjectRef]) -> dict[Identity, KubeObject]:
+    async def one(ref: ObjectRef) -> KubeObject | None:
+        try:
+            return await api.get(ref)
+        except MoorError:  # a kind the cluster does not serve (yet): nothing live
+            return None
+
+    unique = list({ref.identity: ref for ref in refs}.values())
+    found = await asyncio.gather(*(one(ref) for ref in unique))
+    return {ref.identity: obj for ref, obj in zip(unique, found, strict=True) if obj is not None}
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (obj.get("metadata") or {}).get("labels") or {}
 
 
 def _local(spec: SyncSpec, directory: Path) -> tuple[SyncSpec, Path]:
@@ -88,47 +124,34 @@ def _local(spec: SyncSpec, directory: Path) -> tuple[SyncSpec, Path]:
     return replace(spec, path=str(directory.relative_to(root)) or "."), root
 
 
-async def _show_changes(api: KubeApi, console: Console, desired: list[KubeObject]) -> int:
-    async def one(obj: KubeObject) -> tuple[ObjectRef, KubeObject | None, KubeObject | str]:
-        ref = ObjectRef.of(obj)
-        try:
-            live = await api.get(ref)
-        except MoorError:
-            live = None
-        try:
-            return ref, live, await api.apply(obj, dry_run=True)
-        except (ApiError, MoorError) as error:
-            return ref, live, str(error)
+async def _show_writes(
+    api: KubeApi, console: Console, writes: Sequence[ObjectChange], found: Mapping[Identity, KubeObject]
+) -> int:
+    """Prints each write with the fields that differ and the object the dry run answers; returns how many."""
 
-    changed = 0
-    for ref, live, result in await asyncio.gather(*(one(obj) for obj in desired)):
+    async def dry_run(obj: KubeObject) -> KubeObject | str:
+        try:
+            return await api.apply(obj, dry_run=True)
+        except (ApiError, MoorError) as error:
+            return str(error)
+
+    pending = [(change, change.desired) for change in writes if change.desired is not None]
+    results = await asyncio.gather(*(dry_run(obj) for _, obj in pending))
+    for (change, _), result in zip(pending, results, strict=True):
         if isinstance(result, str):
-            console.print(Text(f"! {ref} would be rejected: {result}", style="bold red"))
-            changed += 1
+            console.print(Text(f"! {change.ref} would be rejected: {result}", style="bold red"))
             continue
+        live = found.get(change.ref.identity)
+        console.print(Text(f"{change.ref} would be {'created' if live is None else 'changed'}", style="bold"))
+        if change.action is Action.UPDATE:
+            for difference in change.differences:
+                console.print(Text(f"  {difference}", style="yellow"))
         before, after = _comparable(live), _comparable(result)
-        if before == after:
-            continue
-        changed += 1
-        title = f"{ref} would be {'created' if live is None else 'changed'}"
-        console.print(Text(title, style="bold"))
         old = _dump(before).splitlines() if before else []
         for line in list(difflib.unified_diff(old, _dump(after).splitlines(), "live", "desired", lineterm=""))[2:]:
             style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan"
             console.print(Text(line, style=style if line[:1] in "+-@" else ""))
-    return changed
-
-
-async def _prunable(api: KubeApi, ref: ObjectRef, key: str) -> bool:
-    try:
-        live = await api.get(ref)
-    except MoorError:
-        return False
-    if live is None:
-        return False
-    metadata = live.get("metadata") or {}
-    labels, annotations = metadata.get("labels") or {}, metadata.get("annotations") or {}
-    return bool(labels.get(SYNC_LABEL) == key and annotations.get(PRUNE_ANNOTATION) != PRUNE_DISABLED)
+    return len(pending)
 
 
 def _comparable(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -193,7 +193,7 @@ class SyncReconciler:
         self.refuse_empty_prune(attempt, spec, desired, inventory)
         await self.watch(desired.refs, inventory)
         await self.check_reads(attempt, spec, desired, inventory)
-        plan = self.plan(attempt, desired, inventory)
+        plan = await self.plan(attempt, desired, inventory)
         git_moved = rolling_back or not settled(attempt.status, attempt.revision, attempt.generation)
         decision = decide_drift(
             plan,
@@ -278,7 +278,7 @@ class SyncReconciler:
         inventory = self.inventory_of(attempt)
         await self.watch(desired.refs, inventory)
         await self.check_reads(attempt, spec, desired, inventory)
-        plan = self.plan(attempt, desired, inventory)
+        plan = await self.plan(attempt, desired, inventory)
         await self.report.awaiting_approval(attempt, plan.summary())
 
     def approver(self, attempt: Attempt, hold: Hold) -> str:
@@ -402,19 +402,26 @@ class SyncReconciler:
             refs = [*desired.refs, *inventory]
             await check_reads(self.access, self.api.discovery, account, refs, attempt.revision)
 
-    def plan(self, attempt: Attempt, desired: DesiredSet, inventory: tuple[ObjectRef, ...]) -> Plan:
-        """The plan of this pass; the last one again when nothing it depends on changed."""
+    async def plan(self, attempt: Attempt, desired: DesiredSet, inventory: tuple[ObjectRef, ...]) -> Plan:
+        """The plan of this pass, compared under the API's schemas; the last one again when nothing it
+        depends on changed."""
         memory = self.memory_of(attempt.sync)
         key = sync_key(attempt.sync)
+        schemas = await self.api.schemas.for_api_versions({ref.api_version for ref in desired.refs})
         inputs = PlanInputs(desired, self.live.changes_of(key), inventory)
-        if memory.plan is not None and memory.plan_inputs is not None and inputs.same_as(memory.plan_inputs):
+        if (
+            memory.plan is not None
+            and memory.plan_inputs is not None
+            and inputs.same_as(memory.plan_inputs)
+            and memory.comparisons.planned_under(schemas)
+        ):
             return memory.plan
         live = {}
         for ref in [*desired.refs, *inventory]:
             obj = self.live.get(ref)
             if obj is not None:
                 live[ref.identity] = obj
-        plan = plan_changes(desired, live, inventory, sync_key=key, remembered=memory.comparisons)
+        plan = plan_changes(desired, live, inventory, sync_key=key, remembered=memory.comparisons, schemas=schemas)
         memory.plan_inputs, memory.plan = inputs, plan
         return plan
 
