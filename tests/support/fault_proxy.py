@@ -90,9 +90,10 @@ class FaultProxy:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._streams: set[web.Request] = set()
+        self._streams: dict[int, web.Request] = {}
         self._thawed: asyncio.Event | None = None
         self._refusing = False
+        self._handlers: set[asyncio.Task[Any]] = set()
         self.port = 0
 
     @property
@@ -220,7 +221,7 @@ class FaultProxy:
         self._thawed.set()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         await self._listen()
 
@@ -240,13 +241,15 @@ class FaultProxy:
 
     async def _stop(self) -> None:
         await self._refuse()
+        for task in list(self._handlers):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
 
     async def _drop_watches(self) -> int:
-        streams = list(self._streams)
+        streams = list(self._streams.values())
         for request in streams:
             if request.transport is not None:
                 request.transport.abort()
@@ -262,6 +265,15 @@ class FaultProxy:
         self._thawed.set()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            return await self._answer(request)
+        finally:
+            self._handlers.discard(task)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         assert self._thawed is not None and self._session is not None
         await self._thawed.wait()
         if self._refusing:  # a kept-alive connection from before `refuse`
@@ -302,7 +314,7 @@ class FaultProxy:
                     response.headers.add(key, value)
             watching = _is_watch(request)
             if watching:
-                self._streams.add(request)
+                self._streams[id(request)] = request
             try:
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
@@ -312,7 +324,7 @@ class FaultProxy:
             except (ConnectionResetError, aiohttp.ClientError):
                 pass
             finally:
-                self._streams.discard(request)
+                self._streams.pop(id(request), None)
             return response
 
     def _record(self, request: web.Request, status: int) -> None:
