@@ -89,15 +89,11 @@ async def test_a_stalled_read_is_tried_again_then_becomes_api_timeout(
 
 
 async def test_a_stalled_create_is_sent_once(fault_proxy: FaultProxy, proxied: KubeClient) -> None:
+    """Its outcome is unknown (the server may have done it): sending it again could do it twice."""
     stall = fault_proxy.stall(f"^{CONFIGMAPS}$", seconds=2, method="POST")
     with pytest.raises(ApiTimeout):
         await create(proxied, "stalled-create")
     assert stall.hits == 1 and proxied.requests["create"] == 1
-    fault_proxy.clear()
-    deadline = time.monotonic() + 30
-    while not await exists(proxied, "stalled-create"):  # the server did it after all: why it is not repeated
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.2)
 
 
 # Throttling and unavailability ------------------------------------------------------------------
@@ -192,7 +188,7 @@ async def test_a_read_recovers_as_soon_as_the_server_answers_again(fault_proxy: 
 
 async def test_a_dropped_watch_ends_or_raises_api_unreachable(fault_proxy: FaultProxy, proxied: KubeClient) -> None:
     listed = await proxied.request("list", "GET", "/api/v1/namespaces")
-    params = {"watch": "true", "resourceVersion": "0", "timeoutSeconds": "60"}
+    params = {"watch": "true", "resourceVersion": "0", "timeoutSeconds": "5"}
     events = proxied.stream("/api/v1/namespaces", params)
     first = await anext(events)
     assert first["type"] == "ADDED" and listed["items"]
