@@ -28,6 +28,7 @@ from moor.cluster.errors import (
     NotFound,
     ServerError,
     TooManyRequests,
+    Unauthorized,
 )
 from moor.devcluster import ClusterInfo
 from moor.errors import MoorError
@@ -384,6 +385,20 @@ async def test_a_revoked_exec_token_is_fetched_again(
     async with KubeClient(credentials) as client:
         namespace = await client.request("get", "GET", DEFAULT_NS)
     assert namespace["metadata"]["name"] == "default"
+    assert plugin_runs(tmp_path) == 2
+
+
+async def test_a_watch_refused_with_401_gets_a_fresh_token_next_time(
+    private_cluster: ClusterInfo, tmp_path: Path, service_account_token: str
+) -> None:
+    (tmp_path / "token").write_text("revoked-token")
+    credentials = load_kubeconfig(exec_kubeconfig(private_cluster, tmp_path, TOKEN_PLUGIN))
+    (tmp_path / "token").write_text(service_account_token)
+    params = {"watch": "true", "timeoutSeconds": "1"}
+    async with KubeClient(credentials) as client:
+        with pytest.raises(Unauthorized):
+            await anext(client.stream("/api/v1/namespaces", params))
+        assert (await anext(client.stream("/api/v1/namespaces", params)))["type"] == "ADDED"
     assert plugin_runs(tmp_path) == 2
 
 

@@ -44,6 +44,7 @@ from moor.cluster.errors import (
 from moor.retry import RetryPolicy
 
 __all__ = [
+    "API_RETRY",
     "APPLY_PATCH",
     "JSON",
     "MERGE_PATCH",
@@ -234,7 +235,10 @@ class KubeClient:
                     timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
                 ) as response:
                     if response.status >= 400:
-                        raise ApiError.from_response(response.status, await response.read(), response.headers)
+                        error = ApiError.from_response(response.status, await response.read(), response.headers)
+                        if isinstance(error, Unauthorized) and self.credentials.token_source is not None:
+                            self.credentials.token_source.expire()  # the informer's next watch gets a fresh token
+                        raise error
                     opening.reschedule(None)
                     buffer = b""
                     async for chunk in response.content.iter_any():
