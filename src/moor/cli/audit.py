@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from moor.cli.options import Target, run_async, target_options
+from moor.cli.options import Target, print_document, run_async, target_options
 from moor.cli.syncs import short_revision
 from moor.errors import MoorError
 from moor.record.dora import parse_time
@@ -121,7 +121,7 @@ def audit_entries(records: Iterable[Mapping[str, Any]], since: datetime | None =
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(["table", "json", "jsonl"]),
+    type=click.Choice(["table", "json", "yaml", "jsonl"]),
     default="table",
     show_default=True,
     help="jsonl: one JSON object per line.",
@@ -138,8 +138,8 @@ async def _audit(target: Target, since: datetime | None, output: str, all_namesp
     namespace = "" if all_namespaces else target.resolve_namespace()
     async with target.connect() as api:
         entries = audit_entries(await HistoryStore(api).list(namespace), since)
-    if output == "json":
-        click.echo(json.dumps(entries, indent=2))
+    if output in ("json", "yaml"):
+        print_document(entries, output)
     elif output == "jsonl":
         for entry in entries:
             click.echo(json.dumps(entry, separators=(",", ":")))

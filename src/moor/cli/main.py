@@ -8,6 +8,7 @@ import click
 
 from moor import __version__
 from moor.cli.audit import audit
+from moor.cli.build import build
 from moor.cli.cluster import cluster
 from moor.cli.diff import diff
 from moor.cli.install import install
@@ -37,7 +38,7 @@ def cli() -> None:
 
 for command in (cluster, install, run, get, reconcile, diff, tree, drift, history, rollback, approve, suspend, resume):
     cli.add_command(command)
-for command in (audit, stats):
+for command in (audit, stats, build):
     cli.add_command(command)
 
 

@@ -1,16 +1,19 @@
-"""Options every cluster-facing verb takes (--kubeconfig, --context, -n, -o) and the connection they make."""
+"""Options every cluster-facing verb takes (--kubeconfig, --context, -n, -o), the connection they make,
+and how -o json and -o yaml print."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
+import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import yaml
 
 from moor.cluster.api import KubeApi
 from moor.cluster.client import KubeClient
@@ -61,14 +64,23 @@ def target_options(command: F) -> F:
 
 
 def output_option(command: F) -> F:
+    """Adds -o/--output: table (for people), json or yaml (for scripts)."""
     return click.option(
         "-o",
         "--output",
-        type=click.Choice(["table", "json"]),
+        type=click.Choice(["table", "json", "yaml"]),
         default="table",
         show_default=True,
         help="Output format.",
     )(command)
+
+
+def print_document(data: Any, output: str) -> None:
+    """Prints `data` as -o json or -o yaml asked (field order kept, as the API server gives it)."""
+    if output == "yaml":
+        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+    else:
+        click.echo(json.dumps(data, indent=2))
 
 
 def run_async(coroutine: Coroutine[Any, Any, int]) -> int:

@@ -12,9 +12,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from moor.cli.options import Target, run_async, target_options
+from moor.cli.options import Target, print_document, run_async, target_options
 from moor.cli.syncs import fetch, ref_of, short_revision
 from moor.cluster.api import KubeApi
+from moor.cluster.identity import whoami
 from moor.controller.revision_choice import (
     APPROVED_BY_ANNOTATION,
     APPROVED_REVISION_ANNOTATION,
@@ -47,7 +48,7 @@ def history() -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(["table", "json", "jsonl"]),
+    type=click.Choice(["table", "json", "yaml", "jsonl"]),
     default="table",
     show_default=True,
     help="jsonl: one record per line, for audits.",
@@ -63,8 +64,8 @@ async def _history(target: Target, name: str, output: str) -> int:
     async with target.connect() as api:
         await fetch(api, SYNC.kind, namespace, name)
         records = [record["spec"] for record in await HistoryStore(api).list(namespace, name)]
-    if output == "json":
-        click.echo(json.dumps(records, indent=2))
+    if output in ("json", "yaml"):
+        print_document(records, output)
     elif output == "jsonl":
         for record in records:
             click.echo(json.dumps({"namespace": namespace, **record}, separators=(",", ":")))
@@ -286,14 +287,3 @@ async def _approve(target: Target, name: str, revision: str) -> int:
         )
     click.echo(f"approved {pending} for {where} as {approver}")
     return 0
-
-
-async def whoami(api: KubeApi) -> str:
-    """The Kubernetes user this client authenticates as, from a SelfSubjectReview."""
-    review = await api.client.request(
-        "create",
-        "POST",
-        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-        body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
-    )
-    return str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "unknown")

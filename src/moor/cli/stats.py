@@ -6,7 +6,6 @@ computed.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from moor.cli.audit import parse_length
-from moor.cli.options import Target, run_async, target_options
+from moor.cli.options import Target, output_option, print_document, run_async, target_options
 from moor.record.dora import ALL, DEFAULT_WINDOW, DeliveryFigures, commit_times_of, delivery_figures
 from moor.record.history import HistoryStore
 from moor.resources import API_VERSION, GITREPOSITORY
@@ -22,7 +21,7 @@ from moor.resources import API_VERSION, GITREPOSITORY
 
 @click.command()
 @click.option("--window", default="30d", show_default=True, help="How far back to look: 30d, 2w, 12h.")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@output_option
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
 @target_options
 def stats(target: Target, window: str, output: str, all_namespaces: bool) -> None:
@@ -41,12 +40,12 @@ async def _stats(target: Target, window: timedelta, output: str, all_namespaces:
         records, now=datetime.now(UTC), window=window, commit_times=commit_times_of(repositories)
     )
     overall = figures.pop(ALL)
-    if output == "json":
+    if output != "table":
         document = {
             "overall": overall.to_dict(),
             "syncs": [{"namespace": ns, "name": name, **figure.to_dict()} for (ns, name), figure in figures.items()],
         }
-        click.echo(json.dumps(document, indent=2))
+        print_document(document, output)
         return 0
     _print(figures, overall, window)
     return 0

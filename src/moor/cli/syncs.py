@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from moor.cli.options import Target, output_option, run_async, target_options
+from moor.cli.options import Target, output_option, print_document, run_async, target_options
 from moor.cluster.api import KubeApi
 from moor.errors import MoorError
 from moor.health import HealthState, assess_health
@@ -108,8 +107,8 @@ async def _get(target: Target, what: str, all_namespaces: bool, output: str) -> 
             if resource is None:
                 raise NotFound(f"the cluster does not serve {kind}; run `moor install` first")
             listed[kind] = (await api.list(resource, namespace=namespace)).items
-    if output == "json":
-        click.echo(json.dumps(listed, indent=2))
+    if output != "table":
+        print_document(listed, output)
         return 0
     console = Console()
     for kind, items in listed.items():
@@ -276,8 +275,8 @@ async def _tree(target: Target, name: str, output: str) -> int:
                 "message": health.message if health else f"{ref} does not exist",
             }
         )
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2))
+    if output != "table":
+        print_document(rows, output)
         return 0
     ready, message = ready_of(sync)
     revision = (sync.get("status") or {}).get("lastAppliedRevision", "")
@@ -321,8 +320,8 @@ async def _drift(target: Target, name: str, output: str) -> int:
     async with target.connect() as api:
         sync = await fetch(api, SYNC.kind, namespace, name)
     entries: list[dict[str, Any]] = list((sync.get("status") or {}).get("drift") or [])
-    if output == "json":
-        click.echo(json.dumps(entries, indent=2))
+    if output != "table":
+        print_document(entries, output)
         return 1 if entries else 0
     if not entries:
         click.echo(f"Sync {namespace}/{name}: no drift")
