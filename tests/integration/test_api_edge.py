@@ -355,6 +355,19 @@ def test_moor_get_works_with_an_exec_plugin_that_runs_once(private_cluster: Clus
     assert plugin_runs(exec_directory) == 1
 
 
+def test_a_client_certificate_from_an_exec_plugin_authenticates(private_cluster: ClusterInfo, tmp_path: Path) -> None:
+    certificate_plugin = f"""
+        import json, pathlib
+        status = {{"clientCertificateData": pathlib.Path({str(private_cluster.admin_cert)!r}).read_text(),
+                  "clientKeyData": pathlib.Path({str(private_cluster.admin_key)!r}).read_text()}}
+        kind = {{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential"}}
+        print(json.dumps({{**kind, "status": status}}))
+    """
+    kubeconfig = exec_kubeconfig(private_cluster, tmp_path, certificate_plugin)
+    result = moor_cli(kubeconfig, "get", "-A")
+    assert result.returncode == 0, result.stderr
+
+
 async def test_an_exec_token_serves_many_requests(private_cluster: ClusterInfo, exec_directory: Path) -> None:
     kubeconfig = exec_kubeconfig(private_cluster, exec_directory, TOKEN_PLUGIN)
     async with KubeClient(load_kubeconfig(kubeconfig)) as client:
