@@ -9,13 +9,20 @@ import click
 from moor import __version__
 from moor.cli.audit import audit
 from moor.cli.build import build
+from moor.cli.check import check
 from moor.cli.cluster import cluster
+from moor.cli.completion import completion
+from moor.cli.create import create
 from moor.cli.diff import diff
+from moor.cli.events import events
+from moor.cli.export import export
 from moor.cli.install import install
 from moor.cli.revisions import approve, history, rollback
 from moor.cli.run import run
 from moor.cli.stats import stats
 from moor.cli.syncs import drift, get, reconcile, resume, suspend, tree
+from moor.cli.trace import trace
+from moor.cli.uninstall import uninstall
 from moor.errors import MoorError
 
 
@@ -36,9 +43,12 @@ def cli() -> None:
     """Moor keeps a Kubernetes cluster equal to what Git declares."""
 
 
-for command in (cluster, install, run, get, reconcile, diff, tree, drift, history, rollback, approve, suspend, resume):
-    cli.add_command(command)
-for command in (audit, stats, build):
+COMMANDS = (
+    *(cluster, install, check, uninstall, run),
+    *(get, reconcile, diff, build, tree, trace, drift, events, history, rollback, approve, suspend, resume),
+    *(create, export, audit, stats, completion),
+)
+for command in COMMANDS:
     cli.add_command(command)
 
 
