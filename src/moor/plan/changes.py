@@ -177,5 +177,5 @@ def plan_changes(
     changes.extend(change for change in decided if change.action is Action.PRUNE)
     changes.extend(change for change in decided if change.action is Action.KEEP)
     if remembered is not None:
-        remembered.end_pass(schemas)
+        remembered.end_pass()
     return Plan(tuple(changes))

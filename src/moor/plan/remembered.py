@@ -16,7 +16,7 @@ from typing import Any
 
 from moor.objects import FIELD_MANAGER, KubeObject
 from moor.plan.compare import FieldDifference, compare
-from moor.plan.schema import FieldSchema, Schemas
+from moor.plan.schema import FieldSchema
 
 Identity = tuple[str, str, str, str]
 
@@ -38,7 +38,6 @@ class RememberedComparisons:
         self.manager = manager
         self._last: dict[Identity, _Comparison] = {}
         self._current: dict[Identity, _Comparison] = {}
-        self._schemas: tuple[tuple[str, str], ...] = ()
 
     def compare(
         self,
@@ -66,11 +65,6 @@ class RememberedComparisons:
         self._current[identity] = _Comparison(fingerprint, version, source, differences)
         return differences
 
-    def end_pass(self, schemas: Schemas | None = None) -> None:
-        """Keeps what this plan compared under `schemas` (and forgets objects it no longer has)."""
+    def end_pass(self) -> None:
+        """Keeps what this plan compared (and forgets objects it no longer has)."""
         self._last, self._current = self._current, {}
-        self._schemas = () if schemas is None else schemas.identity
-
-    def planned_under(self, schemas: Schemas | None) -> bool:
-        """True when the last plan compared under these same schemas, so a plan made then still holds."""
-        return self._schemas == (() if schemas is None else schemas.identity)
