@@ -197,20 +197,21 @@ async def test_a_listener_that_raises_does_not_stop_later_events(
 
 
 async def test_large_kinds_are_listed_a_page_at_a_time(
-    fault_proxy: FaultProxy, kubectl_private: Kubectl, space: str
+    fault_proxy: FaultProxy, private_cluster: ClusterInfo, space: str
 ) -> None:
     count = 1_200
-    items = [
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": f"page-{index:04d}", "namespace": space, "labels": {SYNC_LABEL: "test.pages"}},
-            "data": {"index": str(index)},
-        }
-        for index in range(count)
-    ]
-    document = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
-    await asyncio.to_thread(kubectl_private, "create", "-f", "-", input=document, timeout=300)
+    async with KubeClient(load_kubeconfig(private_cluster.kubeconfig)) as direct:  # around the proxy
+        api = KubeApi(direct)
+        slots = asyncio.Semaphore(16)
+
+        async def create(index: int) -> None:
+            metadata = {"name": f"page-{index:04d}", "namespace": space, "labels": {SYNC_LABEL: "test.pages"}}
+            async with slots:
+                await api.create(
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"index": str(index)}}
+                )
+
+        await asyncio.gather(*(create(index) for index in range(count)))
     async with api_through(fault_proxy) as (api, config_maps):
         # Pages of 100 rather than the default 500: the server gzips answers over 128 KiB, which the proxy
         # does not pass on as it should; the size of a page does not change what is tested.
@@ -227,7 +228,8 @@ async def test_large_kinds_are_listed_a_page_at_a_time(
             assert sum("continue=" in path for path in lists) >= 11, "1,200 objects (and more) are 12 pages or more"
         finally:
             await informer.stop()
-            await asyncio.to_thread(kubectl_private, "delete", "configmaps", "--all", "-n", space, timeout=300)
+            async with KubeClient(load_kubeconfig(private_cluster.kubeconfig)) as direct:  # the other tests list less
+                await direct.request("deletecollection", "DELETE", f"/api/v1/namespaces/{space}/configmaps")
 
 
 async def test_after_an_outage_the_watch_resumes_within_seconds_and_says_so(
@@ -241,6 +243,8 @@ async def test_after_an_outage_the_watch_resumes_within_seconds_and_says_so(
         try:
             await informer.wait_synced()
             recovered.clear()
+            await eventually(lambda: bool(fault_proxy.requests_to(r"watch=true")), 30, "the watch opened")
+            await asyncio.sleep(0.5)
             fault_proxy.refuse()
             await eventually(lambda: informer.state.phase == "failing", 30, "the informer noticed the outage")
             assert "unreachable" in informer.state.error or "timeout" in informer.state.error
