@@ -1,4 +1,4 @@
-"""Health of HorizontalPodAutoscalers: Argo CD's rule, except that missing metrics are waited for."""
+"""Health of HorizontalPodAutoscalers: Argo CD's rule, except that missing metrics are no failure."""
 
 from __future__ import annotations
 
@@ -67,14 +67,14 @@ def test_an_autoscaler_that_cannot_reach_its_target_has_failed() -> None:
     assert verdict(hpa(ABLE, condition("ScalingActive", "False", "InvalidSelector")))[0] is FAILED
 
 
-def test_missing_metrics_are_waited_for_not_failed() -> None:
+def test_missing_metrics_are_reported_but_no_failure() -> None:
     no_metrics = condition(
-        "ScalingActive", "False", "FailedGetResourceMetric", "did not receive metrics for targeted pods"
+        "ScalingActive", "False", "FailedGetResourceMetric", "unable to fetch metrics from resource metrics API"
     )
     assert verdict(hpa(ABLE, no_metrics)) == (
-        PROGRESSING,
-        "HorizontalPodAutoscaler shop/web: waiting for metrics "
-        "(FailedGetResourceMetric: did not receive metrics for targeted pods)",
+        HEALTHY,
+        "HorizontalPodAutoscaler shop/web: 3 replicas (min 2, max 10), not scaling "
+        "(FailedGetResourceMetric: unable to fetch metrics from resource metrics API)",
     )
 
 
@@ -103,8 +103,9 @@ def test_autoscaling_v1_conditions_are_read_from_their_annotation() -> None:
             [ABLE, condition("ScalingActive", "False", "FailedGetResourceMetric", "missing request for cpu")]
         )
     }
-    assert verdict(v1)[0] is PROGRESSING
-    v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/conditions"] = json.dumps([ABLE, ACTIVE])
-    assert verdict(v1)[0] is HEALTHY
+    assert verdict(v1)[1].endswith("not scaling (FailedGetResourceMetric: missing request for cpu)")
+    missing = condition("AbleToScale", "False", "FailedGetScale")
+    v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/conditions"] = json.dumps([missing])
+    assert verdict(v1)[0] is FAILED
     v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/conditions"] = "not json"
     assert verdict(v1)[0] is PROGRESSING

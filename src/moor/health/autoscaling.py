@@ -1,8 +1,9 @@
 """Health of a HorizontalPodAutoscaler, from its AbleToScale, ScalingActive and ScalingLimited conditions.
 
-It follows Argo CD's rule, with one difference: metrics that cannot be read yet are Progressing, not
-Failed. Right after a rollout the new Pods have no metrics for up to a minute, and a Failed verdict would
-end the health wait at once; a Sync whose autoscaler never gets metrics still fails at its timeout.
+It follows Argo CD's rule, with one difference: metrics that cannot be read are not a failure (Argo CD:
+Degraded). Right after a rollout the new Pods have no metrics for up to a minute, and a cluster without a
+metrics server has none at all; the workload runs either way, so the HPA is healthy and its message says
+that it is not scaling and why.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def horizontal_pod_autoscaler(obj: Mapping[str, Any]) -> Verdict:
     if active is not None and active.get("status") == "False":
         if active.get("reason") == "ScalingDisabled":
             return HEALTHY, f"scaling disabled ({explain(active)})"
-        return PROGRESSING, f"waiting for metrics ({explain(active, 'no reason given')})"
+        return HEALTHY, f"{_replicas(obj)}, not scaling ({explain(active, 'no reason given')})"
     limited = conditions.get("ScalingLimited")
     if limited is not None and limited.get("status") == "True":
         return HEALTHY, f"{_replicas(obj)}, limited: {explain(limited, 'no reason given')}"
