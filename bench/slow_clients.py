@@ -25,6 +25,8 @@ import contextlib
 import hashlib
 import hmac
 import json
+import multiprocessing
+import multiprocessing.process
 import os
 import resource
 import shutil
@@ -35,7 +37,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -152,58 +153,65 @@ def delivery(url: str) -> tuple[bytes, dict[str, str]]:
     return body, {"Content-Type": "application/json", "X-Moor-Signature-256": signature}
 
 
-@dataclass
 class SlowClients:
-    """Connections that dribble a request head one byte every 5 s and reconnect when closed."""
+    """Connections that dribble a request head one byte every 5 s and reconnect when closed, from a
+    process of their own (so that they do not share this process's interpreter with the measurements)."""
 
-    count: int
-    ports: Sequence[int]
-    opened: int = 0
-    closed_by_server: int = 0
-    failed_connects: int = 0
-    held: int = 0
-    held_while_measured: int = 0
-    _stop: asyncio.Event | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
-    _ready: threading.Event = field(default_factory=threading.Event)
+    def __init__(self, count: int, ports: Sequence[int]) -> None:
+        self.count = count
+        self.ports = list(ports)
+        self._opened = multiprocessing.RawValue("q", 0)
+        self._closed = multiprocessing.RawValue("q", 0)
+        self._held = multiprocessing.RawValue("q", 0)
+        self.held_while_measured = 0
+        self._process: multiprocessing.process.BaseProcess | None = None
+
+    @property
+    def opened(self) -> int:
+        return int(self._opened.value)
+
+    @property
+    def closed_by_server(self) -> int:
+        return int(self._closed.value)
+
+    @property
+    def held(self) -> int:
+        return int(self._held.value)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-        self._thread.start()
-        self._ready.wait(60)
+        self._process = multiprocessing.get_context("fork").Process(target=self._run, daemon=True)
+        self._process.start()
+        time.sleep(self.count * 0.002 + 1)  # every client has opened its first connection
+
+    def cpu(self) -> float:
+        """CPU seconds the slow clients' process has used."""
+        assert self._process is not None and self._process.pid is not None
+        return process_cpu(self._process.pid)
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(30)
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join(30)
+
+    def _run(self) -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.count + 256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        asyncio.run(self._main())
 
     async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        tasks = [asyncio.create_task(self._client(index)) for index in range(self.count)]
-        await asyncio.sleep(self.count * 0.002 + 1)  # every client has opened its first connection
-        self._ready.set()
-        await self._stop.wait()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(self._client(index) for index in range(self.count)))
 
     async def _client(self, index: int) -> None:
-        assert self._stop is not None
         port = self.ports[index % len(self.ports)]
         source = SLOW_SOURCES[index % len(SLOW_SOURCES)]
         await asyncio.sleep(index * 0.002)
-        while not self._stop.is_set():
+        while True:
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
             except OSError:
-                self.failed_connects += 1
                 await asyncio.sleep(0.5)
                 continue
-            self.opened += 1
-            self.held += 1
+            self._opened.value += 1
+            self._held.value += 1
             try:
                 writer.write(b"POST /hook HTTP/1.1\r\nHost: moor\r\n")
                 while True:
@@ -215,9 +223,9 @@ class SlowClients:
             except OSError:
                 pass
             finally:
-                self.held -= 1
+                self._held.value -= 1
                 writer.close()
-            self.closed_by_server += 1
+            self._closed.value += 1
             await asyncio.sleep(0.1)
 
 
@@ -229,6 +237,9 @@ class Phase:
     scrape_latency: list[float] = field(default_factory=list)
     reconcile_latency: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    controller_cpu: float = 0.0
+    """CPU seconds `moor run` used per second of the phase."""
+    slow_clients_cpu: float = 0.0
     slow: SlowClients | None = None
 
 
@@ -280,6 +291,15 @@ class Bench:
             time.sleep(0.02)
 
     async def measure(self, phase: Phase) -> None:
+        assert self.controller is not None
+        cpu_before, started_phase = process_cpu(self.controller.pid), time.monotonic()
+        slow_before = phase.slow.cpu() if phase.slow else 0.0
+        await self._measure(phase)
+        took = time.monotonic() - started_phase
+        phase.controller_cpu = (process_cpu(self.controller.pid) - cpu_before) / took
+        phase.slow_clients_cpu = (phase.slow.cpu() - slow_before) / took if phase.slow else 0.0
+
+    async def _measure(self, phase: Phase) -> None:
         body, headers = delivery("https://git.invalid/nobody/follows-this.git")
         for index in range(self.args.deliveries):
             source = DELIVERY_SOURCES[index % len(DELIVERY_SOURCES)]
@@ -324,6 +344,19 @@ class Bench:
             stop_cluster(self.cluster.directory)
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def listener_lines(log: Path, offset: int) -> int:
+    """Bytes of the log past `offset` written about connections (not the one line each delivery gets)."""
+    with log.open("rb") as file:
+        file.seek(offset)
+        return sum(len(line) for line in file if b"moor.web.listener" in line)
+
+
 def summary(values: Sequence[float]) -> str:
     if not values:
         return "-"
@@ -340,6 +373,8 @@ def table(phases: Sequence[Phase], log_growth: int) -> str:
         ("/metrics ms p50 / p95 / max", *(summary(phase.scrape_latency) for phase in phases)),
         ("commit to applied ms p50 / p95 / max", *(summary(phase.reconcile_latency) for phase in phases)),
         ("answers by status", *(json.dumps(phase.statuses, sort_keys=True) for phase in phases)),
+        ("moor run CPU seconds per second", *(f"{phase.controller_cpu:.2f}" for phase in phases)),
+        ("slow clients' CPU seconds per second", *(f"{phase.slow_clients_cpu:.2f}" for phase in phases)),
     ]
     slow = [phase.slow for phase in phases]
     rows.append(
@@ -351,7 +386,8 @@ def table(phases: Sequence[Phase], log_growth: int) -> str:
     rows.append(("slow connections held when measured", *(str(s.held_while_measured) if s else "-" for s in slow)))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join([*lines, f"moor run's log grew by {log_growth} bytes during the slow-clients phase"])
+    growth = f"moor run's log grew by {log_growth} bytes about connections during the slow-clients phase"
+    return "\n".join([*lines, growth])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -383,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress(f"measuring: {loaded.name} ({loaded.slow.held} held now)")
         asyncio.run(bench.measure(loaded))
         loaded.slow.stop()
-        growth = bench.log.stat().st_size - before
+        growth = listener_lines(bench.log, before)
         phases.append(loaded)
     except BenchError as error:
         progress(f"failed: {error}")

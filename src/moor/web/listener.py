@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 _FILE_LIMIT_SHARE = 8
 """A listener may hold at most 1/8 of the process's open-file limit."""
 _LOG_INTERVAL = 60.0
+_BACKLOG = 1024
+"""Connections the kernel queues until they are accepted: under a flood a client's SYN waits in the queue
+instead of being dropped (and sent again a second later)."""
 _ACCEPT_FAILED = "socket.accept() out of system resource"
 
 
@@ -158,7 +161,9 @@ async def serve_app(
     assert runner.server is not None
     inner = runner.server
     try:
-        server = await loop.create_server(lambda: _GuardedConnection(guard, inner), host, port, reuse_address=True)
+        server = await loop.create_server(
+            lambda: _GuardedConnection(guard, inner), host, port, reuse_address=True, backlog=_BACKLOG
+        )
     except OSError:
         await runner.cleanup()
         raise
