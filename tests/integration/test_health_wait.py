@@ -41,3 +41,42 @@ def test_a_failed_object_ends_the_wait_before_the_timeout(moor: Moor, git_repo: 
     assert "Job" in condition["message"] and "migrate" in condition["message"]
     assert "failed" in condition["message"]
     assert moor.exists("deployment", "stuck"), "the revision was applied; only its health failed"
+
+
+def autoscaler(name: str, target: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+                }
+            ],
+        },
+    }
+
+
+def test_an_autoscaler_without_metrics_is_healthy_and_one_without_a_target_fails(
+    moor: Moor, git_repo: GitWorkspace
+) -> None:
+    """The local cluster has no metrics server, like many real ones: that alone must not fail a Sync."""
+    git_repo.write("app/web.yaml", manifest(deployment("web"), autoscaler("web", "web")))
+    git_repo.commit("a deployment and its autoscaler")
+    git_repo.push()
+    moor.source_and_sync(git_repo, "./app", sync_spec="timeout: 10m")
+    moor.wait_condition("sync", "app", "True", timeout=120)
+
+    git_repo.write("app/typo.yaml", manifest(autoscaler("typo", "wbe")))
+    commit = git_repo.commit("an autoscaler of a deployment that does not exist")
+    git_repo.push()
+    moor.reconcile()
+
+    condition = moor.wait_condition("sync", "app", "False", reason="HealthCheckFailed", revision=commit, timeout=180)
+    assert "HorizontalPodAutoscaler" in condition["message"] and "typo" in condition["message"]
+    assert "FailedGetScale" in condition["message"]
