@@ -116,7 +116,8 @@ class InformerFailure:
 
     def pause(self, failures_in_a_row: int) -> float:
         """Seconds to wait before the next try after this many failures in a row (jittered)."""
-        return self.pace.next_delay(failures_in_a_row, 0.0, self.retry_after) or self.pace.max_delay
+        delay = self.pace.next_delay(failures_in_a_row, 0.0, self.retry_after)
+        return self.pace.max_delay if delay is None else delay
 
     @property
     def refused(self) -> bool:
