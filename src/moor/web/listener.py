@@ -51,9 +51,9 @@ _WHY: dict[CloseReason, str] = {
     "idle-timeout": "it stayed idle too long",
     "request-timeout": "its request took too long",
     "evicted": "another connection needed its place",
-    "refused": "every connection was busy",
     "stopped": "the listener stopped",
 }
+"""Why a connection was closed, for the log; refusals have a line of their own."""
 
 
 class ListenerMetrics:
@@ -89,14 +89,15 @@ class ListenerLimits:
 def raise_open_file_limit() -> int:
     """Raises the soft limit on open files to the hard limit (there is no reason to run below it); returns it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            log.debug("the open-file limit stays at %d", soft)
-    return soft
+    if soft == hard:
+        return soft
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        log.debug("the open-file limit stays at %d", soft)
+        return soft
+    return target
 
 
 def connection_cap(limits: ListenerLimits) -> int:
@@ -203,7 +204,6 @@ class _GuardedConnection(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self.peer = ""
         self.busy = 0
-        self.served = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -246,7 +246,6 @@ class _GuardedConnection(asyncio.Protocol):
 
     def request_finished(self) -> None:
         self.busy -= 1
-        self.served += 1
         if not self.busy:
             self._arm(self._guard.limits.idle_timeout, "idle-timeout")
 
@@ -282,7 +281,6 @@ class _Guard:
         self._closed: dict[CloseReason, _Throttled] = {
             reason: _Throttled(f"{where}: closed a connection because {why}", logging.INFO)
             for reason, why in _WHY.items()
-            if reason != "refused"
         }
 
     def __len__(self) -> int:
