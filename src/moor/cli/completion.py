@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from click.shell_completion import get_completion_class
 
+PROGRAM = "moor"
 COMPLETE_VAR = "_MOOR_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
 LOADING = {
@@ -18,8 +19,8 @@ LOADING = {
 @click.argument("shell", type=click.Choice(SHELLS))
 def completion(shell: str) -> None:
     """Print the completion script for SHELL (bash, zsh or fish)."""
-    root = click.get_current_context().find_root()
+    root = click.get_current_context().find_root().command
     completer = get_completion_class(shell)
     assert completer is not None  # every name in SHELLS is one of click's shells
-    script = completer(root.command, {}, root.info_name or "moor", COMPLETE_VAR).source()
+    script = completer(root, {}, PROGRAM, COMPLETE_VAR).source()
     click.echo(script)

@@ -53,4 +53,4 @@ for command in COMMANDS:
 
 
 def main() -> None:
-    cli()
+    cli(prog_name="moor")  # also under `python -m moor`, so completion and help name the command
