@@ -3,8 +3,8 @@ with and without them, in alternating pairs.
 
 "With" is what `moor run` does (RLIMIT_DATA and RLIMIT_CPU set by `prlimit`, which execs the program, and
 GOMEMLIMIT in the environment); "without" runs the same program through the same runner with only its time
-and output bounds. It prints the median wall time of each and the median of the
-paired differences; it is not a test.
+and output bounds. It prints the median wall time and CPU time (of the child, exact whatever else the
+machine runs) of each, and the median of the paired differences; it is not a test.
 
 Run from the repository root:
     .venv/bin/python bench/render_memory_limit.py [--repeat 40]
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from moor.binaries import locate
@@ -74,34 +76,51 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-async def timed(argv: Sequence[str], cwd: Path, scratch: Path, limited: bool) -> float:
+@dataclass(frozen=True)
+class Run:
+    wall: float
+    cpu: float
+    """CPU seconds of the child (and of prlimit before it): exact, since one child runs at a time."""
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def timed(argv: Sequence[str], cwd: Path, scratch: Path, limited: bool) -> Run:
     limits = ProcessLimits(TIMEOUT, max_output=MAX_OUTPUT)
     if limited:
         limits = ProcessLimits(TIMEOUT, MAX_OUTPUT, max_memory=DEFAULT_MAX_RENDER_MEMORY, max_cpu_seconds=TIMEOUT)
-    started = time.perf_counter()
+    cpu, started = children_cpu(), time.perf_counter()
     completed = await run_process(argv, what=argv[0], env=tool_environment(scratch), limits=limits, cwd=cwd)
-    took = time.perf_counter() - started
+    run = Run(time.perf_counter() - started, children_cpu() - cpu)
     completed.checked()
-    return took
+    return run
 
 
 async def measure(name: str, argv: Sequence[str], cwd: Path, scratch: Path, repeat: int) -> str:
     for _ in range(3):  # warm the page cache
         await timed(argv, cwd, scratch, limited=False)
-    with_limit: list[float] = []
-    without: list[float] = []
+    with_limit: list[Run] = []
+    without: list[Run] = []
     for index in range(repeat):
         order = (True, False) if index % 2 == 0 else (False, True)
         for limited in order:
             (with_limit if limited else without).append(await timed(argv, cwd, scratch, limited))
-    differences = [a - b for a, b in zip(with_limit, without, strict=True)]
-    quartiles = statistics.quantiles(differences, n=4)
-    return (
-        f"{name:<18} without {statistics.median(without) * 1000:7.1f} ms   "
-        f"with {statistics.median(with_limit) * 1000:7.1f} ms   "
-        f"paired difference {statistics.median(differences) * 1000:+6.1f} ms "
-        f"(p25 {quartiles[0] * 1000:+.1f}, p75 {quartiles[2] * 1000:+.1f})"
-    )
+    lines = [f"{name}:"]
+    for what in ("wall", "cpu"):
+        plain = [getattr(run, what) for run in without]
+        limited = [getattr(run, what) for run in with_limit]
+        differences = [a - b for a, b in zip(limited, plain, strict=True)]
+        quartiles = statistics.quantiles(differences, n=4)
+        lines.append(
+            f"  {what:<4} without {statistics.median(plain) * 1000:7.1f} ms   "
+            f"with {statistics.median(limited) * 1000:7.1f} ms   "
+            f"paired difference {statistics.median(differences) * 1000:+6.1f} ms "
+            f"(p25 {quartiles[0] * 1000:+.1f}, p75 {quartiles[2] * 1000:+.1f})"
+        )
+    return "\n".join(lines)
 
 
 async def main_async(repeat: int) -> None:
