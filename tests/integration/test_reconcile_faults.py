@@ -37,7 +37,7 @@ from tests.support.moor_fixtures import (
 
 REQUEST_TIMEOUT = "2"
 """`moor run --request-timeout`: short, so that stalled requests fail within the test's time."""
-RECOVERY = 30.0
+RECOVERY = 25.0
 """After the API server answers again, the commit pushed meanwhile is applied within this many seconds."""
 
 
@@ -103,22 +103,23 @@ def records(moor: Moor) -> list[dict[str, Any]]:
     return sorted((item["spec"] for item in listing["items"]), key=lambda spec: int(spec["sequence"]))
 
 
-def test_requests_stalled_past_the_request_timeout_then_the_commit_pushed_meanwhile_is_applied_soon(
+def test_writes_stalled_past_the_request_timeout_then_the_commit_pushed_meanwhile_is_applied_soon(
     moor: Moor, git_repo: GitWorkspace, fault_proxy: FaultProxy, controllers: list[ControllerProcess], tmp_path: Path
 ) -> None:
     start_controller(controllers, fault_proxy.kubeconfig, tmp_path / "controller")
     set_up(moor, git_repo)
 
-    # Every request but the open watches now gets no answer within the request timeout, for 45 s:
-    # reconciles fail again and again (their backoff would grow past a minute if nothing capped it).
-    fault_proxy.stall(".", seconds=20, watch=False)
+    # Every write (status, apply) now gets no answer within the request timeout, for 45 s: the
+    # GitRepository sees the new commit but cannot record it, again and again (its backoff would grow
+    # past a minute if nothing capped it).
+    fault_proxy.stall(".", seconds=20, method="PATCH")
     publish(git_repo, "v2")
     time.sleep(45)
     assert applied_version(moor) == "v1"
     fault_proxy.clear()
 
     synced_at(moor, "v2", timeout=RECOVERY)
-    moor.wait_condition("sync", "app", "True", revision=git_repo.head(), timeout=RECOVERY)
+    moor.wait_condition("sync", "app", "True", revision=git_repo.head, timeout=RECOVERY)
 
 
 def test_an_unreachable_api_server_is_retried_as_soon_as_it_answers_again(
@@ -164,7 +165,7 @@ def test_a_frozen_api_server_then_the_commit_pushed_meanwhile_is_applied_soon_af
         os.kill(apiserver, signal.SIGCONT)
 
     synced_at(moor, "v2", timeout=RECOVERY)
-    moor.wait_condition("sync", "app", "True", revision=git_repo.head(), timeout=RECOVERY)
+    moor.wait_condition("sync", "app", "True", revision=git_repo.head, timeout=RECOVERY)
 
 
 def test_a_kind_the_controller_may_not_list_fails_the_sync_naming_it_instead_of_hanging(
@@ -200,7 +201,7 @@ def test_a_record_cut_off_by_an_outage_says_so(
     fault_proxy.accept()
 
     synced_at(moor, "v2", timeout=90)
-    moor.wait_condition("sync", "app", "True", revision=git_repo.head(), timeout=90)
+    moor.wait_condition("sync", "app", "True", revision=git_repo.head, timeout=90)
     interrupted = [spec for spec in records(moor) if spec["result"] == "Interrupted"]
     assert interrupted, records(moor)
     assert interrupted[0]["detail"].startswith("interrupted: the API server was unreachable: "), interrupted
@@ -215,7 +216,7 @@ def test_bookkeeping_moor_cannot_write_is_named_in_the_status(
 
     forbidden = 'syncrecords.moor.dev is forbidden: User "moor" cannot create resource "syncrecords"'
     fault_proxy.respond(403, rf"/namespaces/{moor.namespace}/syncrecords$", method="POST", message=forbidden)
-    publish(git_repo, "v2")
+    publish(git_repo, "v2", count=2)  # a new object: its write waits until the attempt is recorded
     failed = moor.wait_condition("sync", "app", "False", reason="RecordFailed", timeout=45)
     assert "could not write a SyncRecord" in failed["message"]
     assert "forbidden" in failed["message"]
@@ -223,7 +224,7 @@ def test_bookkeeping_moor_cannot_write_is_named_in_the_status(
 
     fault_proxy.clear()
     synced_at(moor, "v2", timeout=60)
-    moor.wait_condition("sync", "app", "True", revision=git_repo.head(), timeout=60)
+    moor.wait_condition("sync", "app", "True", revision=git_repo.head, timeout=60)
 
 
 def test_a_failing_background_task_is_restarted_and_the_controller_still_stops_cleanly(
