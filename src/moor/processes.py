@@ -137,7 +137,7 @@ async def run_process(
     child_limits = _ChildLimits(limits.max_memory, limits.max_cpu_seconds)
     preexec_fn: _ChildLimits | None = None
     if child_limits.needed:
-        prlimit = _prlimit_program()
+        prlimit = _prlimit_program(child_env.get("PATH", os.defpath))
         if prlimit is not None:
             command = [
                 prlimit,
@@ -208,10 +208,11 @@ def _raise_for_limits(what: str, returncode: int, stderr: bytes, limits: Process
 
 
 @cache
-def _prlimit_program() -> str | None:
-    """util-linux's `prlimit`, which sets the limits and execs the program: a millisecond, where setting
-    them between fork and exec forces a full fork of the controller (20 ms at 200 MiB of memory)."""
-    return shutil.which("prlimit")
+def _prlimit_program(path: str) -> str | None:
+    """util-linux's `prlimit` on the program's PATH, which sets the limits and execs the program: a
+    millisecond, where setting them between fork and exec forces a full fork of the controller (20 ms
+    at 200 MiB of memory)."""
+    return shutil.which("prlimit", path=path)
 
 
 def _resolve(program: str, env: Mapping[str, str], what: str) -> str:

@@ -163,6 +163,13 @@ async def test_a_program_over_the_memory_limit_fails_with_a_clear_error() -> Non
         await run_process(python(code), what="the allocator", env={}, limits=limits)
 
 
+async def test_the_memory_limit_holds_without_prlimit_too() -> None:
+    limits = ProcessLimits(60, max_memory=256 * MIB)
+    code = "block = bytearray(2 * 1024 ** 3); print(len(block))"
+    with pytest.raises(MemoryLimitExceeded, match=r"^the allocator exceeded the memory limit of 256 MiB$"):
+        await run_process(python(code), what="the allocator", env={"PATH": "/nonexistent"}, limits=limits)
+
+
 async def test_a_program_within_the_memory_limit_is_unaffected() -> None:
     limits = ProcessLimits(60, max_memory=256 * MIB)
     code = "block = bytearray(64 * 1024 ** 2); print(len(block))"
