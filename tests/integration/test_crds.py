@@ -156,6 +156,8 @@ def test_the_api_server_fills_in_the_defaults(crds: None, kubectl: Kubectl, name
         (sync(retryInterval="-30s"), "spec.retryInterval in body should match"),
         (sync(path="./apps/../../etc"), "path must not contain '..' segments"),
         (sync(helm={"valuesFiles": ["../values.yaml"]}), "valuesFiles must not contain '..' segments"),
+        (sync(path="/etc"), "path must be relative to the repository root: absolute paths are not allowed"),
+        (sync(helm={"valuesFiles": ["/etc/passwd"]}), "valuesFiles must be relative to the chart: absolute paths"),
         (sync(targetNamespace="Guest_Book"), "spec.targetNamespace in body should match"),
         (sync(drift={"ignore": [{"kind": "Deployment", "paths": ["spec/replicas"]}]}), "should match"),
         (sync(prune="yes"), "spec.prune: Invalid value"),

@@ -5,7 +5,6 @@ Shared by the controller and by `moor diff`, so both see exactly the same object
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,25 +12,20 @@ from typing import Any
 from moor import render
 from moor.cluster.discovery import Discovery
 from moor.controller.sources import SecretMissing, SourceStore
+from moor.names import LABEL_VALUE_MAX, fit_name
 from moor.objects import KubeObject, ObjectRef
 from moor.plan import prepare_desired, with_arriving_kinds
 from moor.resources import SyncSpec
-
-LABEL_VALUE_MAX = 63
 
 
 def sync_key(sync: Mapping[str, Any]) -> str:
     """The value of the `moor.dev/sync` label on every object this Sync applies: `<namespace>.<name>`.
 
-    A label value holds at most 63 characters; a longer key keeps its first 52 and appends a hash of
-    the whole, so it stays unique and readable.
+    A label value holds at most 63 characters; a longer key keeps a readable prefix and a hash of the
+    whole, so it stays unique.
     """
     ref = ObjectRef.of(sync)
-    key = f"{ref.namespace}.{ref.name}"
-    if len(key) <= LABEL_VALUE_MAX:
-        return key
-    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    return f"{key[:52].rstrip('.-')}-{digest}"
+    return fit_name(f"{ref.namespace}.{ref.name}", limit=LABEL_VALUE_MAX)
 
 
 async def decryption_keys(sync: KubeObject, spec: SyncSpec, sources: SourceStore) -> render.DecryptionKeys | None:
