@@ -1,8 +1,8 @@
 """`moor uninstall`: the controller, then Moor's CRDs and RBAC, out of the cluster; what Moor applied stays.
 
 In order: the in-cluster Deployment is deleted; every Sync is suspended and loses Moor's finalizer, so
-no controller (not even a `moor run` still running elsewhere) prunes anything when the Sync goes; with
-`--delete-objects`, the objects each Sync applied are deleted first (those marked
+no controller (not even a `moor run` still running elsewhere) prunes or re-applies anything; with
+`--delete-objects`, the objects each Sync applied are then deleted (those marked
 `moor.dev/prune: disabled` excepted); then the CRDs (and with them every GitRepository, Sync, SyncRecord,
 Provider and Alert) unless `--keep-crds`; then the RBAC and ServiceAccount. The namespace is kept: it
 may hold the user's own objects. Each removal is printed.
@@ -48,9 +48,9 @@ async def _uninstall(target: Target, keep_objects: bool, keep_crds: bool) -> int
             if obj["kind"] == "Deployment":
                 await _delete(api, ObjectRef.of(obj))
         for sync in await _syncs(api):
+            await _release(api, sync)  # first, so no controller puts back what is deleted next
             if not keep_objects:
                 await _delete_applied(api, sync)
-            await _release(api, sync)
         if not keep_crds:
             for crd in load_crds():
                 await _delete(api, ObjectRef.of(crd))
