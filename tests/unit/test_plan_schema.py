@@ -156,6 +156,8 @@ def test_what_the_schema_answers() -> None:
     assert containers.items.field("resources").field("limits").field("cpu").quantity
     assert not containers.items.field("image").quantity
     assert containers.items.field("nosuchfield") is UNTYPED
+    labels = pod_spec.field("metadata").field("labels")
+    assert labels.field("app") is labels.field("tier"), "every entry of a map has the one schema of its values"
     assert SCHEMAS.for_kind("example.com/v2", "Release") is None
     assert SCHEMAS.for_kind("v1", "NoSuchKind") is None
 

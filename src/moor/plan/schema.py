@@ -93,6 +93,7 @@ class FieldSchema:
         "_items",
         "_key_defaults",
         "_raw",
+        "_values",
         "int_or_string",
         "list_keys",
         "list_type",
@@ -112,6 +113,7 @@ class FieldSchema:
         self._definitions = definitions
         self._fields: dict[str, FieldSchema] = {}
         self._items: FieldSchema | None = None
+        self._values: FieldSchema | None = None
         self.name = name or (target or "")
         self.quantity = target == QUANTITY or name == QUANTITY
         self.int_or_string = raw.get("x-kubernetes-int-or-string") is True or raw.get("format") == "int-or-string"
@@ -132,16 +134,22 @@ class FieldSchema:
         return UNTYPED
 
     def field(self, name: str) -> FieldSchema:
-        """The schema of the map entry or property `name` (UNTYPED when the schema does not describe it)."""
+        """The schema of the property or map entry `name` (UNTYPED when the schema does not describe it)."""
         known = self._fields.get(name)
-        if known is None:
-            properties = self._raw.get("properties")
-            if isinstance(properties, Mapping) and name in properties:
-                known = self._child(properties[name])
-            else:
-                known = self._child(self._raw.get("additionalProperties"))
-            self._fields[name] = known
-        return known
+        if known is not None:
+            return known
+        properties = self._raw.get("properties")
+        if isinstance(properties, Mapping) and name in properties:
+            known = self._fields[name] = self._child(properties[name])
+            return known
+        return self.values  # one schema for every entry of a map: kept once, whatever names objects use
+
+    @property
+    def values(self) -> FieldSchema:
+        """The schema of this map's entries (`additionalProperties`)."""
+        if self._values is None:
+            self._values = self._child(self._raw.get("additionalProperties"))
+        return self._values
 
     @property
     def items(self) -> FieldSchema:
