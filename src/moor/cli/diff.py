@@ -23,7 +23,7 @@ from rich.text import Text
 
 from moor.cli.options import Target, run_async, target_options
 from moor.cli.syncs import fetch
-from moor.cluster.api import KubeApi
+from moor.cluster.api import KubeApi, UnknownKind
 from moor.cluster.client import ApiError
 from moor.controller.desired import decryption_keys, desired_objects, sync_key
 from moor.controller.sources import SourceStore
@@ -63,31 +63,20 @@ async def _diff(target: Target, name: str, local_root: Path | None) -> int:
     async with target.connect() as api:
         sync = await fetch(api, SYNC.kind, namespace, name)
         spec = SyncSpec.from_object(sync)
-        with tempfile.TemporaryDirectory(prefix="moor-diff-") as scratch:
-            sources = SourceStore(api, ArtifactCache(Path(scratch)))
-            keys = await decryption_keys(sync, spec, sources)
-            if local_root is not None:
-                local_spec, checkout = _local(spec, local_root)
-                objects = await desired_objects(sync, local_spec, checkout, api.discovery, keys)
-            else:
-                repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
-                artifact = await sources.artifact(repository)
-                objects = await desired_objects(sync, spec, artifact.path, api.discovery, keys)
-        desired = DesiredSet.of(objects)
+        desired = DesiredSet.of(await _render(api, sync, spec, local_root))
         inventory = tuple(ObjectRef.from_dict(entry) for entry in (sync.get("status") or {}).get("inventory") or [])
         found = await _live_objects(api, [*desired.refs, *inventory])
-        schemas = await api.schemas.for_api_versions({ref.api_version for ref in desired.refs})
         plan = plan_changes(
             desired,
             {identity: obj for identity, obj in found.items() if _labels(obj).get(SYNC_LABEL)},  # the live cache's view
             inventory if spec.prune else (),
             sync_key=sync_key(sync),
-            schemas=schemas,
+            schemas=await api.schemas.for_api_versions({ref.api_version for ref in desired.refs}),
         )
         decision = decide_drift(
             plan,
             inventory=inventory,
-            git_moved=True,
+            git_moved=True,  # what applying this render would write, drift included
             mode=str(spec.drift.mode),
             ignored_paths=lambda ref: spec.drift.ignored_paths(ref.kind, ref.namespace, ref.name),
         )
@@ -102,11 +91,24 @@ async def _diff(target: Target, name: str, local_root: Path | None) -> int:
     return 1 if changed else 0
 
 
+async def _render(api: KubeApi, sync: KubeObject, spec: SyncSpec, local_root: Path | None) -> list[KubeObject]:
+    """The Sync's desired objects: its source's revision, or the local directory `local_root`."""
+    with tempfile.TemporaryDirectory(prefix="moor-diff-") as scratch:
+        sources = SourceStore(api, ArtifactCache(Path(scratch)))
+        keys = await decryption_keys(sync, spec, sources)
+        if local_root is not None:
+            local_spec, checkout = _local(spec, local_root)
+            return await desired_objects(sync, local_spec, checkout, api.discovery, keys)
+        repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
+        artifact = await sources.artifact(repository)
+        return await desired_objects(sync, spec, artifact.path, api.discovery, keys)
+
+
 async def _live_objects(api: KubeApi, refs: Sequence[ObjectRef]) -> dict[Identity, KubeObject]:
     async def one(ref: ObjectRef) -> KubeObject | None:
         try:
             return await api.get(ref)
-        except MoorError:  # a kind the cluster does not serve (yet): nothing live
+        except UnknownKind:  # not served (yet), e.g. its CRD arrives with this render: nothing live
             return None
 
     unique = list({ref.identity: ref for ref in refs}.values())
