@@ -261,3 +261,26 @@ async def test_after_an_outage_the_watch_resumes_within_seconds_and_says_so(
             assert informer.objects[seen.identity]["data"] == {"a": "2"}
         finally:
             await informer.stop()
+
+
+async def test_a_list_whose_continue_token_expired_starts_again_in_one_answer(
+    fault_proxy: FaultProxy, kubectl_private: Kubectl, space: str
+) -> None:
+    names = [f"item-{index}" for index in range(5)]
+    for name in names:
+        labelled_config_map(kubectl_private, space, name)
+    path = rf"^/api/v1/namespaces/{space}/configmaps$"
+    held = fault_proxy.stall(path, seconds=2, method="GET", times=1)  # the first page is held...
+    async with api_through(fault_proxy) as (api, config_maps):
+        listing = asyncio.create_task(api.list(config_maps, namespace=space, label_selector=SYNC_LABEL, limit=2))
+        await eventually(lambda: held.hits == 1, 30, "the first page was asked for")
+        expired = fault_proxy.respond(410, path, method="GET", times=1)  # ...so that the second one expires
+        result = await listing
+    assert sorted(item["metadata"]["name"] for item in result.items) == names
+    assert expired.hits == 1
+    asked = [
+        query for method, query, _ in fault_proxy.requests_to(rf"/namespaces/{space}/configmaps\?") if method == "GET"
+    ]
+    assert "limit=2" in asked[0] and "continue=" not in asked[0]
+    assert "continue=" in asked[1], "the expired request was the second page's"
+    assert "limit=" not in asked[2] and "continue=" not in asked[2], "then the whole list, in one answer"
