@@ -182,6 +182,9 @@ def test_1100_slow_clients_do_not_stop_deliveries_metrics_or_reconciles(
 
     scraped, text = scrape(controller.metrics_port)
     assert scraped == 200 and "moor_" in text
+    assert controller.process.process is not None
+    descriptors = len(list(Path(f"/proc/{controller.process.process.pid}/fd").iterdir()))
+    assert descriptors < CONTROLLER_FILE_LIMIT // 2, f"the listeners leave room for the rest: {descriptors} open"
 
     def applied() -> bool:
         slow_clients.dribble()

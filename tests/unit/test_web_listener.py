@@ -199,5 +199,5 @@ def test_a_listener_holds_at_most_an_eighth_of_the_open_file_limit(file_limit: t
     if hard != resource.RLIM_INFINITY and hard < 1024:
         pytest.skip("needs a hard limit on open files of at least 1024")
     resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
-    assert connection_cap(ListenerLimits(max_connections=1000)) == 128
+    assert connection_cap(ListenerLimits(max_connections=1000)) == 128 - 64, "64 may be accepted at once"
     assert connection_cap(ListenerLimits(max_connections=50)) == 50

@@ -5,8 +5,9 @@ Every connection is bounded:
   connection opening, and the next one within `idle_timeout` seconds of a response (slowloris);
 - a request being handled (its body read, its response written) is cut after `request_timeout`;
 - at most `max_connections_per_peer` connections per client address and `max_connections` in all,
-  and never more than a share (1/8) of the process's open-file limit, so that the controller's own
-  work (API connections, git, renderers) always finds file descriptors. A connection over a cap takes
+  and never more than a share (1/8, the connections accepted at once included) of the process's
+  open-file limit, so that the controller's own work (API connections, git, renderers) always finds
+  file descriptors. A connection over a cap takes
   the place of the oldest idle connection in its scope (one waiting for its request head); when every
   connection is busy with a request, the new one is refused;
 - request heads are limited in size by aiohttp (`max_line_size`, `max_field_size`, `max_headers`)
@@ -39,9 +40,9 @@ log = logging.getLogger(__name__)
 _FILE_LIMIT_SHARE = 8
 """A listener may hold at most 1/8 of the process's open-file limit."""
 _LOG_INTERVAL = 60.0
-_BACKLOG = 1024
-"""Connections the kernel queues until they are accepted: under a flood a client's SYN waits in the queue
-instead of being dropped (and sent again a second later)."""
+_BACKLOG = 64
+"""Connections the kernel queues until they are accepted, and (asyncio's rule) the most accepted at once,
+before any of them can be refused: each takes a file descriptor, so this counts in a listener's share."""
 _ACCEPT_FAILED = "socket.accept() out of system resource"
 
 
@@ -101,10 +102,12 @@ def raise_open_file_limit() -> int:
 
 
 def connection_cap(limits: ListenerLimits) -> int:
-    """The connections a listener may hold: its limit, or its share of the open-file limit if smaller."""
+    """The connections a listener may hold now: its limit, or its share of the open-file limit (less the
+    connections accepted at once) if smaller."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    share = soft // _FILE_LIMIT_SHARE if soft != resource.RLIM_INFINITY else limits.max_connections
-    return max(1, min(limits.max_connections, share))
+    if soft == resource.RLIM_INFINITY:
+        return limits.max_connections
+    return max(1, min(limits.max_connections, soft // _FILE_LIMIT_SHARE - _BACKLOG))
 
 
 class Listener:
@@ -144,7 +147,7 @@ async def serve_app(
     `name` (`webhooks`, `metrics`, `health`) names the listener in log lines and in the `listener` label.
     """
     limits = limits or ListenerLimits()
-    guard = _Guard(name, f"{name} listener on {host}:{port}", limits, connection_cap(limits), metrics)
+    guard = _Guard(name, f"{name} listener on {host}:{port}", limits, metrics)
     app.middlewares.append(guard.middleware)
     runner = web.AppRunner(
         app,
@@ -264,14 +267,10 @@ class _GuardedConnection(asyncio.Protocol):
 class _Guard:
     """The open connections of one listener, counted in all and per client address."""
 
-    def __init__(
-        self, name: str, where: str, limits: ListenerLimits, cap: int, metrics: ListenerMetrics | None
-    ) -> None:
+    def __init__(self, name: str, where: str, limits: ListenerLimits, metrics: ListenerMetrics | None) -> None:
         self.name = name
         self.limits = limits
         self._metrics = metrics
-        self.cap = cap
-        self.per_peer_cap = max(1, min(limits.max_connections_per_peer, cap))
         self._open: dict[_GuardedConnection, None] = {}  # oldest first
         self._by_transport: dict[asyncio.BaseTransport | None, _GuardedConnection] = {}
         self._per_peer: collections.Counter[str] = collections.Counter()
@@ -288,9 +287,11 @@ class _Guard:
 
     def admit(self, connection: _GuardedConnection) -> bool:
         """Makes room for the connection (closing the oldest idle one over a cap), or refuses it."""
-        over_peer_cap = self._per_peer[connection.peer] >= self.per_peer_cap
-        if (over_peer_cap and not self._evict(connection.peer)) or (len(self) >= self.cap and not self._evict(None)):
-            self._refused.note(connection.peer, self.cap, self.per_peer_cap)
+        cap = connection_cap(self.limits)  # the open-file limit may have changed
+        per_peer_cap = max(1, min(self.limits.max_connections_per_peer, cap))
+        room = self._make_room(connection.peer, per_peer_cap) and self._make_room(None, cap)
+        if not room:
+            self._refused.note(connection.peer, cap, per_peer_cap)
             self._count("refused")
             return False
         self._open[connection] = None
@@ -324,6 +325,13 @@ class _Guard:
     def _gauge(self, change: int) -> None:
         if self._metrics is not None:
             self._metrics.open.labels(self.name).inc(change)
+
+    def _make_room(self, peer: str | None, cap: int) -> bool:
+        """Closes the oldest idle connections (of `peer`, or of anyone) until one more fits under `cap`."""
+        while (self._per_peer[peer] if peer is not None else len(self)) >= cap:
+            if not self._evict(peer):
+                return False
+        return True
 
     def _evict(self, peer: str | None) -> bool:
         """Closes the oldest idle connection (of `peer`, or of anyone); False when there is none."""
