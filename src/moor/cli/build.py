@@ -140,6 +140,8 @@ def build(
 ) -> None:
     """Render what a Sync would apply and print it: `--path DIR` offline, or `build sync NAME`."""
     if click.get_current_context().invoked_subcommand is not None:
+        if local_path is not None or helm_values or sync_file:
+            raise click.UsageError("with `build sync NAME`, give --path after NAME; the Sync gives the rest")
         return
     if local_path is None:
         raise click.UsageError("give --path DIR to render a local directory, or `moor build sync NAME`")

@@ -86,8 +86,12 @@ async def _trace(target: Target, kind: str, name: str, api_version: str | None, 
         if not managing:
             click.echo(f"{kind} {name} in namespace {namespace} is not managed by any Sync", err=True)
             return 1
-        sync, ref = managing[0]
-        report = await _report(api, sync, ref)
+        ref = managing[0][1]
+        live = await api.get(ref)
+        label = ((live or {}).get("metadata") or {}).get("labels", {}).get(SYNC_LABEL)
+        # Two Syncs may list it while one hands it over to the other: the label names the one that applies it.
+        sync = next((sync for sync, _ in managing if sync_key(sync) == label), managing[0][0])
+        report = await _report(api, sync, ref, live)
     if output != "table":
         print_document(report, output)
     else:
@@ -125,11 +129,10 @@ def _matches(ref: ObjectRef, kind: str, name: str, namespace: str, api_version: 
     return wanted in (own, f"{own}s", f"{own}es", f"{own[:-1]}ies" if own.endswith("y") else own)
 
 
-async def _report(api: KubeApi, sync: KubeObject, ref: ObjectRef) -> dict[str, Any]:
+async def _report(api: KubeApi, sync: KubeObject, ref: ObjectRef, live: KubeObject | None) -> dict[str, Any]:
     spec = SyncSpec.from_object(sync)
     status = sync.get("status") or {}
     sync_ref = ObjectRef.of(sync)
-    live = await api.get(ref)
     labels = ((live or {}).get("metadata") or {}).get("labels") or {}
     ready, message = ready_of(sync)
     revision = str(status.get("lastAppliedRevision") or "")
