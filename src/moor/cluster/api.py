@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,7 +102,7 @@ class KubeApi:
         label_selector: str | None = None,
         timeout_seconds: int = 300,
         decode: Decode = json.loads,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Watch events (`type`, `object`) with bookmarks; raises ApiError 410 when the version is too old."""
         params = {
             "watch": "true",

@@ -343,14 +343,15 @@ class KindInformer:
         watchdog = asyncio.timeout(WATCH_SECONDS + WATCH_GRACE_SECONDS)
         opened, events = time.monotonic(), 0
         try:
-            async with watchdog:
-                async for event in self.api.watch(
-                    self.resource,
-                    resource_version=resource_version,
-                    label_selector=self.label_selector,
-                    timeout_seconds=WATCH_SECONDS,
-                    decode=self.decode,
-                ):
+            stream = self.api.watch(
+                self.resource,
+                resource_version=resource_version,
+                label_selector=self.label_selector,
+                timeout_seconds=WATCH_SECONDS,
+                decode=self.decode,
+            )
+            async with watchdog, contextlib.aclosing(stream) as stream_events:  # closed however the loop ends
+                async for event in stream_events:
                     resource_version = self._handle(event) or resource_version
                     events += 1
         except TimeoutError:
