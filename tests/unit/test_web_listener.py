@@ -108,11 +108,29 @@ async def test_a_new_connection_takes_the_place_of_the_oldest_idle_one_of_its_ad
 async def test_other_addresses_keep_their_connections(health: Listener) -> None:
     theirs = [await asyncio.open_connection("127.0.0.1", health.port, local_addr=("127.0.3.1", 0)) for _ in range(2)]
     mine = [await asyncio.open_connection("127.0.0.1", health.port) for _ in range(FAST.max_connections_per_peer)]
+    for _, writer in mine:
+        writer.write(b"GET /healthz HTTP/1.1\r\n")
     await asyncio.sleep(0.05)
     assert await get(health.port) == (200, b"ok")
     assert not await closed_by_server(theirs[0][0], within=0.2), "another address's connection stays"
     for _, writer in theirs + mine:
         writer.close()
+
+
+async def test_a_connection_that_has_sent_nothing_yet_keeps_its_place_for_a_moment(registry: CollectorRegistry) -> None:
+    limits = ListenerLimits(header_timeout=10, max_connections_per_peer=4)
+    listener = await probes.serve(0, address="127.0.0.1", limits=limits, metrics=ListenerMetrics(registry))
+    try:
+        silent = [await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        reader, _ = await asyncio.open_connection("127.0.0.1", listener.port)
+        assert await closed_by_server(reader, within=0.5), "refused: the others were accepted just now"
+        await asyncio.sleep(1.0)
+        assert await get(listener.port) == (200, b"ok"), "once they had their chance, the oldest makes room"
+        assert await closed_by_server(silent[0][0], within=0.3)
+        assert (closed(registry, "evicted"), closed(registry, "header-timeout")) == (1, 0)
+    finally:
+        await listener.close()
 
 
 @pytest.fixture
