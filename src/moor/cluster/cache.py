@@ -61,7 +61,8 @@ SHORTEST_WATCH_SECONDS = 1.0
 """A watch the server ends sooner than this, with no event, is a failure (else the informer would spin)."""
 RELIST_SECONDS = 1200.0
 """About how often an informer lists again although its watch is fine (jittered to 10-30 minutes)."""
-CONCURRENT_LISTS = 4
+CONCURRENT_LISTS = 8
+"""Lists one LiveCache sends at once (the rest wait their turn): a relist of every kind after an outage is spread."""
 LOG_INTERVAL_SECONDS = 60.0
 
 
