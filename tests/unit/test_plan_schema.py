@@ -136,6 +136,23 @@ def test_int_or_string_comes_from_the_schema() -> None:
     assert differences(service, live) == [], "IntOrString, and ports keyed by port and protocol"
 
 
+def test_zero_values_a_custom_resource_declares_are_values() -> None:
+    desired = release(window=0, port="", tags=[], default={}, extra={"paused": False})
+    desired["metadata"]["labels"] = {}
+    live = release(extra={})
+    assert differences(desired, live) == [
+        "/spec/window: Git declares 0, the cluster has nothing",
+        '/spec/port: Git declares "", the cluster has nothing',
+        "/spec/tags: Git declares [], the cluster has nothing",
+        "/spec/default: Git declares {}, the cluster has nothing",
+        "/spec/extra/paused: Git declares false, the cluster has nothing",
+    ], "stored as sent, so an absent field differs; metadata (a Go type) drops empty labels"
+    assert differences(desired, live, schemas=None) == [], "by name, zero values were taken as dropped"
+    paused: dict[str, Any] = deployment("0.5", "1Gi")
+    paused["spec"]["paused"] = False
+    assert differences(paused, deployment("0.5", "1Gi")) == [], "a built-in kind drops it"
+
+
 def test_fields_the_schema_leaves_open_compare_exactly() -> None:
     desired = release(extra={"limits": {"cpu": "0.5"}, "containers": [{"name": "a"}, {"name": "b"}]})
     live = release(extra={"limits": {"cpu": "500m"}, "containers": [{"name": "b"}, {"name": "a"}]})

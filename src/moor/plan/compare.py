@@ -115,7 +115,8 @@ class _Comparison:
         if desired is None:
             return  # an explicit null declares nothing
         if live is ABSENT or live is None:
-            if not is_zero(desired):  # the server drops zero values of optional fields
+            # Built-in kinds drop zero values of optional fields; custom resources keep what they are sent.
+            if not is_zero(desired) or (schema is not None and schema.keeps_zero_values):
                 self.report(path, desired, ABSENT, DifferenceKind.MISSING)
             return
         self.value(desired, live, path, schema)

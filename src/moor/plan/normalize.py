@@ -165,7 +165,8 @@ def key_values_equal(desired: Any, live: Any) -> bool:
 
 
 def is_zero(value: Any) -> bool:
-    """True for values the API server drops from optional fields: null, "", false, 0, {} and []."""
+    """True for values the API server drops from optional fields of built-in kinds: null, "", false, 0, {}
+    and [] (custom resources keep them, see `FieldSchema.keeps_zero_values`)."""
     if value is None or value is False:
         return True
     if isinstance(value, str | list | dict):

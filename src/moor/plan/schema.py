@@ -11,8 +11,10 @@ types decide which values it rewrites. A `FieldSchema` answers the same question
 - int-or-string: `x-kubernetes-int-or-string: true` (custom resources) or `format: int-or-string`
   (the built-in IntOrString), where `8080` and `"8080"` name the same thing;
 - quantity: a reference to `io.k8s.apimachinery.pkg.api.resource.Quantity`, which the server stores in
-  canonical form (`"0.5"` becomes `"500m"`). Custom resources are stored as sent, so their quantities,
-  whatever their pattern, compare as the strings they are.
+  canonical form (`"0.5"` becomes `"500m"`);
+- zero values: the Go types of built-in kinds drop `""`, `0`, `false`, `{}` and `[]` from optional
+  fields, while custom resources (a document titled as the CRD builder titles it) are stored as sent,
+  zero values and quantities alike, except their `metadata` (a Go type again).
 
 A field the schema does not describe (`x-kubernetes-preserve-unknown-fields`, or simply absent) is
 `UNTYPED`: its lists are atomic and its scalars compare exactly, as the server treats them. Nodes are
@@ -28,6 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
+CRD_DOCUMENT_TITLE = "Kubernetes CRD Swagger"
+"""The `info.title` of the documents apiextensions-apiserver builds from CustomResourceDefinitions."""
+_META_TYPES = "io.k8s.apimachinery."
+"""The Go types a CRD's document refers to (ObjectMeta and its parts); a CRD's own definitions are named
+after its group reversed, which may begin with `io.k8s.` too (`snapshot.storage.k8s.io`)."""
 _REF_PREFIX = "#/components/schemas/"
 
 
@@ -40,16 +47,18 @@ class ListType(enum.Enum):
 class _Definitions:
     """The `components.schemas` of one group-version document, resolved into shared nodes by name."""
 
-    def __init__(self, schemas: Mapping[str, Any], source: str) -> None:
+    def __init__(self, schemas: Mapping[str, Any], source: str, *, custom_resources: bool) -> None:
         self.schemas = schemas
         self.source = source
+        self.custom_resources = custom_resources
         self.nodes: dict[str, FieldSchema] = {}
 
     def node(self, name: str) -> FieldSchema:
         known = self.nodes.get(name)
         if known is None:
             raw = self.schemas.get(name)
-            known = FieldSchema(raw if isinstance(raw, Mapping) else {}, self, name)
+            stored_as_sent = self.custom_resources and not name.startswith(_META_TYPES)
+            known = FieldSchema(raw if isinstance(raw, Mapping) else {}, self, name, keeps_zero_values=stored_as_sent)
             self.nodes[name] = known
         return known
 
@@ -95,13 +104,21 @@ class FieldSchema:
         "_raw",
         "_values",
         "int_or_string",
+        "keeps_zero_values",
         "list_keys",
         "list_type",
         "name",
         "quantity",
     )
 
-    def __init__(self, raw: Mapping[str, Any], definitions: _Definitions | None, name: str = "") -> None:
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        definitions: _Definitions | None,
+        name: str = "",
+        *,
+        keeps_zero_values: bool = False,
+    ) -> None:
         target = _reference(raw)
         if target is not None and definitions is not None:
             referred = definitions.schemas.get(target)
@@ -118,6 +135,8 @@ class FieldSchema:
         self.quantity = target == QUANTITY or name == QUANTITY
         self.int_or_string = raw.get("x-kubernetes-int-or-string") is True or raw.get("format") == "int-or-string"
         self.list_type, self.list_keys = _list_type(raw)
+        self.keeps_zero_values = keeps_zero_values
+        """True where the server stores values as sent (custom resources): a zero value is a value."""
         self._key_defaults: tuple[tuple[str, Any], ...] | None = None
 
     @property
@@ -130,8 +149,8 @@ class FieldSchema:
             target = _reference(raw)
             if target is not None and self._definitions is not None and not any(k.startswith("x-") for k in raw):
                 return self._definitions.node(target)  # a bare reference (perhaps with a description): shared
-            return FieldSchema(raw, self._definitions)
-        return UNTYPED
+            return FieldSchema(raw, self._definitions, keeps_zero_values=self.keeps_zero_values)
+        return UNTYPED_AS_SENT if self.keeps_zero_values else UNTYPED
 
     def field(self, name: str) -> FieldSchema:
         """The schema of the property or map entry `name` (UNTYPED when the schema does not describe it)."""
@@ -185,6 +204,8 @@ class FieldSchema:
 
 UNTYPED = FieldSchema({}, None, "<untyped>")
 """A field the schema leaves open: lists atomic, scalars compared exactly."""
+UNTYPED_AS_SENT = FieldSchema({}, None, "<untyped, stored as sent>", keeps_zero_values=True)
+"""The same inside a custom resource (`x-kubernetes-preserve-unknown-fields`), where zero values are kept."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +231,8 @@ class GroupVersionSchema:
             for gvk in definition.get("x-kubernetes-group-version-kind") or ():
                 if isinstance(gvk, Mapping) and gvk.get("group", "") == group and gvk.get("version") == version:
                     kinds.setdefault(str(gvk.get("kind")), name)
-        return cls(api_version, source, kinds, _Definitions(schemas, source))
+        custom_resources = (document.get("info") or {}).get("title") == CRD_DOCUMENT_TITLE
+        return cls(api_version, source, kinds, _Definitions(schemas, source, custom_resources=custom_resources))
 
     def kind(self, kind: str) -> FieldSchema | None:
         name = self.kinds.get(kind)
