@@ -88,7 +88,7 @@ def test_trace_names_sync_source_revision_file_line_and_writers(moor: Moor, git_
     text = moor.cli("trace", "Deployments.apps", "web").stdout
     assert f"{moor.namespace}/app" in text and f"app/web.yaml line {line}" in text and "Changed by" in text
 
-    as_yaml = yaml.safe_load(moor.cli("trace", "configmap", "settings", "-o", "yaml").stdout)
+    as_yaml = yaml.safe_load(moor.cli("trace", "cm", "settings", "-o", "yaml").stdout)
     assert as_yaml["declaredIn"]["file"] == "app/config.yaml"
 
     unmanaged = moor.cli("trace", "configmap", "kube-root-ca.crt")

@@ -40,6 +40,27 @@ from moor.resources import API_VERSION, GITREPOSITORY, SYNC, SyncSpec
 from moor.source import ArtifactCache
 
 WRITTEN = ("created", "updated")
+SHORT_NAMES = {
+    "po": "pod",
+    "svc": "service",
+    "cm": "configmap",
+    "ns": "namespace",
+    "sa": "serviceaccount",
+    "pvc": "persistentvolumeclaim",
+    "pv": "persistentvolume",
+    "ing": "ingress",
+    "netpol": "networkpolicy",
+    "deploy": "deployment",
+    "rs": "replicaset",
+    "sts": "statefulset",
+    "ds": "daemonset",
+    "cj": "cronjob",
+    "hpa": "horizontalpodautoscaler",
+    "pdb": "poddisruptionbudget",
+    "sc": "storageclass",
+    "crd": "customresourcedefinition",
+}
+"""kubectl's short names of the built-in kinds (discovery's own short names are not kept)."""
 
 
 class AmbiguousObject(MoorError):
@@ -64,7 +85,8 @@ class Declaration:
 def trace(target: Target, kind: str, name: str, api_version: str | None, output: str) -> None:
     """Which Sync manages the object KIND NAME, from which source, revision, file and line, and its drift.
 
-    KIND is a kind in any case, its plural, or kind.group: deployment, Deployments, deployment.apps.
+    KIND is a kind in any case, its plural, kubectl's short name, or kind.group: deployment, Deployments,
+    deploy, deployment.apps.
     """
     raise SystemExit(run_async(_trace(target, kind, name, api_version, output)))
 
@@ -121,6 +143,7 @@ def _matches(ref: ObjectRef, kind: str, name: str, namespace: str, api_version: 
     if ref.name != name or (ref.namespace and ref.namespace != namespace):
         return False
     wanted, _, group = kind.lower().partition(".")
+    wanted = SHORT_NAMES.get(wanted, wanted)
     if group and group != ref.group.lower():
         return False
     if api_version and split_api_version(api_version)[0] != ref.group:
