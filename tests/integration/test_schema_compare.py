@@ -113,3 +113,10 @@ async def test_each_document_is_read_once_and_an_unreadable_one_means_no_schema(
         assert containers.list_keys == ("name",)
         read_again = [path for _, path, _ in fault_proxy.log[sent:] if path.startswith("/openapi/v3/api/v1")]
         assert read_again == [], "an unchanged document is not read again"
+
+        no_index = fault_proxy.respond(403, r"^/openapi/v3$")
+        blind = SchemaCache(client, max_age=600, min_refresh_interval=0)
+        for _ in range(3):
+            assert (await blind.for_api_versions(["v1"])).group_versions == {}, "no index: compared by names"
+        assert no_index.hits == 1, "an index that cannot be read is not asked for at every pass"
+        assert "cannot read the API's OpenAPI index" in caplog.text

@@ -58,6 +58,7 @@ class SchemaCache:
         self._min_refresh_interval = min_refresh_interval
         self._index: dict[str, str] = {}
         self._index_read_at: float | None = None
+        self._index_failed = False
         self._loaded: dict[str, _Loaded] = {}
         self._schemas = Schemas()
         self._lock = asyncio.Lock()
@@ -87,16 +88,17 @@ class SchemaCache:
         """Reads the index when it is due; True when group-versions were dropped from the cache."""
         now = time.monotonic()
         age = now - self._index_read_at if self._index_read_at is not None else None
-        missing = any(index_key(api_version) not in self._index for api_version in wanted)
+        missing = not self._index_failed and any(index_key(version) not in self._index for version in wanted)
         if age is not None and age < self._max_age and not (missing and age >= self._min_refresh_interval):
             return False
         self._index_read_at = now
         try:
             document = await self._client.request("openapi", "GET", INDEX_PATH)
         except _FAILURES as error:
+            self._index_failed = True  # tried again after max_age, not at every pass
             log.warning("cannot read the API's OpenAPI index (%s): objects are compared by field names", error)
             return False
-        self._index = _urls(document)
+        self._index, self._index_failed = _urls(document), False
         gone = [api_version for api_version in self._loaded if index_key(api_version) not in self._index]
         for api_version in gone:
             del self._loaded[api_version]
