@@ -155,3 +155,39 @@ def test_new_inventory_is_sorted_and_unique() -> None:
         "name": "a",
         "namespace": "ns",
     }
+
+
+def contested_fixture() -> tuple[dict[str, Any], dict[str, Any]]:
+    desired = obj("v1", "ConfigMap", "shared", "dual")
+    desired["data"] = {"from": "b"}
+    live = obj("v1", "ConfigMap", "shared", "dual")
+    live["metadata"]["labels"] = {"moor.dev/sync": "dual.a"}
+    live["data"] = {"from": "a"}
+    return desired, live
+
+
+def test_an_object_another_sync_still_declares_is_contested_and_not_written() -> None:
+    desired, live = contested_fixture()
+    plan = plan_changes([desired], live_map(live), [], sync_key=SYNC, still_claimed=lambda owner, _: owner == "dual.a")
+    assert [(c.action, c.owner) for c in plan.changes] == [(Action.CONTESTED, "dual.a")]
+    assert "moor.dev/sync=dual.a" in plan.contested[0].reason
+    assert plan.writes == () and not plan.has_changes
+    assert plan.summary().endswith("1 owned by another Sync")
+
+
+def test_an_object_its_owner_released_is_taken_over() -> None:
+    desired, live = contested_fixture()
+    plan = plan_changes([desired], live_map(live), [], sync_key=SYNC, still_claimed=lambda owner, _: False)
+    assert names(plan.updates) == ["ConfigMap dual/shared"]
+
+
+def test_a_sync_that_takes_over_writes_the_contested_object() -> None:
+    desired, live = contested_fixture()
+    plan = plan_changes([desired], live_map(live), [], sync_key=SYNC, still_claimed=lambda *_: True, take_over=True)
+    assert names(plan.updates) == ["ConfigMap dual/shared"] and plan.contested == ()
+
+
+def test_an_object_labelled_for_another_sync_is_never_pruned() -> None:
+    _, live = contested_fixture()
+    plan = plan_changes([], live_map(live), [ObjectRef.of(live)], sync_key=SYNC, still_claimed=lambda *_: True)
+    assert plan.prunes == () and names(plan.kept) == ["ConfigMap dual/shared"]

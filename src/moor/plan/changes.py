@@ -6,12 +6,17 @@ live copy is what Git last declared (Moor applied the annotation from Git) or wh
 hand to protect it, and the desired copy no longer exists by the time an object is a prune candidate.
 Kept objects leave the inventory (`new_inventory` only lists desired objects), so Moor stops managing
 them, as Flux does. Objects already being deleted are neither pruned again nor kept.
+
+An object belongs to one Sync: the one its `moor.dev/sync` label names. A desired object that is live
+and labelled for another Sync which still declares it is contested: it is not written (and so never
+flips between two Syncs) unless this Sync takes objects over (`spec.force`). The owner releases it by
+no longer declaring it (it left the owner's Git, or the owner is gone), and the next pass takes it.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +36,11 @@ class Action(enum.Enum):
     UNCHANGED = "unchanged"
     PRUNE = "prune"
     KEEP = "keep"
+    CONTESTED = "contested"
+
+
+StillClaimed = Callable[[str, Identity], bool]
+"""Whether the Sync whose `moor.dev/sync` label value is given still declares the object."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,9 @@ class ObjectChange:
     live: KubeObject | None = None
     differences: tuple[FieldDifference, ...] = ()
     reason: str = ""
-    """For KEEP: why the object is not pruned."""
+    """For KEEP: why the object is not pruned; for CONTESTED: which Sync owns it."""
+    owner: str = ""
+    """For CONTESTED: the `moor.dev/sync` label value of the Sync that owns the object."""
 
     def __str__(self) -> str:
         text = f"{self.ref}: {self.action.value}"
@@ -84,6 +96,11 @@ class Plan:
         return self._with(Action.KEEP)
 
     @property
+    def contested(self) -> tuple[ObjectChange, ...]:
+        """Desired objects that another Sync owns: not written by this plan."""
+        return self._with(Action.CONTESTED)
+
+    @property
     def writes(self) -> tuple[ObjectChange, ...]:
         """Creates and updates in apply order: the objects to send to the API server."""
         return tuple(c for c in self.changes if c.action in (Action.CREATE, Action.UPDATE))
@@ -102,6 +119,7 @@ class Plan:
                 (self.updates, "to update"),
                 (self.prunes, "to prune"),
                 (self.kept, "kept from pruning"),
+                (self.contested, "owned by another Sync"),
             )
             if group
         ]
@@ -132,6 +150,16 @@ def _prune_candidate(ref: ObjectRef, live: KubeObject, sync_key: str | None) -> 
     return ObjectChange(Action.PRUNE, ref, live=live)
 
 
+def _owner_elsewhere(
+    live: KubeObject, identity: Identity, sync_key: str | None, still_claimed: StillClaimed | None
+) -> str:
+    """The label value of another Sync that owns `live` and still declares it, or ""."""
+    owner = str(_labels(live).get(SYNC_LABEL) or "")
+    if sync_key is None or still_claimed is None or not owner or owner == sync_key:
+        return ""
+    return owner if still_claimed(owner, identity) else ""
+
+
 def plan_changes(
     desired: Sequence[KubeObject] | DesiredSet,
     live: Mapping[Identity, KubeObject],
@@ -140,6 +168,8 @@ def plan_changes(
     sync_key: str | None = None,
     remembered: RememberedComparisons | None = None,
     schemas: Schemas | None = None,
+    still_claimed: StillClaimed | None = None,
+    take_over: bool = False,
 ) -> Plan:
     """Decides what to write and what to delete, comparing prepared desired objects with the live cache.
 
@@ -147,7 +177,9 @@ def plan_changes(
     time. With `sync_key`, a live object labelled for another Sync (or no longer labelled) is never
     pruned. With `remembered`, comparisons whose two sides did not change since its last pass are
     reused. `schemas` are the API's schemas of the desired kinds (a kind without one is compared by
-    field names). Raises DuplicateObjectError when two desired objects name the same object.
+    field names). With `sync_key` and `still_claimed`, a desired object labelled for another Sync that
+    still declares it is CONTESTED, unless `take_over`. Raises DuplicateObjectError when two desired
+    objects name the same object.
     """
     if not isinstance(desired, DesiredSet):
         desired = DesiredSet.of(desired)
@@ -159,6 +191,11 @@ def plan_changes(
         current = live.get(ref.identity)
         if current is None:
             changes.append(ObjectChange(Action.CREATE, ref, desired=obj))
+            continue
+        owner = "" if take_over else _owner_elsewhere(current, ref.identity, sync_key, still_claimed)
+        if owner:
+            reason = f"managed by the Sync labelled {SYNC_LABEL}={owner}"
+            changes.append(ObjectChange(Action.CONTESTED, ref, desired=obj, live=current, reason=reason, owner=owner))
             continue
         schema = None if schemas is None else schemas.for_kind(ref.api_version, ref.kind)
         if remembered is not None:
