@@ -429,3 +429,27 @@ def test_a_failing_exec_plugin_is_a_user_error(private_cluster: ClusterInfo, tmp
         f"error: kubeconfig {kubeconfig}: exec plugin `{executable}` failed: exit 3: "
         "the SSO session has expired; run `aws sso login`"
     )
+
+
+# Connections ------------------------------------------------------------------------------------
+
+
+async def test_open_watches_leave_connections_for_requests(private_cluster: ClusterInfo) -> None:
+    """Each watch holds its connection for minutes: more watched kinds than the pool's connections must not
+    starve every other request."""
+    async with KubeClient(load_kubeconfig(private_cluster.kubeconfig), max_connections=2, request_timeout=5) as client:
+
+        async def watch(path: str) -> None:
+            async for _ in client.stream(path, {"watch": "true", "timeoutSeconds": "60"}):
+                pass
+
+        paths = ["/api/v1/configmaps", "/api/v1/secrets", "/api/v1/services", "/api/v1/serviceaccounts"]
+        watches = [asyncio.create_task(watch(path)) for path in paths]
+        try:
+            await asyncio.sleep(1)
+            namespace = await client.request("get", "GET", DEFAULT_NS)
+            assert namespace["metadata"]["name"] == "default"
+        finally:
+            for task in watches:
+                task.cancel()
+            await asyncio.gather(*watches, return_exceptions=True)

@@ -48,6 +48,8 @@ T = TypeVar("T")
 _HOP_BY_HOP = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"}
 )
+_NOT_FORWARDED_BACK = _HOP_BY_HOP | {"content-encoding"}
+"""The proxy's client decompresses what the server sends, so the answer it passes on is not encoded."""
 
 
 @dataclass
@@ -310,7 +312,7 @@ class FaultProxy:
             self._record(request, upstream.status)
             response = web.StreamResponse(status=upstream.status)
             for key, value in upstream.headers.items():
-                if key.lower() not in _HOP_BY_HOP:
+                if key.lower() not in _NOT_FORWARDED_BACK:
                     response.headers.add(key, value)
             watching = _is_watch(request)
             if watching:

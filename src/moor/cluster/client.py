@@ -81,7 +81,10 @@ class Impersonation:
 
 
 class KubeClient:
-    """Async client for one API server. `impersonating` gives a view sharing the same connections."""
+    """Async client for one API server. `impersonating` gives a view sharing the same connections.
+
+    Watches have a connection pool of their own, without a limit: each holds its connection for minutes,
+    and with as many watched kinds as `max_connections` they would otherwise leave none for requests."""
 
     def __init__(
         self,
@@ -91,6 +94,7 @@ class KubeClient:
         request_timeout: float = 60.0,
         retry: RetryPolicy = API_RETRY,
         _session: aiohttp.ClientSession | None = None,
+        _watch_session: aiohttp.ClientSession | None = None,
         _requests: Counter[str] | None = None,
         _impersonation: Impersonation | None = None,
     ) -> None:
@@ -99,16 +103,20 @@ class KubeClient:
         self.retry = retry
         self.request_timeout = request_timeout
         self._impersonation = _impersonation
-        self._owns_session = _session is None
+        self._owns_session = _session is None or _watch_session is None
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
-        self._session = _session or aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=_ssl_context(credentials), limit=max_connections),
-            json_serialize=json.dumps,
-        )
+        if _session is None or _watch_session is None:
+            tls = _ssl_context(credentials)
+            _session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=tls, limit=max_connections), json_serialize=json.dumps
+            )
+            _watch_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls, limit=0))
+        self._session, self._watch_session = _session, _watch_session
 
     async def close(self) -> None:
         if self._owns_session:
             await self._session.close()
+            await self._watch_session.close()
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -124,6 +132,7 @@ class KubeClient:
             request_timeout=self.request_timeout,
             retry=self.retry,
             _session=self._session,
+            _watch_session=self._watch_session,
             _requests=self.requests,
             _impersonation=impersonation,
         )
@@ -228,7 +237,7 @@ class KubeClient:
         what = f"watch {path}"
         with self._transport_errors(what, self.request_timeout):
             async with asyncio.timeout(self.request_timeout) as opening:  # lifted once the stream is open
-                async with self._session.get(
+                async with self._watch_session.get(
                     self.credentials.server + path,
                     params=params,
                     headers=headers,
