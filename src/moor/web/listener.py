@@ -8,8 +8,9 @@ Every connection is bounded:
   and never more than a share (1/8, the connections accepted at once included) of the process's
   open-file limit, so that the controller's own work (API connections, git, renderers) always finds
   file descriptors. A connection over a cap takes the place of the oldest connection in its scope
-  that is still waiting for the rest of its request head (never one whose head has arrived, nor one
-  just accepted that has not been read yet); when there is none, the new connection is refused;
+  that is still waiting for (the rest of) its request head, never one whose head has arrived (the
+  oldest first: a client that sends its request at once is read long before a cap's worth of others
+  arrive after it); when there is none, the new connection is refused;
 - request heads are limited in size by aiohttp (`max_line_size`, `max_field_size`, `max_headers`)
   and bodies by the application's `client_max_size`.
 Connections closed for these reasons, and failed accepts (EMFILE), are logged at most once a minute
@@ -40,14 +41,11 @@ log = logging.getLogger(__name__)
 _FILE_LIMIT_SHARE = 8
 """A listener may hold at most 1/8 of the process's open-file limit."""
 _LOG_INTERVAL = 60.0
-_BACKLOG = 64
+_BACKLOG = 16
 """Connections the kernel queues until they are accepted, and (asyncio's rule) the most accepted at once,
-before any of them can be refused: each takes a file descriptor, so this counts in a listener's share."""
+before any of them can be refused or read: each takes a file descriptor, so this counts in a listener's
+share; and a batch far smaller than the cap leaves connections that have been read (and can make room)."""
 _ACCEPT_FAILED = "socket.accept() out of system resource"
-_EVICTION_GRACE = 1.0
-"""Seconds a new connection that has sent nothing cannot be evicted: connections accepted together are
-admitted before any of them is read, so a client that sent its request at once could otherwise lose its
-place to the ones accepted after it."""
 
 
 CloseReason = Literal["header-timeout", "idle-timeout", "request-timeout", "evicted", "refused", "stopped"]
@@ -211,9 +209,6 @@ class _GuardedConnection(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self.peer = ""
         self.busy = 0
-        self.admitted_at = 0.0
-        self.heard = False
-        """Whether bytes have arrived since it was admitted (or since its last response)."""
         self.head_complete = False
         """Whether a whole request head has arrived since then (it is about to be handled)."""
         self._tail = b""
@@ -231,19 +226,16 @@ class _GuardedConnection(asyncio.Protocol):
         self._arm(self._guard.limits.header_timeout, "header-timeout")
 
     def data_received(self, data: bytes) -> None:
-        self.heard = True
         if not self.head_complete:
             self.head_complete = b"\r\n\r\n" in self._tail + data
             self._tail = data[-3:]
         if self._handler is not None:
             self._handler.data_received(data)
 
-    def evictable(self, now: float) -> bool:
-        """Waiting for the rest of a request head: idle, its head incomplete, and given its chance to send
-        it (bytes have arrived, or it has been open `_EVICTION_GRACE` seconds)."""
-        if self.busy or self.head_complete:
-            return False
-        return self.heard or now - self.admitted_at >= _EVICTION_GRACE
+    @property
+    def evictable(self) -> bool:
+        """Waiting for (the rest of) a request head: no request in hand, and none about to be."""
+        return not self.busy and not self.head_complete
 
     def eof_received(self) -> bool | None:
         return self._handler.eof_received() if self._handler is not None else None
@@ -270,7 +262,7 @@ class _GuardedConnection(asyncio.Protocol):
 
     def request_finished(self) -> None:
         self.busy -= 1
-        self.heard = self.head_complete = False
+        self.head_complete = False
         self._tail = b""
         if not self.busy:
             self._arm(self._guard.limits.idle_timeout, "idle-timeout")
@@ -317,7 +309,6 @@ class _Guard:
             self._refused.note(connection.peer, cap, per_peer_cap)
             self._count("refused")
             return False
-        connection.admitted_at = asyncio.get_running_loop().time()
         self._open[connection] = None
         self._by_transport[connection.transport] = connection
         self._per_peer[connection.peer] += 1
@@ -359,9 +350,8 @@ class _Guard:
 
     def _evict(self, peer: str | None) -> bool:
         """Closes the oldest idle connection (of `peer`, or of anyone); False when there is none."""
-        now = asyncio.get_running_loop().time()
         for connection in self._open:
-            if (peer is None or connection.peer == peer) and connection.evictable(now):
+            if (peer is None or connection.peer == peer) and connection.evictable:
                 self.forget(connection)
                 connection.close("evicted")
                 return True
