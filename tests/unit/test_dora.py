@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from moor.record.dora import ALL, commit_times_of, delivery_figures, percentile
+from moor.record.dora import ALL, commit_times_of, delivery_figures, parse_time, percentile
 from moor.record.metrics import Metrics
 
 NOW = datetime(2024, 6, 30, tzinfo=UTC)
@@ -161,3 +161,8 @@ def test_the_figures_become_prometheus_gauges(figures: dict[tuple[str, str], Any
     assert sample("moor_time_to_restore_seconds", {"namespace": "shop", "name": "api", "quantile": "0.5"}) is None
     metrics.set_delivery({})
     assert sample("moor_deployments", {"namespace": "shop", "name": "web"}) is None, "stale series are dropped"
+
+
+def test_a_time_without_a_zone_is_read_as_utc() -> None:
+    assert parse_time("2026-01-01T10:00:00") == datetime(2026, 1, 1, 10, tzinfo=UTC)
+    assert parse_time("2026-01-01T10:00:00Z") == datetime(2026, 1, 1, 10, tzinfo=UTC)

@@ -97,6 +97,7 @@ class Controller:
         self.metrics = Metrics()
         self.metrics.watch_api_requests(api.client.requests)
         self.metrics.watch_cache_size(self.live.object_count)
+        self.metrics.watch_informers(self._informer_phases)
         sources = SourceStore(api, ArtifactCache(options.artifact_dir, limits=options.artifact_limits))
         self.repositories = GitRepositoryReconciler(sources, self.events, self.metrics)
         reporter = SyncReporter(api, self.events, HistoryStore(api, options.history_retention), self.metrics)
@@ -177,6 +178,13 @@ class Controller:
             if (state := informer.state).phase == "failing"
         ]
         return [*own, *self.live.failing(), *self.tasks.problems(), *self.notifier.problems(), *self.dora.problems()]
+
+    def _informer_phases(self) -> dict[str, int]:
+        """Informers in each phase: the live cache's and this controller's own (GitRepositories, Syncs)."""
+        counts = self.live.phase_counts()
+        for informer in self._informers.values():
+            counts[informer.state.phase] += 1
+        return counts
 
     def _retry_failed_soon(self) -> None:
         """The API server answers again: every object whose reconcile failed meanwhile is tried again now,

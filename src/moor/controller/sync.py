@@ -472,6 +472,9 @@ class SyncReconciler:
             self.live, refs, attempt.outcome.applied_versions, spec.timeout.total_seconds()
         )
         attempt.health = health.message
+        if health.state is HealthState.FAILED:  # the wait stopped as soon as an object failed
+            message = f"revision {attempt.revision}: {health.message}"
+            raise SyncFailed(conditions.HEALTH_CHECK_FAILED, message, revision_failed=True)
         if health.state is not HealthState.HEALTHY:
             waited = format_duration(spec.timeout)
             message = f"revision {attempt.revision}: not healthy after {waited}: {health.message}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from moor.cluster.access import AccessDecision, AccessReviewer, ResourceAccess, ServiceAccount
 from moor.cluster.client import ApiError, ApiUnreachable
 from moor.cluster.discovery import Discovery
+from moor.controller.scheduling import cluster_failed
 from moor.controller.sync_report import SyncFailed
 from moor.objects import ObjectRef
 from moor.resources import SyncSpec
@@ -81,6 +82,8 @@ async def check_reads(
     try:
         answers = await reviewer.review_all(account, needs)
     except (ApiError, ApiUnreachable) as error:
+        if cluster_failed(error):  # an outage, not a denial: reported as ClusterUnreachable and retried soon
+            raise
         message = f"revision {revision}: could not ask the API server what {account} may read: {error}"
         raise SyncFailed(ACCESS_DENIED, message) from None
     denied = {question: answer for question, answer in answers.items() if not answer.allowed}
