@@ -11,7 +11,8 @@ interval 1h, so only a delivery explains a new revision). Each phase measures, f
   ConfigMap (polled every 20 ms): commit-to-applied latency.
 The phases: "quiet", then "slow clients": N connections (default 1,000, from 40 loopback addresses,
 a quarter of them on the metrics port) that send their request head one byte every 5 s and reconnect
-when the server closes them, as an attacker would. It prints one table; it is not a test.
+when the server closes them (after `--reconnect-delay`, 0.1 s), as an attacker would. It prints one
+table; it is not a test.
 
 Run from the repository root:
     .venv/bin/python bench/slow_clients.py [--slow 1000] [--deliveries 300] [--trials 5]
@@ -162,8 +163,9 @@ class SlowClients:
     """Connections that dribble a request head one byte every 5 s and reconnect when closed, from a
     process of their own (so that they do not share this process's interpreter with the measurements)."""
 
-    def __init__(self, count: int, ports: Sequence[int]) -> None:
+    def __init__(self, count: int, ports: Sequence[int], reconnect_delay: float) -> None:
         self.count = count
+        self.reconnect_delay = reconnect_delay
         self.ports = list(ports)
         self._opened = multiprocessing.RawValue("q", 0)
         self._closed = multiprocessing.RawValue("q", 0)
@@ -231,7 +233,7 @@ class SlowClients:
                 self._held.value -= 1
                 writer.close()
             self._closed.value += 1
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(self.reconnect_delay)
 
 
 @dataclass
@@ -411,6 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slow", type=int, default=1000, help="slow clients (default 1,000)")
     parser.add_argument("--deliveries", type=int, default=300, help="deliveries per measurement (default 300)")
     parser.add_argument("--trials", type=int, default=5, help="commits per phase (default 5)")
+    parser.add_argument(
+        "--reconnect-delay", type=float, default=0.1, help="seconds a closed slow client waits to reconnect (0.1)"
+    )
     parser.add_argument("--file-limit", type=int, default=1024, help="moor run's open-file limit (0: unchanged)")
     args = parser.parse_args(argv)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -426,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(bench.measure(quiet))
         phases.append(quiet)
         loaded = Phase(f"{args.slow} slow clients")
-        loaded.slow = SlowClients(args.slow, [bench.webhook_port] * 3 + [bench.metrics_port])
+        loaded.slow = SlowClients(args.slow, [bench.webhook_port] * 3 + [bench.metrics_port], args.reconnect_delay)
         progress(f"starting {args.slow} slow clients")
         before = bench.log.stat().st_size
         loaded.slow.start()
