@@ -275,16 +275,20 @@ async def _tree(target: Target, name: str, output: str) -> int:
                 "message": health.message if health else f"{ref} does not exist",
             }
         )
+    contested = list((sync.get("status") or {}).get("conflicts") or [])
+    for entry in contested:
+        owner = entry.get("owner", "")
+        rows.append({**entry, "health": "Conflict", "message": f"declared here, but it belongs to Sync {owner}"})
     if output != "table":
         print_document(rows, output)
         return 0
     ready, message = ready_of(sync)
     revision = (sync.get("status") or {}).get("lastAppliedRevision", "")
     root = Tree(f"[bold]Sync {namespace}/{name}[/] Ready={ready} {short_revision(revision)}")
-    for ref, row in zip(inventory, rows, strict=True):
+    for row in rows:
         style = {"Healthy": "green", "Progressing": "yellow"}.get(row["health"], "red")
         detail = "" if row["health"] == "Healthy" else f" — {row['message']}"
-        root.add(f"{ref} [{style}]{row['health']}[/]{detail}")
+        root.add(f"{ObjectRef.from_dict(row)} [{style}]{row['health']}[/]{detail}")
     Console().print(root)
     if ready != "True":
         click.echo(message, file=sys.stderr)

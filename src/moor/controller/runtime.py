@@ -27,6 +27,7 @@ from moor.cluster.cache import KindInformer, LiveCache, LiveChange
 from moor.cluster.client import ApiError
 from moor.controller.desired import sync_key
 from moor.controller.gitrepository import GitRepositoryReconciler
+from moor.controller.ownership import Claims
 from moor.controller.queue import WorkQueue
 from moor.controller.scheduling import Requeue, cluster_failed
 from moor.controller.sources import SourceStore
@@ -108,6 +109,7 @@ class Controller:
             reporter,
             SnapshotStore(api),
             self.lookup,
+            Claims(lambda: self._objects(SYNC.kind)),
             options.apply_concurrency,
             tenancy=options.tenancy,
         )

@@ -23,6 +23,7 @@ from moor.cluster.client import ApiError
 from moor.cluster.discovery import ResourceType
 from moor.controller.desired import decryption_keys, desired_objects, sync_key
 from moor.controller.health_check import wait_until_healthy
+from moor.controller.ownership import CONFLICTS_FIELD, Claims, conflict_entries, conflict_message
 from moor.controller.revision_choice import (
     APPROVED_BY_ANNOTATION,
     PIN_ANNOTATION,
@@ -61,9 +62,9 @@ log = logging.getLogger(__name__)
 
 FINALIZER = "moor.dev/finalizer"
 DEFAULT_RETRY_INTERVAL = 5.0
+"""Seconds before retrying a Sync whose spec gives no retry interval (it does not parse, or is being deleted)."""
 WATCH_DEADLINE = 30.0
 """Seconds a pass waits for the first list of a kind it touches before it fails with WatchFailed."""
-"""Seconds before retrying a Sync whose spec gives no retry interval (it does not parse, or is being deleted)."""
 
 Lookup = Callable[[str, str, str], KubeObject | None]
 """(kind, namespace, name) -> the custom resource as last seen by the controller's informers."""
@@ -81,6 +82,7 @@ class SyncReconciler:
     report: SyncReporter
     snapshots: SnapshotStore
     lookup: Lookup
+    claims: Claims
     apply_concurrency: int = 16
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
     access: AccessReviewer = field(init=False)
@@ -193,7 +195,8 @@ class SyncReconciler:
         self.refuse_empty_prune(attempt, spec, desired, inventory)
         await self.watch(desired.refs, inventory)
         await self.check_reads(attempt, spec, desired, inventory)
-        plan = await self.plan(attempt, desired, inventory)
+        plan = await self.plan(attempt, desired, inventory, take_over=spec.force)
+        self.refuse_contested(attempt, plan)
         git_moved = rolling_back or not settled(attempt.status, attempt.revision, attempt.generation)
         decision = decide_drift(
             plan,
@@ -278,7 +281,7 @@ class SyncReconciler:
         inventory = self.inventory_of(attempt)
         await self.watch(desired.refs, inventory)
         await self.check_reads(attempt, spec, desired, inventory)
-        plan = await self.plan(attempt, desired, inventory)
+        plan = await self.plan(attempt, desired, inventory, take_over=spec.force)
         await self.report.awaiting_approval(attempt, plan.summary())
 
     def approver(self, attempt: Attempt, hold: Hold) -> str:
@@ -402,23 +405,46 @@ class SyncReconciler:
             refs = [*desired.refs, *inventory]
             await check_reads(self.access, self.api.discovery, account, refs, attempt.revision)
 
-    async def plan(self, attempt: Attempt, desired: DesiredSet, inventory: tuple[ObjectRef, ...]) -> Plan:
+    async def plan(
+        self, attempt: Attempt, desired: DesiredSet, inventory: tuple[ObjectRef, ...], *, take_over: bool = False
+    ) -> Plan:
         """The plan of this pass, compared under the API's schemas; the last one again (without asking for
-        the schemas, so without a request) when nothing it depends on changed."""
+        the schemas, so without a request) when nothing it depends on changed. A plan that found contested
+        objects is made anew each time: their owner may have released them since."""
         memory = self.memory_of(attempt.sync)
         key = sync_key(attempt.sync)
         inputs = PlanInputs(desired, self.live.changes_of(key), inventory)
-        if memory.plan is not None and memory.plan_inputs is not None and inputs.same_as(memory.plan_inputs):
-            return memory.plan
+        last, last_inputs = memory.plan, memory.plan_inputs
+        if last is not None and last_inputs is not None and not last.contested and inputs.same_as(last_inputs):
+            return last
         schemas = await self.api.schemas.for_api_versions({ref.api_version for ref in desired.refs})
         live = {}
         for ref in [*desired.refs, *inventory]:
             obj = self.live.get(ref)
             if obj is not None:
                 live[ref.identity] = obj
-        plan = plan_changes(desired, live, inventory, sync_key=key, remembered=memory.comparisons, schemas=schemas)
+        plan = plan_changes(
+            desired,
+            live,
+            inventory,
+            sync_key=key,
+            remembered=memory.comparisons,
+            schemas=schemas,
+            still_claimed=self.claims.still_claimed,
+            waiting_for=lambda identity: self.claims.waiting_for(identity, key),
+            take_over=take_over,
+        )
         memory.plan_inputs, memory.plan = inputs, plan
         return plan
+
+    def refuse_contested(self, attempt: Attempt, plan: Plan) -> None:
+        """Nothing is written while another Sync owns objects this one declares; the status lists them."""
+        if not plan.contested:
+            attempt.status.pop(CONFLICTS_FIELD, None)
+            return
+        entries = conflict_entries(plan.contested, self.claims)
+        attempt.status[CONFLICTS_FIELD] = entries
+        raise SyncFailed(conditions.OWNERSHIP_CONFLICT, conflict_message(attempt.revision, entries))
 
     def inventory_of(self, attempt: Attempt) -> tuple[ObjectRef, ...]:
         return self.memory_of(attempt.sync).inventory_of(list(attempt.status.get("inventory") or []))
@@ -516,7 +542,10 @@ class SyncReconciler:
             inventory = [ObjectRef.from_dict(entry) for entry in (sync.get("status") or {}).get("inventory") or []]
             await self.watch([], inventory)
             live = {ref.identity: obj for ref in inventory if (obj := self.live.get(ref)) is not None}
-            plan = plan_changes([], live, inventory, sync_key=sync_key(sync))
+            key = sync_key(sync)
+            plan = plan_changes(
+                [], live, inventory, sync_key=key, waiting_for=lambda identity: self.claims.waiting_for(identity, key)
+            )
             attempt = Attempt(sync, dict(sync.get("status") or {}))
             await self.prune(attempt, spec, plan)
             log.info("%s: deleted; pruned %d objects", attempt.ref, len(attempt.outcome.deleted))

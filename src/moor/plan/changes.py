@@ -41,6 +41,8 @@ class Action(enum.Enum):
 
 StillClaimed = Callable[[str, Identity], bool]
 """Whether the Sync whose `moor.dev/sync` label value is given still declares the object."""
+WaitingFor = Callable[[Identity], str]
+"""The name of another Sync that declares the object and waits to take it over, or ""."""
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,14 @@ def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return (obj.get("metadata") or {}).get("labels") or {}
 
 
-def _prune_candidate(ref: ObjectRef, live: KubeObject, sync_key: str | None) -> ObjectChange | None:
+def _prune_candidate(
+    ref: ObjectRef, live: KubeObject, sync_key: str | None, waiting_for: WaitingFor | None
+) -> ObjectChange | None:
     if (live.get("metadata") or {}).get("deletionTimestamp"):
         return None
+    successor = waiting_for(ref.identity) if waiting_for is not None else ""
+    if successor:
+        return ObjectChange(Action.KEEP, ref, live=live, reason=f"declared by Sync {successor}, which takes it over")
     if _annotations(live).get(PRUNE_ANNOTATION) == PRUNE_DISABLED:
         reason = f"annotated {PRUNE_ANNOTATION}: {PRUNE_DISABLED}"
         return ObjectChange(Action.KEEP, ref, live=live, reason=reason)
@@ -169,6 +176,7 @@ def plan_changes(
     remembered: RememberedComparisons | None = None,
     schemas: Schemas | None = None,
     still_claimed: StillClaimed | None = None,
+    waiting_for: WaitingFor | None = None,
     take_over: bool = False,
 ) -> Plan:
     """Decides what to write and what to delete, comparing prepared desired objects with the live cache.
@@ -178,7 +186,8 @@ def plan_changes(
     pruned. With `remembered`, comparisons whose two sides did not change since its last pass are
     reused. `schemas` are the API's schemas of the desired kinds (a kind without one is compared by
     field names). With `sync_key` and `still_claimed`, a desired object labelled for another Sync that
-    still declares it is CONTESTED, unless `take_over`. Raises DuplicateObjectError when two desired
+    still declares it is CONTESTED, unless `take_over`; with `waiting_for`, an object another Sync waits
+    for is kept instead of pruned, left for that Sync to take over. Raises DuplicateObjectError when two desired
     objects name the same object.
     """
     if not isinstance(desired, DesiredSet):
@@ -209,7 +218,8 @@ def plan_changes(
     for ref in inventory:
         if ref.identity not in wanted and ref.identity in live:
             leftovers.setdefault(ref.identity, ref)
-    candidates = (_prune_candidate(ref, live[ref.identity], sync_key) for ref in in_deletion_order(leftovers.values()))
+    in_order = in_deletion_order(leftovers.values())
+    candidates = (_prune_candidate(ref, live[ref.identity], sync_key, waiting_for) for ref in in_order)
     decided = [change for change in candidates if change is not None]
     changes.extend(change for change in decided if change.action is Action.PRUNE)
     changes.extend(change for change in decided if change.action is Action.KEEP)

@@ -41,6 +41,8 @@ WATCH_FAILED = "WatchFailed"
 """A kind the object needs cannot be listed and watched (forbidden, not served, or too slow)."""
 RECORD_FAILED = "RecordFailed"
 """Moor could not write its own bookkeeping (status, history record, snapshot)."""
+OWNERSHIP_CONFLICT = "OwnershipConflict"
+"""The Sync declares objects that another Sync owns (their `moor.dev/sync` label names it)."""
 RECONCILE_ERROR = "ReconcileError"
 """Any other unexpected error of a reconcile."""
 
