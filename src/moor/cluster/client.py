@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import ssl
 import tempfile
 import time
@@ -41,6 +40,7 @@ from moor.cluster.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from moor.private_files import write_private
 from moor.retry import RetryPolicy
 
 __all__ = [
@@ -311,7 +311,5 @@ def _load_client_certificate(context: ssl.SSLContext, cert_pem: bytes, key_pem: 
     with tempfile.TemporaryDirectory(prefix="moor-tls-") as private:
         cert_path, key_path = Path(private) / "tls.crt", Path(private) / "tls.key"
         for path, content in ((cert_path, cert_pem), (key_path, key_pem)):
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(content)
+            write_private(path, content)
         context.load_cert_chain(cert_path, key_path)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from moor.devcluster.pki import CertFiles, write_private
+from moor.devcluster.pki import CertFiles
+from moor.private_files import replace_private
 
 CONTEXT_NAME = "moor-dev"
 
@@ -40,4 +41,4 @@ def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, client: CertFile
         "current-context": CONTEXT_NAME,
         "preferences": {},
     }
-    write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
+    replace_private(path, yaml.safe_dump(config, sort_keys=False).encode())

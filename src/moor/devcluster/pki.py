@@ -6,7 +6,6 @@ ECDSA P-256 throughout: minting a whole cluster's PKI takes milliseconds, so eac
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from moor.private_files import replace_private
 
 VALIDITY = timedelta(days=365)
 CLOCK_SKEW = timedelta(hours=1)
@@ -147,15 +148,6 @@ def issue_certificate(
     return KeyPair(builder.sign(ca.key, hashes.SHA256()), key)
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Writes a secret so that only the owner can read it, even for the moment it is being written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-
-
 def cert_files(directory: Path, stem: str) -> CertFiles:
     """Where `write_key_pair` puts the pair named `stem` (e.g. `admin-client`)."""
     return CertFiles(cert=directory / f"{stem}.crt", key=directory / f"{stem}.key")
@@ -165,7 +157,7 @@ def write_key_pair(pair: KeyPair, directory: Path, stem: str) -> CertFiles:
     files = cert_files(directory, stem)
     directory.mkdir(parents=True, exist_ok=True)
     files.cert.write_bytes(pair.certificate_pem())
-    write_private(files.key, pair.key_pem())
+    replace_private(files.key, pair.key_pem())
     return files
 
 
@@ -230,7 +222,7 @@ def mint_cluster_pki(directory: Path, *, service_ip: str) -> ClusterPKI:
     signing_key = new_key()
     service_account_key = directory / "service-account.key"
     service_account_public_key = directory / "service-account.pub"
-    write_private(service_account_key, private_key_pem(signing_key))
+    replace_private(service_account_key, private_key_pem(signing_key))
     service_account_public_key.write_bytes(
         signing_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

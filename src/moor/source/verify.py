@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from moor.binaries import locate
+from moor.private_files import write_private
 from moor.processes import Completed, ProcessTimedOut
 from moor.source.errors import GitCommandFailed, GitTimeout, InvalidSourceSpec, VerificationFailed
 from moor.source.git_cli import git_environment, git_program, run_isolated
@@ -318,11 +318,11 @@ class _Keyring:
         self._workdir.chmod(0o700)
         for directory in (gnupg, home, self._workdir / "keys"):
             directory.mkdir(mode=0o700)
-        _write_private(gnupg / "gpg.conf", _GPG_CONF.encode())
+        _write_private_lines(gnupg / "gpg.conf", _GPG_CONF.encode())
         for index, (_, armored) in enumerate(self.trust.gpg_keys):
-            _write_private(self._workdir / "keys" / f"{index}.asc", armored)
+            _write_private_lines(self._workdir / "keys" / f"{index}.asc", armored)
         if self.trust.allowed_signers is not None:
-            _write_private(self._workdir / ALLOWED_SIGNERS, self.trust.allowed_signers)
+            _write_private_lines(self._workdir / ALLOWED_SIGNERS, self.trust.allowed_signers)
 
     async def _import_gpg_key(self, gpg: str, gnupg: Path, index: int, name: str) -> None:
         env = {**git_environment(self._workdir / "home"), "GNUPGHOME": str(gnupg)}
@@ -374,7 +374,6 @@ def _gpg_unescape(text: str) -> str:
     return re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m[1], 16)), text)
 
 
-def _write_private(path: Path, content: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(content if content.endswith(b"\n") else content + b"\n")
+def _write_private_lines(path: Path, content: bytes) -> None:
+    """gpg and ssh-keygen want every line of their files, the last one too, to end with a newline."""
+    write_private(path, content if content.endswith(b"\n") else content + b"\n")
