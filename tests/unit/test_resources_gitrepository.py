@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 
 from moor.resources import GitRepositorySpec, SpecError, VerifyMode, VerifySpec
-from moor.source import GitRef, InvalidSourceSpec
+from moor.source import GitRef, GitUrl, InvalidSourceSpec
 
 
 def gitrepository(**spec: Any) -> dict[str, Any]:
@@ -82,6 +82,12 @@ def test_each_kind_of_ref(ref: dict[str, str], kind: str, value: str) -> None:
 )
 def test_accepted_urls(url: str) -> None:
     assert GitRepositorySpec.from_object(gitrepository(url=url, ref={"branch": "main"})).url == url
+
+
+@pytest.mark.parametrize("url", ["git@h:apps.git", "git@github.com:org/apps.git", "ssh://git@h/apps.git"])
+def test_an_admitted_url_is_one_git_is_given(url: str) -> None:
+    spec = GitRepositorySpec.from_object(gitrepository(url=url, ref={"branch": "main"}))
+    assert GitUrl.parse(spec.url).for_git == url
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from moor.source import (
     redact_url,
 )
 from moor.source.git_cli import GitSession
+from moor.source.urls import ScpLikeUrl
 
 
 @pytest.mark.parametrize(
@@ -40,6 +41,26 @@ def test_supported_urls_are_given_to_git_without_http_credentials(
     assert parsed.transport == transport
     assert parsed.for_git == for_git
     assert parsed.redacted == (redacted or for_git)
+
+
+@pytest.mark.parametrize(
+    ("url", "parts"),
+    [
+        ("git@github.com:org/apps.git", ("git", "github.com", "org/apps.git")),
+        ("github.com:org/apps.git", (None, "github.com", "org/apps.git")),
+        ("git@[::1]:srv/apps.git", ("git", "[::1]", "srv/apps.git")),
+        ("git@h:apps.git", ("git", "h", "apps.git")),
+        ("C:/repos/apps", None),
+        ("/srv/git:x", None),
+        ("https://host/a.git", None),
+        ("git@host:", None),
+    ],
+)
+def test_the_scp_like_syntax_is_read_into_user_host_and_path(
+    url: str, parts: tuple[str | None, str, str] | None
+) -> None:
+    scp = ScpLikeUrl.parse(url)
+    assert (None if scp is None else (scp.user, scp.host, scp.path)) == parts
 
 
 def test_credentials_in_an_http_url_are_kept_aside_for_auth() -> None:

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-# git@host:path (git's scp-like syntax); the host has more than one letter (`C:` is a drive).
-_SCP_LIKE = re.compile(r"(?:[^@/:\s]+@)?(?P<host>[^:/\s\[\]]{2,}):(?P<path>[^\s]+)")
+from moor.source.urls import ScpLikeUrl
+
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
@@ -59,10 +59,10 @@ def repository_address(url: str) -> RepositoryAddress | None:
         if scheme != "ssh" and port is not None:
             host = f"{host}:{port}"
         return _address("https" if scheme == "ssh" else scheme, host, parts.path)
-    scp = _SCP_LIKE.fullmatch(text)
+    scp = ScpLikeUrl.parse(text)
     if scp is None:
         return None
-    return _address("https", scp["host"].lower(), scp["path"])
+    return _address("https", scp.host.lower(), scp.path)
 
 
 def _address(scheme: str, host: str, path: str) -> RepositoryAddress | None:

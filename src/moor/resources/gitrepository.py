@@ -12,16 +12,16 @@ from typing import Any
 from moor.resources.fields import FieldReader
 from moor.source.errors import InvalidSourceSpec
 from moor.source.refs import GitRef
+from moor.source.urls import ScpLikeUrl
 
 DEFAULT_INTERVAL = timedelta(minutes=1)
 DEFAULT_TIMEOUT = timedelta(seconds=60)
 
-# http(s)://, ssh://, file:// URLs, or scp-like user@host:path. Neither a host nor a user may start
-# with '-', so a URL can never be read as an option by git or ssh.
-URL_PATTERN = re.compile(
-    r"(https?|ssh|file)://[^\s-]\S*"
-    r"|[A-Za-z0-9_][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9.-]*:\S+"
-)
+# What the CRD's rule on spec.url admits: http(s)://, ssh://, file:// URLs, or scp-like user@host:path.
+# Neither a host nor a user may start with '-', so a URL can never be read as an option by git or ssh.
+_SCHEMED_URL = re.compile(r"(https?|ssh|file)://[^\s-]\S*")
+_SCP_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_SCP_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
 # A branch or tag name as git-check-ref-format allows it (roughly), never starting with '-'.
 REF_NAME_PATTERN = re.compile(r"[^-\s~^:?*\[\\][^\s~^:?*\[\\]*")
 COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}")
@@ -57,7 +57,7 @@ class GitRepositorySpec:
         """Reads and checks a GitRepository custom resource, filling in the CRD's defaults."""
         spec = FieldReader.spec_of(obj)
         url = spec.required_str("url", max_length=2048)
-        if not URL_PATTERN.fullmatch(url):
+        if not _admitted_url(url):
             raise spec.error("url", f"must be an http(s)://, ssh:// or file:// URL or user@host:path, not {url!r}")
         return cls(
             url=url,
@@ -68,6 +68,17 @@ class GitRepositorySpec:
             verify=_read_verify(spec.child("verify")),
             suspend=spec.boolean("suspend", False),
         )
+
+
+def _admitted_url(url: str) -> bool:
+    if _SCHEMED_URL.fullmatch(url):
+        return True
+    scp = ScpLikeUrl.parse(url)
+    return (
+        scp is not None
+        and scp.user is not None
+        and bool(_SCP_USER.fullmatch(scp.user) and _SCP_HOST.fullmatch(scp.host))
+    )
 
 
 def _read_ref(spec: FieldReader) -> GitRef:

@@ -12,10 +12,28 @@ from moor.source.errors import InvalidSourceSpec
 Transport = Literal["https", "http", "ssh", "file"]
 
 _SCHEMES: dict[str, Transport] = {"https": "https", "http": "http", "ssh": "ssh", "file": "file"}
-# git@host:path, host:path, [v6::addr]:path: git's scp-like syntax (no scheme, a colon before any slash).
-_SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[^\]/]+\]|[^:/\s\[\]]+):(?P<path>[^\s]+)$")
+_SCP_LIKE = re.compile(r"(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[^\]/]+\]|[^:/\s\[\]]+):(?P<path>\S+)")
 _USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
 _SUPPORTED = "https://, http://, ssh://, git@host:path or file://"
+
+
+@dataclass(frozen=True)
+class ScpLikeUrl:
+    """git's scp-like syntax: `git@host:path`, `host:path`, `[v6::addr]:path` (no scheme, a colon before any slash)."""
+
+    user: str | None
+    host: str
+    """As written: an IPv6 address keeps its brackets."""
+    path: str
+
+    @classmethod
+    def parse(cls, url: str) -> ScpLikeUrl | None:
+        """The parts of `url`, or None when it is not scp-like; a lone letter before the colon is a Windows
+        drive (`C:/repos`), not a host."""
+        scp = None if "://" in url else _SCP_LIKE.fullmatch(url)
+        if scp is None or (scp["user"] is None and len(scp["host"]) == 1):
+            return None
+        return cls(user=scp["user"], host=scp["host"], path=scp["path"])
 
 
 @dataclass(frozen=True)
@@ -37,8 +55,7 @@ class GitUrl:
             raise InvalidSourceSpec(f"the repository URL {redact_url(url)!r} is not valid", url=redact_url(url))
         if "://" in url:
             return cls._parse_with_scheme(url)
-        scp = _SCP_LIKE.match(url)
-        if scp and len(scp["host"]) > 1:  # a single letter would be a Windows drive, not a host
+        if ScpLikeUrl.parse(url) is not None:
             return cls(transport="ssh", for_git=url, redacted=url)
         raise InvalidSourceSpec(f"the repository URL {url!r} is not supported: use {_SUPPORTED}", url=redact_url(url))
 
