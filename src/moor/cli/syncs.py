@@ -19,7 +19,7 @@ from moor.cluster.api import KubeApi
 from moor.errors import MoorError
 from moor.health import HealthState, assess_health
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
-from moor.resources import API_VERSION, GITREPOSITORY, SYNC, conditions, get_condition
+from moor.resources import API_VERSION, GITREPOSITORY, GROUP, SYNC, VERSION, conditions, get_condition
 
 STATE_STYLE = {HealthState.HEALTHY: "green", HealthState.PROGRESSING: "yellow", HealthState.FAILED: "red"}
 KINDS = {"sync": SYNC.kind, "syncs": SYNC.kind, "source": GITREPOSITORY.kind, "sources": GITREPOSITORY.kind}
@@ -30,8 +30,7 @@ class NotFound(MoorError):
 
 
 def ref_of(kind: str, namespace: str, name: str) -> ObjectRef:
-    group, version = API_VERSION.split("/")
-    return ObjectRef(group, version, kind, namespace, name)
+    return ObjectRef(GROUP, VERSION, kind, namespace, name)
 
 
 async def fetch(api: KubeApi, kind: str, namespace: str, name: str) -> KubeObject:

@@ -43,7 +43,7 @@ from moor.record.events import EventRecorder
 from moor.record.history import DEFAULT_RETENTION, HistoryStore
 from moor.record.metrics import Metrics
 from moor.record.snapshots import SnapshotStore
-from moor.resources import API_VERSION, GITREPOSITORY, SYNC, CustomResourceKind, conditions
+from moor.resources import API_VERSION, GITREPOSITORY, GROUP, SYNC, VERSION, CustomResourceKind, conditions
 from moor.source import ArtifactCache, ArtifactLimits
 from moor.supervised import Supervisor
 
@@ -71,8 +71,7 @@ class ObjectKey:
 
     @property
     def ref(self) -> ObjectRef:
-        group, version = API_VERSION.split("/")
-        return ObjectRef(group, version, self.kind, self.namespace, self.name)
+        return ObjectRef(GROUP, VERSION, self.kind, self.namespace, self.name)
 
 
 @dataclass(frozen=True)
@@ -130,8 +129,7 @@ class Controller:
         informer = self._informers.get(kind)
         if informer is None:
             return None
-        group = API_VERSION.split("/")[0]
-        return informer.objects.get((group, kind, namespace, name))
+        return informer.objects.get((GROUP, kind, namespace, name))
 
     def _objects(self, kind: str) -> list[KubeObject]:
         informer = self._informers.get(kind)

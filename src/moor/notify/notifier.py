@@ -35,7 +35,7 @@ from moor.notify.specs import AlertSpec, ProviderSpec
 from moor.objects import KubeObject, ObjectRef
 from moor.record.events import WARNING, RecordedEvent, event_for
 from moor.record.metrics import Metrics
-from moor.resources import ALERT, API_VERSION, GITREPOSITORY, PROVIDER, SYNC, CustomResourceKind, SpecError
+from moor.resources import ALERT, API_VERSION, GITREPOSITORY, GROUP, PROVIDER, SYNC, CustomResourceKind, SpecError
 from moor.supervised import Supervisor
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class Notifier:
         informer = self._informers.get(kind.kind)
         if informer is None:
             return None
-        return informer.objects.get((API_VERSION.split("/")[0], kind.kind, namespace, name))
+        return informer.objects.get((GROUP, kind.kind, namespace, name))
 
     def _spec(self, kind: CustomResourceKind, obj: KubeObject, parse: Callable[[KubeObject], Any]) -> Any:
         """The parsed spec, cached per resourceVersion; an invalid spec is logged once and yields None."""

@@ -17,7 +17,7 @@ from moor.cluster.api import KubeApi
 from moor.cluster.client import ApiError
 from moor.names import LABEL_VALUE_MAX, fit_name
 from moor.objects import KubeObject, ObjectRef
-from moor.resources import API_VERSION, SYNC_RECORD
+from moor.resources import API_VERSION, GROUP, SYNC_RECORD, VERSION
 
 IN_PROGRESS = "InProgress"
 INTERRUPTED = "Interrupted"
@@ -36,8 +36,7 @@ def sync_name_label(sync_name: str) -> str:
 
 
 def record_ref(namespace: str, sync_name: str, sequence: int) -> ObjectRef:
-    group, version = API_VERSION.split("/")
-    return ObjectRef(group, version, SYNC_RECORD.kind, namespace, record_name(sync_name, sequence))
+    return ObjectRef(GROUP, VERSION, SYNC_RECORD.kind, namespace, record_name(sync_name, sequence))
 
 
 @dataclass(frozen=True)
