@@ -7,15 +7,15 @@ interval 1h, so only a delivery explains a new revision). Each phase measures, f
   connection (as GitHub sends them), from 50 loopback addresses (the receiver allows 10 a second per
   address): latency one at a time, and deliveries per second with 8 in flight;
 - scrapes: GET /metrics latency;
-- reconciles: a new commit pushed, its delivery sent, until the API server holds the changed
-  ConfigMap (polled every 20 ms): commit-to-applied latency.
+- reconciles: a new commit pushed and its delivery answered, until the API server holds the changed
+  ConfigMap (polled every 20 ms): reconcile latency (fetch, render, apply).
 The phases: "quiet", then "slow clients": N connections (default 1,000, from 40 loopback addresses,
 a quarter of them on the metrics port) that send their request head one byte every 5 s and reconnect
 when the server closes them (after `--reconnect-delay`, 0.1 s), as an attacker would. It prints one
 table; it is not a test.
 
 Run from the repository root:
-    .venv/bin/python bench/slow_clients.py [--slow 1000] [--deliveries 300] [--trials 5]
+    .venv/bin/python bench/slow_clients.py [--slow 1000] [--deliveries 300] [--trials 5] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -240,13 +240,13 @@ class SlowClients:
 class Phase:
     name: str
     delivery_latency: list[float] = field(default_factory=list)
-    deliveries_per_second: float = 0.0
+    deliveries_per_second: list[float] = field(default_factory=list)
     scrape_latency: list[float] = field(default_factory=list)
     reconcile_latency: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
-    controller_cpu: float = 0.0
-    """CPU seconds `moor run` used per second of the phase."""
-    slow_clients_cpu: float = 0.0
+    controller_cpu: list[float] = field(default_factory=list)
+    """CPU seconds `moor run` used per second of the phase, one figure per round."""
+    slow_clients_cpu: list[float] = field(default_factory=list)
     slow: SlowClients | None = None
 
 
@@ -304,8 +304,8 @@ class Bench:
         slow_before = phase.slow.cpu() if phase.slow else 0.0
         await self._measure(phase)
         took = time.monotonic() - started_phase
-        phase.controller_cpu = (process_cpu(self.controller.pid) - cpu_before) / took
-        phase.slow_clients_cpu = (phase.slow.cpu() - slow_before) / took if phase.slow else 0.0
+        phase.controller_cpu.append((process_cpu(self.controller.pid) - cpu_before) / took)
+        phase.slow_clients_cpu.append((phase.slow.cpu() - slow_before) / took if phase.slow else 0.0)
 
     async def _measure(self, phase: Phase) -> None:
         body, headers = delivery("https://git.invalid/nobody/follows-this.git")
@@ -324,7 +324,7 @@ class Bench:
 
         started = time.monotonic()
         await asyncio.gather(*(one(index) for index in range(self.args.deliveries)))
-        phase.deliveries_per_second = self.args.deliveries / (time.monotonic() - started)
+        phase.deliveries_per_second.append(self.args.deliveries / (time.monotonic() - started))
         for _ in range(50):
             status, took = await request(self.metrics_port, "GET", "/metrics")
             phase.statuses[status] = phase.statuses.get(status, 0) + 1
@@ -333,12 +333,12 @@ class Bench:
             self.version += 1
             await asyncio.to_thread(self.repo.commit_version, self.version)
             real_body, real_headers = delivery(self.repo.url)
-            started = time.monotonic()
             while True:  # a delivery that went unanswered is sent again, as a Git host's redelivery would
                 status, _ = await request(self.webhook_port, "POST", "/hook", real_body, real_headers, "127.0.5.99")
                 phase.statuses[status] = phase.statuses.get(status, 0) + 1
                 if status == 202:
                     break
+            started = time.monotonic()
             await asyncio.to_thread(self.wait_for_version, str(self.version))
             phase.reconcile_latency.append(time.monotonic() - started)
 
@@ -387,21 +387,29 @@ def table(phases: Sequence[Phase], log_growth: int) -> str:
     rows = [
         ("", *(phase.name for phase in phases)),
         ("delivery ms p50 / p95 / max", *(summary(phase.delivery_latency) for phase in phases)),
-        ("deliveries per second (8 in flight)", *(f"{phase.deliveries_per_second:.0f}" for phase in phases)),
+        (
+            "deliveries per second (8 in flight)",
+            *(f"{statistics.median(phase.deliveries_per_second):.0f}" for phase in phases),
+        ),
         ("/metrics ms p50 / p95 / max", *(summary(phase.scrape_latency) for phase in phases)),
-        ("commit to applied ms p50 / p95 / max", *(summary(phase.reconcile_latency) for phase in phases)),
+        ("delivery answered to applied ms p50 / p95 / max", *(summary(phase.reconcile_latency) for phase in phases)),
         ("answers by status", *(json.dumps(phase.statuses, sort_keys=True) for phase in phases)),
-        ("moor run CPU seconds per second", *(f"{phase.controller_cpu:.2f}" for phase in phases)),
-        ("slow clients' CPU seconds per second", *(f"{phase.slow_clients_cpu:.2f}" for phase in phases)),
+        ("moor run CPU seconds per second", *(f"{statistics.median(phase.controller_cpu):.2f}" for phase in phases)),
+        (
+            "slow clients' CPU seconds per second",
+            *(f"{statistics.median(phase.slow_clients_cpu):.2f}" for phase in phases),
+        ),
     ]
     slow = [phase.slow for phase in phases]
     rows.append(
         (
-            "slow connections opened / closed by server",
+            "slow connections opened / closed by server (last round)",
             *(f"{s.opened} / {s.closed_by_server}" if s else "-" for s in slow),
         )
     )
-    rows.append(("slow connections held when measured", *(str(s.held_while_measured) if s else "-" for s in slow)))
+    rows.append(
+        ("slow connections held when measured (last round)", *(str(s.held_while_measured) if s else "-" for s in slow))
+    )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     growth = f"moor run's log grew by {log_growth} bytes about connections during the slow-clients phase"
@@ -416,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--reconnect-delay", type=float, default=0.1, help="seconds a closed slow client waits to reconnect (0.1)"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="alternating quiet and slow phases (default 1)")
     parser.add_argument("--file-limit", type=int, default=1024, help="moor run's open-file limit (0: unchanged)")
     args = parser.parse_args(argv)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -426,23 +435,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     growth = 0
     try:
         bench.setup()
-        quiet = Phase("quiet")
-        progress("measuring: quiet")
-        asyncio.run(bench.measure(quiet))
-        phases.append(quiet)
-        loaded = Phase(f"{args.slow} slow clients")
-        loaded.slow = SlowClients(args.slow, [bench.webhook_port] * 3 + [bench.metrics_port], args.reconnect_delay)
-        progress(f"starting {args.slow} slow clients")
-        before = bench.log.stat().st_size
-        loaded.slow.start()
-        time.sleep(15)  # past the header timeout: the slow clients have been closed and come back once
-        loaded.slow.held_while_measured = loaded.slow.held
-        progress(f"measuring: {loaded.name} ({loaded.slow.held} held now)")
-        asyncio.run(bench.measure(loaded))
-        loaded.slow.stop()
+        quiet, loaded = Phase("quiet"), Phase(f"{args.slow} slow clients")
+        phases = [quiet, loaded]
+        for round_ in range(1, args.rounds + 1):  # alternating, so that the machine's other work weighs on both
+            progress(f"round {round_}: measuring quiet")
+            asyncio.run(bench.measure(quiet))
+            loaded.slow = SlowClients(args.slow, [bench.webhook_port] * 3 + [bench.metrics_port], args.reconnect_delay)
+            progress(f"round {round_}: starting {args.slow} slow clients")
+            before = bench.log.stat().st_size
+            loaded.slow.start()
+            time.sleep(15)  # past the header timeout: the slow clients have been closed and come back once
+            loaded.slow.held_while_measured = loaded.slow.held
+            progress(f"round {round_}: measuring {loaded.name} ({loaded.slow.held} held now)")
+            asyncio.run(bench.measure(loaded))
+            loaded.slow.stop()
+            growth += listener_lines(bench.log, before)
         bench.read_closed_connections()
-        growth = listener_lines(bench.log, before)
-        phases.append(loaded)
     except BenchError as error:
         progress(f"failed: {error}")
         return 1

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 KubeObject = dict[str, Any]
+Identity = tuple[str, str, str, str]
+"""An object's identity across API versions: (group, kind, namespace, name), as `ObjectRef.identity` gives it."""
 
 FIELD_MANAGER = "moor"
 SYNC_LABEL = "moor.dev/sync"
@@ -70,7 +72,7 @@ class ObjectRef:
         return (self.group, self.version, self.kind, self.namespace, self.name)
 
     @property
-    def identity(self) -> tuple[str, str, str, str]:
+    def identity(self) -> Identity:
         """The object's identity across API versions: (group, kind, namespace, name)."""
         return (self.group, self.kind, self.namespace, self.name)
 

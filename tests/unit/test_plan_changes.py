@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from moor.objects import ObjectRef
+from moor.objects import Identity, ObjectRef
 from moor.plan import Action, DuplicateObjectError, Plan, new_inventory, plan_changes
 from tests.unit.fixtures import load
 
@@ -18,7 +18,7 @@ def obj(api_version: str, kind: str, name: str, namespace: str = "", **metadata:
     return {"apiVersion": api_version, "kind": kind, "metadata": meta}
 
 
-def live_map(*objects: dict[str, Any]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+def live_map(*objects: dict[str, Any]) -> dict[Identity, dict[str, Any]]:
     return {ObjectRef.of(o).identity: o for o in objects}
 
 

@@ -28,8 +28,8 @@ from moor.cluster.client import ApiError
 from moor.controller.desired import decryption_keys, desired_objects, sync_key
 from moor.controller.sources import SourceStore
 from moor.errors import MoorError
-from moor.objects import SYNC_LABEL, KubeObject, ObjectRef
-from moor.plan import Action, DesiredSet, Identity, ObjectChange, decide_drift, plan_changes
+from moor.objects import SYNC_LABEL, Identity, KubeObject, ObjectRef
+from moor.plan import Action, DesiredSet, ObjectChange, decide_drift, plan_changes
 from moor.resources import GITREPOSITORY, SYNC, SyncSpec
 from moor.source import ArtifactCache
 

@@ -23,7 +23,7 @@ from typing import TypeVar
 from moor.cluster.api import KubeApi, UnknownKind
 from moor.cluster.client import ApiError, ApiUnreachable
 from moor.errors import MoorError
-from moor.objects import KubeObject, ObjectRef
+from moor.objects import Identity, KubeObject, ObjectRef
 
 CRD_GROUP = "apiextensions.k8s.io"
 T = TypeVar("T")
@@ -68,7 +68,7 @@ class Applier:
     def __init__(self, api: KubeApi, *, concurrency: int = 16, force: bool = False) -> None:
         self.api = api
         self.force = force
-        self._forced: set[tuple[str, str, str, str]] = set()
+        self._forced: set[Identity] = set()
         self._limit = asyncio.Semaphore(concurrency)
 
     async def apply_set(
@@ -143,9 +143,7 @@ class Applier:
                     failures.append(Rejection(ref, _reason(error)))
         return failures
 
-    async def _write(
-        self, objects: Sequence[KubeObject], live: set[tuple[str, str, str, str]], outcome: ApplyOutcome
-    ) -> None:
+    async def _write(self, objects: Sequence[KubeObject], live: set[Identity], outcome: ApplyOutcome) -> None:
         async def apply(obj: KubeObject) -> None:
             applied = await self.api.apply(obj, force=self._forcing(obj), metadata_only=True)
             version = str(applied.get("metadata", {}).get("resourceVersion", ""))

@@ -41,13 +41,12 @@ from moor.cluster.client import Decode
 from moor.cluster.discovery import ResourceType
 from moor.cluster.errors import ApiError, ApiTimeout, ApiUnreachable
 from moor.errors import MoorError
-from moor.objects import SYNC_LABEL, KubeObject, ObjectRef
+from moor.objects import SYNC_LABEL, Identity, KubeObject, ObjectRef
 from moor.retry import RetryPolicy
 from moor.shared_strings import SharedJsonDecoder
 
 log = logging.getLogger(__name__)
 
-Identity = tuple[str, str, str, str]
 Phase = Literal["listing", "watching", "failing"]
 PHASES: tuple[Phase, ...] = ("listing", "watching", "failing")
 

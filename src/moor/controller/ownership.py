@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from moor.controller.desired import sync_key
-from moor.objects import KubeObject, ObjectRef
+from moor.objects import Identity, KubeObject, ObjectRef
 from moor.plan import ObjectChange
-
-Identity = tuple[str, str, str, str]
 
 CONFLICTS_FIELD = "conflicts"
 """The Sync status field listing the objects it declares but another Sync owns."""

@@ -4,7 +4,8 @@ No I/O: everything here works on plain dicts, so it is tested without a cluster.
 in the notation described in `moor.plan.paths` (e.g. `/spec/template/spec/containers/name=web/image`).
 """
 
-from moor.plan.changes import Action, Identity, ObjectChange, Plan, plan_changes
+from moor.objects import Identity
+from moor.plan.changes import Action, ObjectChange, Plan, plan_changes
 from moor.plan.compare import ABSENT, DifferenceKind, FieldDifference, compare, lookup
 from moor.plan.desired_set import DesiredSet, new_inventory
 from moor.plan.drift import Drift, attribute_drift, remove_fields, without_ignored

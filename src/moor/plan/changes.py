@@ -20,14 +20,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from moor.objects import PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
+from moor.objects import PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, Identity, KubeObject, ObjectRef
 from moor.ordering import in_deletion_order
 from moor.plan.compare import FieldDifference, compare
 from moor.plan.desired_set import DesiredSet
 from moor.plan.remembered import RememberedComparisons
 from moor.plan.schema import Schemas
-
-Identity = tuple[str, str, str, str]
 
 
 class Action(enum.Enum):

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from moor.errors import MoorError
-from moor.objects import SYNC_LABEL, KubeObject, ObjectRef, split_api_version
+from moor.objects import SYNC_LABEL, Identity, KubeObject, ObjectRef, split_api_version
 
 IsNamespaced = Callable[[str, str], bool | None]
 """(apiVersion, kind) -> True (namespaced), False (cluster-scoped), None (kind unknown to the cluster)."""
@@ -81,7 +81,7 @@ def with_arriving_kinds(is_namespaced: IsNamespaced, objects: Iterable[Mapping[s
 
 def ensure_unique(objects: Iterable[Mapping[str, Any]]) -> None:
     """Raises DuplicateObjectError when two objects name the same object (in any API version)."""
-    seen: set[tuple[str, str, str, str]] = set()
+    seen: set[Identity] = set()
     for obj in objects:
         ref = ObjectRef.of(obj)
         if ref.identity in seen:

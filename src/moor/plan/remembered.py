@@ -14,11 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from moor.objects import FIELD_MANAGER, KubeObject
+from moor.objects import FIELD_MANAGER, Identity, KubeObject
 from moor.plan.compare import FieldDifference, compare
 from moor.plan.schema import FieldSchema
-
-Identity = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True)

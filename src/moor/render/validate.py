@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from moor.objects import KubeObject, ObjectRef
+from moor.objects import Identity, KubeObject, ObjectRef
 from moor.render.documents import Document
 from moor.render.errors import RenderError
 
@@ -14,7 +14,7 @@ from moor.render.errors import RenderError
 def collect_objects(documents: Iterable[Document]) -> list[KubeObject]:
     """The objects the documents define, in document order; refuses malformed and duplicate objects."""
     objects: list[KubeObject] = []
-    first_seen: dict[tuple[str, str, str, str], str] = {}
+    first_seen: dict[Identity, str] = {}
     for document in documents:
         if document.body is None:
             continue

@@ -26,7 +26,9 @@ import collections
 import errno
 import logging
 import math
+import os
 import resource
+import socket
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -42,9 +44,12 @@ _FILE_LIMIT_SHARE = 8
 """A listener may hold at most 1/8 of the process's open-file limit."""
 _LOG_INTERVAL = 60.0
 _BACKLOG = 16
-"""Connections the kernel queues until they are accepted, and (asyncio's rule) the most accepted at once,
-before any of them can be refused or read: each takes a file descriptor, so this counts in a listener's
-share; and a batch far smaller than the cap leaves connections that have been read (and can make room)."""
+"""The most connections asyncio accepts at once, before any of them can be refused or read: each takes a
+file descriptor, so this counts in a listener's share; and a batch far smaller than the cap leaves
+connections that have been read (and can make room)."""
+_QUEUE = 1024
+"""Connections the kernel holds until they are accepted (no file descriptor of ours): under a flood a
+client's handshake waits there instead of being dropped and tried again a second later."""
 _ACCEPT_FAILED = "socket.accept() out of system resource"
 
 
@@ -173,7 +178,15 @@ async def serve_app(
     except OSError:
         await runner.cleanup()
         raise
+    for listening in server.sockets:
+        _deepen_queue(listening.fileno(), listening.family)
     return Listener(name, runner, server, guard)
+
+
+def _deepen_queue(fileno: int, family: int) -> None:
+    """Sets the kernel's queue of a listening socket to `_QUEUE` (asyncio sets it to its accept batch)."""
+    with socket.socket(family, socket.SOCK_STREAM, fileno=os.dup(fileno)) as duplicate:
+        duplicate.listen(_QUEUE)
 
 
 class _Throttled:
