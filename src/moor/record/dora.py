@@ -47,7 +47,7 @@ def parse_time(value: object) -> datetime | None:
 
 
 @dataclass(frozen=True)
-class Attempt:
+class RecordedAttempt:
     """What the metrics need of one SyncRecord."""
 
     namespace: str
@@ -61,7 +61,7 @@ class Attempt:
     committed_at: datetime | None = None
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Attempt | None:
+    def from_record(cls, record: Mapping[str, Any]) -> RecordedAttempt | None:
         """None for a record too incomplete to count (no revision or no start)."""
         spec = record.get("spec") or {}
         started = parse_time(spec.get("startedAt"))
@@ -174,10 +174,10 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     return ordered[rank - 1]
 
 
-def changes_of(attempts: Iterable[Attempt], commit_times: Mapping[str, datetime] | None = None) -> list[Change]:
+def changes_of(attempts: Iterable[RecordedAttempt], commit_times: Mapping[str, datetime] | None = None) -> list[Change]:
     """The changes of every Sync, in the order they started. `commit_times` (revision -> commit time)
     fills in records that carry no committedAt."""
-    by_sync: dict[tuple[str, str], list[Attempt]] = {}
+    by_sync: dict[tuple[str, str], list[RecordedAttempt]] = {}
     for attempt in attempts:
         by_sync.setdefault(attempt.key, []).append(attempt)
     changes: list[Change] = []
@@ -186,8 +186,8 @@ def changes_of(attempts: Iterable[Attempt], commit_times: Mapping[str, datetime]
     return sorted(changes, key=lambda change: (change.started_at, change.namespace, change.sync))
 
 
-def _changes_of_one_sync(history: list[Attempt], commit_times: Mapping[str, datetime] | None) -> list[Change]:
-    by_revision: dict[str, list[Attempt]] = {}
+def _changes_of_one_sync(history: list[RecordedAttempt], commit_times: Mapping[str, datetime] | None) -> list[Change]:
+    by_revision: dict[str, list[RecordedAttempt]] = {}
     for attempt in history:
         if attempt.result == DRIFT_CORRECTED or attempt.trigger == DRIFT_CORRECTION:
             continue
@@ -216,7 +216,7 @@ def _changes_of_one_sync(history: list[Attempt], commit_times: Mapping[str, date
     return changes
 
 
-def _restored_at(history: list[Attempt], failed_at: datetime) -> datetime | None:
+def _restored_at(history: list[RecordedAttempt], failed_at: datetime) -> datetime | None:
     ends = [
         a.finished_at
         for a in history
@@ -250,7 +250,7 @@ def delivery_figures(
     commit_times: Mapping[str, datetime] | None = None,
 ) -> dict[tuple[str, str], DeliveryFigures]:
     """Figures per Sync (namespace, name) and over all of them (key `ALL`), from SyncRecord objects."""
-    attempts = [attempt for record in records if (attempt := Attempt.from_record(record)) is not None]
+    attempts = [attempt for record in records if (attempt := RecordedAttempt.from_record(record)) is not None]
     changes = changes_of(attempts, commit_times)
     keys = sorted({attempt.key for attempt in attempts})
     figures = {
