@@ -261,6 +261,8 @@ class Bench:
         self.metrics_port = free_port()
         self.version = 0
         self.closed_connections = ""
+        self.decoy: subprocess.Popen[bytes] | None = None
+        self.decoy_port_number = 0
 
     def setup(self) -> None:
         progress("starting the control plane")
@@ -345,6 +347,21 @@ class Bench:
     def wait_for_version(self, wanted: str) -> None:
         self.wait(f"version {wanted} applied", lambda: self.api.config_map_version("settings") == wanted, 120)
 
+    def decoy_port(self) -> int:
+        """A listener like moor run's in a process of its own, serving nothing: where `--flood-elsewhere`
+        sends the slow clients, to tell the machine's share of a slowdown from the controller's."""
+        if self.decoy is None:
+            self.decoy_port_number = free_port()
+            code = (
+                "import asyncio, sys\nfrom aiohttp import web\nfrom moor.web.listener import serve_app\n"
+                "async def main():\n"
+                "    await serve_app(web.Application(), '127.0.0.1', int(sys.argv[1]), name='decoy')\n"
+                "    await asyncio.Event().wait()\nasyncio.run(main())\n"
+            )
+            self.decoy = subprocess.Popen([sys.executable, "-c", code, str(self.decoy_port_number)])
+            time.sleep(2)
+        return self.decoy_port_number
+
     def read_closed_connections(self) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30) as response:
             text = response.read().decode()
@@ -352,6 +369,9 @@ class Bench:
         self.closed_connections = "\n".join(["connections closed by moor run's listeners:", *lines])
 
     def stop(self) -> None:
+        if self.decoy is not None:
+            self.decoy.terminate()
+            self.decoy.wait(10)
         if self.controller is not None and self.controller.poll() is None:
             self.controller.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -424,6 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--reconnect-delay", type=float, default=0.1, help="seconds a closed slow client waits to reconnect (0.1)"
     )
+    parser.add_argument(
+        "--flood-elsewhere", action="store_true", help="send the slow clients to a decoy listener, not to moor run"
+    )
     parser.add_argument("--rounds", type=int, default=1, help="alternating quiet and slow phases (default 1)")
     parser.add_argument("--file-limit", type=int, default=1024, help="moor run's open-file limit (0: unchanged)")
     args = parser.parse_args(argv)
@@ -440,7 +463,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_ in range(1, args.rounds + 1):  # alternating, so that the machine's other work weighs on both
             progress(f"round {round_}: measuring quiet")
             asyncio.run(bench.measure(quiet))
-            loaded.slow = SlowClients(args.slow, [bench.webhook_port] * 3 + [bench.metrics_port], args.reconnect_delay)
+            ports = [bench.webhook_port] * 3 + [bench.metrics_port]
+            if args.flood_elsewhere:
+                ports = [bench.decoy_port()]
+            loaded.slow = SlowClients(args.slow, ports, args.reconnect_delay)
             progress(f"round {round_}: starting {args.slow} slow clients")
             before = bench.log.stat().st_size
             loaded.slow.start()
