@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from moor.binaries import locate
-from moor.controller.desired import sync_key
+from moor.controller.rendering import sync_key
 from tests.support.git_fixtures import GitWorkspace
 from tests.support.moor_fixtures import ControllerProcess, Moor, config_map, manifest
 

@@ -2,7 +2,7 @@
 
 `moor build --path DIR` needs no cluster (what CI runs on a pull request): the Sync is described by
 flags or by `--sync-file`, read with the same checks as the controller's, and rendered with
-`moor.controller.desired.desired_objects`: the same renderers, validation and errors. Without a cluster
+`moor.controller.rendering.desired_objects`: the same renderers, validation and errors. Without a cluster
 only the built-in kinds' scope is known: objects of other kinds keep the namespace Git gives them
 (unless their CRD is in the same render). `moor build sync NAME` reads the Sync and its GitRepository from the cluster,
 fetches the revision with the controller's source code and renders it exactly as a reconcile would.
@@ -27,8 +27,8 @@ from moor import render
 from moor.cli.options import Target, run_async, target_options
 from moor.cli.syncs import fetch
 from moor.cluster.discovery import Discovery
-from moor.controller.desired import desired_objects
-from moor.controller.sources import SourceStore
+from moor.controller.rendering import desired_objects
+from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
 from moor.objects import KubeObject, split_api_version
 from moor.plan import DuplicateObjectError, MissingNamespaceError

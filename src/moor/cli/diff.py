@@ -25,8 +25,8 @@ from moor.cli.options import Target, run_async, target_options
 from moor.cli.syncs import fetch
 from moor.cluster.api import KubeApi, UnknownKind
 from moor.cluster.client import ApiError
-from moor.controller.desired import decryption_keys, desired_objects, sync_key
-from moor.controller.sources import SourceStore
+from moor.controller.rendering import decryption_keys, desired_objects, sync_key
+from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
 from moor.objects import SYNC_LABEL, Identity, KubeObject, ObjectRef
 from moor.plan import Action, DesiredSet, ObjectChange, decide_drift, plan_changes

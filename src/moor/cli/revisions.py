@@ -22,7 +22,7 @@ from moor.controller.revision_choice import (
     PIN_ANNOTATION,
     PINNED_SOURCE_ANNOTATION,
 )
-from moor.controller.sources import SourceStore
+from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject
 from moor.record.history import HistoryStore

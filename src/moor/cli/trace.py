@@ -28,8 +28,8 @@ from moor.cli.options import Target, output_option, print_document, run_async, t
 from moor.cli.syncs import NotFound, ready_of, ref_of
 from moor.cluster.api import KubeApi
 from moor.cluster.client import ApiError
-from moor.controller.desired import sync_key
-from moor.controller.sources import SourceStore
+from moor.controller.rendering import sync_key
+from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
 from moor.objects import FIELD_MANAGER, SYNC_LABEL, KubeObject, ObjectRef, split_api_version
 from moor.record.history import HistoryStore

@@ -14,7 +14,7 @@ import click
 
 from moor.cli.options import Target, run_async, target_options
 from moor.cluster.api import KubeApi
-from moor.controller.desired import sync_key
+from moor.controller.rendering import sync_key
 from moor.controller.sync import FINALIZER
 from moor.crds import load_crds
 from moor.manifests import load_manifests

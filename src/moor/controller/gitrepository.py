@@ -16,7 +16,7 @@ from typing import Any
 
 from moor import source
 from moor.controller.scheduling import Requeue, UnexpectedFailure, cluster_failed, jittered
-from moor.controller.sources import SourceStore, check_verify_mode
+from moor.controller.source_store import SourceStore, check_verify_mode
 from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 from moor.record import readiness

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from moor.controller.desired import sync_key
+from moor.controller.rendering import sync_key
 from moor.objects import Identity, KubeObject, ObjectRef
 from moor.plan import ObjectChange
 

@@ -25,12 +25,12 @@ from typing import Any
 from moor.cluster.api import KubeApi
 from moor.cluster.cache import KindInformer, LiveCache, LiveChange
 from moor.cluster.client import ApiError
-from moor.controller.desired import sync_key
 from moor.controller.gitrepository import GitRepositoryReconciler
 from moor.controller.ownership import Claims
 from moor.controller.queue import WorkQueue
+from moor.controller.rendering import sync_key
 from moor.controller.scheduling import Requeue, cluster_failed
-from moor.controller.sources import SourceStore
+from moor.controller.source_store import SourceStore
 from moor.controller.sync import SyncReconciler
 from moor.controller.sync_report import Attempt, SyncReporter
 from moor.controller.tenancy import TenancyPolicy

@@ -21,9 +21,9 @@ from moor.cluster.apply import Applier, ChangeSetRejected
 from moor.cluster.cache import InformerNotSynced, LiveCache
 from moor.cluster.client import ApiError
 from moor.cluster.discovery import ResourceType
-from moor.controller.desired import decryption_keys, desired_objects, sync_key
 from moor.controller.health_check import wait_until_healthy
 from moor.controller.ownership import CONFLICTS_FIELD, Claims, conflict_entries, conflict_message
+from moor.controller.rendering import decryption_keys, desired_objects, sync_key
 from moor.controller.revision_choice import (
     APPROVED_BY_ANNOTATION,
     PIN_ANNOTATION,
@@ -32,7 +32,7 @@ from moor.controller.revision_choice import (
     choose_revision,
 )
 from moor.controller.scheduling import Requeue, UnexpectedFailure, cluster_failed, jittered
-from moor.controller.sources import SourceStore
+from moor.controller.source_store import SourceStore
 from moor.controller.sync_memory import PlanInputs, RenderKey, SyncMemory
 from moor.controller.sync_report import (
     DRIFT_CORRECTION,

@@ -47,6 +47,8 @@ _BACKLOG = 16
 """The most connections asyncio accepts at once, before any of them can be refused or read: each takes a
 file descriptor, so this counts in a listener's share; and a batch far smaller than the cap leaves
 connections that have been read (and can make room)."""
+_HEAD_HELD_BACK = 64 * 1024
+"""The most of a first request head held back before aiohttp sees it (and refuses it if it goes on)."""
 _QUEUE = 1024
 """Connections the kernel holds until they are accepted (no file descriptor of ours): under a flood a
 client's handshake waits there instead of being dropped and tried again a second later."""
@@ -212,7 +214,9 @@ class _Throttled:
 
 
 class _GuardedConnection(asyncio.Protocol):
-    """Stands between the transport and aiohttp's handler: admits the connection and enforces its deadlines."""
+    """Stands between the transport and aiohttp's handler: admits the connection, enforces its deadlines,
+    and holds back its first request head until it is complete, so that a connection that never sends
+    one costs a buffer, not an aiohttp handler."""
 
     def __init__(self, guard: _Guard, handler_factory: Callable[[], asyncio.Protocol]) -> None:
         self._guard = guard
@@ -223,8 +227,9 @@ class _GuardedConnection(asyncio.Protocol):
         self.peer = ""
         self.busy = 0
         self.head_complete = False
-        """Whether a whole request head has arrived since then (it is about to be handled)."""
+        """Whether a whole request head has arrived since it was admitted or since its last response."""
         self._tail = b""
+        self._held_back = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -234,8 +239,6 @@ class _GuardedConnection(asyncio.Protocol):
         if not self._guard.admit(self):
             transport.abort()
             return
-        self._handler = self._handler_factory()
-        self._handler.connection_made(transport)
         self._arm(self._guard.limits.header_timeout, "header-timeout")
 
     def data_received(self, data: bytes) -> None:
@@ -244,6 +247,14 @@ class _GuardedConnection(asyncio.Protocol):
             self._tail = data[-3:]
         if self._handler is not None:
             self._handler.data_received(data)
+            return
+        self._held_back += data
+        if self.head_complete or len(self._held_back) > _HEAD_HELD_BACK:  # too long: aiohttp answers 400
+            assert self.transport is not None
+            self._handler = self._handler_factory()
+            self._handler.connection_made(self.transport)
+            self._handler.data_received(bytes(self._held_back))
+            self._held_back = bytearray()
 
     @property
     def evictable(self) -> bool:
