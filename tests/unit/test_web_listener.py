@@ -89,7 +89,7 @@ async def test_an_endless_request_head_is_refused(health: Listener) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", health.port)
     writer.write(b"GET /healthz HTTP/1.1\r\nX-Long: " + b"x" * 100_000)
     response = await reader.read()
-    assert response.startswith(b"HTTP/1.1 400"), response[:100]
+    assert response.split(b" ")[1] == b"400", response[:100]
 
 
 async def test_a_kept_alive_connection_left_idle_is_closed(health: Listener) -> None:
