@@ -21,7 +21,6 @@ from moor.cluster.apply import Applier, ChangeSetRejected
 from moor.cluster.cache import InformerNotSynced, LiveCache
 from moor.cluster.client import ApiError
 from moor.cluster.discovery import ResourceType
-from moor.controller.health_check import wait_until_healthy
 from moor.controller.ownership import CONFLICTS_FIELD, Claims, conflict_entries, conflict_message
 from moor.controller.rendering import decryption_keys, desired_objects, sync_key
 from moor.controller.revision_choice import (
@@ -45,6 +44,7 @@ from moor.controller.sync_report import (
 from moor.controller.tenancy import TenancyPolicy, check_reads
 from moor.errors import MoorError
 from moor.health import HealthState
+from moor.health.wait import wait_until_healthy
 from moor.objects import KubeObject, ObjectRef
 from moor.plan import (
     Action,

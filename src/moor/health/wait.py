@@ -1,4 +1,8 @@
-"""Waiting until every object of a Sync is healthy, reading the live cache as watch events arrive."""
+"""Waiting until every object of a Sync is healthy, reading the live cache as watch events arrive.
+
+The one impure part of health: it waits on the live cache (`moor.cluster.cache`) and judges each object
+with the pure rules beside it. `moor.health` itself does not import it, so the rules stay free of I/O.
+"""
 
 from __future__ import annotations
 
