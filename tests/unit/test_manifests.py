@@ -113,7 +113,8 @@ def test_the_controller_manifests_install_the_controller() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert {port["name"]: port["containerPort"] for port in container["ports"]} == {"healthz": 9440, "metrics": 8080}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "healthz"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     assert set(container["resources"]) == {"requests", "limits"}
     mounted = {mount["mountPath"] for mount in container["volumeMounts"]}
     assert {"/tmp", "/home/moor", "/var/cache/moor"} <= mounted

@@ -169,6 +169,7 @@ async def test_healthz_lists_the_controllers_problems() -> None:
             503,
             b"watch of Syncs: connection refused (failing for 30s)\ntask notifier ended\n",
         )
+        assert await get(listener.port, "/livez") == (200, b"ok"), "liveness does not restart over a failing watch"
     finally:
         await listener.close()
 

@@ -1,4 +1,8 @@
-"""The controller's own HTTP endpoints besides webhooks: `/healthz` and Prometheus' `/metrics`."""
+"""The controller's own HTTP endpoints besides webhooks: `/livez`, `/healthz` and Prometheus' `/metrics`.
+
+`/livez` only says the process answers (the liveness probe: a restart cannot mend anything else),
+`/healthz` whether it can do its work (the readiness probe: a failing watch, a background task that
+keeps failing)."""
 
 from __future__ import annotations
 
@@ -16,8 +20,11 @@ _MAX_BODY = 64 * 1024
 def create_app(
     *, registry: CollectorRegistry | None = None, problems: Callable[[], list[str]] | None = None
 ) -> web.Application:
-    """`/healthz`: 200 "ok", or 503 with one line per problem the controller reports; `/metrics` when
-    a `registry` is given."""
+    """`/livez`: 200 "ok"; `/healthz`: 200 "ok", or 503 with one line per problem the controller reports;
+    `/metrics` when a `registry` is given."""
+
+    async def livez(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
 
     async def healthz(_: web.Request) -> web.Response:
         found = problems() if problems is not None else []
@@ -31,6 +38,7 @@ def create_app(
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application(client_max_size=_MAX_BODY)
+    app.router.add_get("/livez", livez)
     app.router.add_get("/healthz", healthz)
     if registry is not None:
         app.router.add_get("/metrics", metrics)
@@ -46,7 +54,7 @@ async def serve(
     limits: ListenerLimits | None = None,
     metrics: ListenerMetrics | None = None,
 ) -> Listener:
-    """Serves `/healthz`, and `/metrics` from `registry` when one is given, on `address:port`."""
+    """Serves `/livez`, `/healthz`, and `/metrics` from `registry` when one is given, on `address:port`."""
     app = create_app(registry=registry, problems=problems)
     name = "metrics" if registry is not None else "health"
     return await serve_app(app, address, port, name=name, limits=limits, metrics=metrics)
