@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from moor.binaries import locate
+from moor.private_files import write_private
 from moor.render.documents import Document
 from moor.render.errors import RenderError
 from moor.render.request import DecryptionKeys, RenderLimits
@@ -85,7 +85,7 @@ async def decrypt_documents(
     result = list(documents)
     async with scratch_directory("moor-sops-") as private:
         key_file = private / "keys.txt"
-        await asyncio.to_thread(_write_private, key_file, b"".join(key + b"\n" for key in keys.age_identities))
+        await asyncio.to_thread(write_private, key_file, b"".join(key + b"\n" for key in keys.age_identities))
         env = tool_environment(private, SOPS_AGE_KEY_FILE=str(key_file), GNUPGHOME=str(private / "gnupg"))
         gate = asyncio.Semaphore(_CONCURRENT_DECRYPTIONS)
 
@@ -189,10 +189,3 @@ def _key_groups(body: Mapping[str, Any]) -> list[str]:
 
 def _clear(value: Any) -> bool:
     return isinstance(value, str) and bool(value) and not value.startswith("ENC[")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """A file only its owner may read, created (never reused) inside the private directory."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(data)

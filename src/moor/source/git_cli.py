@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from moor.binaries import locate
+from moor.private_files import write_private
 from moor.processes import Completed, ProcessLimits, ProcessTimedOut, run_process
 from moor.source.auth import GitAuth
 from moor.source.errors import (
@@ -327,18 +328,16 @@ def _write_private_files(workdir: Path, url: GitUrl, auth: GitAuth | None) -> No
     ssh_dir = workdir / "ssh"
     ssh_dir.mkdir(mode=0o700)
     if auth.known_hosts is not None:
-        _write_private(ssh_dir / "known_hosts", auth.known_hosts)
+        _write_ssh_file(ssh_dir / "known_hosts", auth.known_hosts)
     if auth.identity is not None:
-        _write_private(ssh_dir / "identity", auth.identity)
+        _write_ssh_file(ssh_dir / "identity", auth.identity)
 
 
-def _write_private(path: Path, content: bytes) -> None:
+def _write_ssh_file(path: Path, content: bytes) -> None:
     content = content.replace(b"\r\n", b"\n")
     if not content.endswith(b"\n"):
         content += b"\n"  # OpenSSH rejects a key without its final newline
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(content)
+    write_private(path, content)
 
 
 def _describe(error: type[SourceError], url: str, stderr: str, *, given_credentials: bool) -> SourceError:
