@@ -186,7 +186,7 @@ def test_a_sync_file_gives_the_name_and_the_spec(checkout: Path, tmp_path: Path)
     assert invalid.returncode == 2 and "sourceRef" in invalid.stderr
 
 
-def test_sops_documents_are_decrypted_only_with_the_keys_given(checkout: Path, tmp_path: Path) -> None:
+def test_sops_documents_are_decrypted_with_the_keys_given_and_left_encrypted_without(checkout: Path, tmp_path: Path) -> None:
     key_file = tmp_path / "age.txt"
     subprocess.run([str(locate("age-keygen")), "-o", str(key_file)], check=True, capture_output=True)
     recipient = next(
@@ -207,7 +207,11 @@ def test_sops_documents_are_decrypted_only_with_the_keys_given(checkout: Path, t
     assert decrypted["stringData"] == {"password": PASSWORD}
 
     without_keys = moor_build("--path", checkout / "app", "-o", "json")
+    assert without_keys.returncode == 0, without_keys.stderr
     assert PASSWORD not in without_keys.stdout + without_keys.stderr, "no key given: never the plaintext"
+    [encrypted] = json.loads(without_keys.stdout)
+    assert encrypted["metadata"]["name"] == "db" and "sops" in encrypted
+    assert encrypted["stringData"]["password"].startswith("ENC[")
 
 
 def test_build_without_a_path_or_a_sync_is_a_usage_error() -> None:

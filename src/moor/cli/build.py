@@ -178,7 +178,7 @@ async def _build_offline(sync: KubeObject, directory: Path, key_file: Path | Non
     keys = _keys_from_file(key_file)
     try:
         spec = SyncSpec.from_object(sync)
-        objects = await desired_objects(sync, spec, root, OfflineDiscovery(), keys)
+        objects = await desired_objects(sync, spec, root, OfflineDiscovery(), keys, keep_encrypted=keys is None)
     except MANIFEST_ERRORS as error:
         return _manifest_error(error)
     _print_objects(objects, output)
@@ -198,13 +198,16 @@ async def _build_sync(
                 if local_path is not None:
                     root = checkout_root(local_path)
                     local_spec = _with_path(sync, _relative_path(local_path, root))
+                    local = SyncSpec.from_object(local_spec)
                     objects = await desired_objects(
-                        local_spec, SyncSpec.from_object(local_spec), root, api.discovery, keys
+                        local_spec, local, root, api.discovery, keys, keep_encrypted=keys is None
                     )
                 else:
                     repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
                     artifact = await SourceStore(api, ArtifactCache(Path(scratch))).artifact(repository, revision)
-                    objects = await desired_objects(sync, spec, artifact.path, api.discovery, keys)
+                    objects = await desired_objects(
+                        sync, spec, artifact.path, api.discovery, keys, keep_encrypted=keys is None
+                    )
             except MANIFEST_ERRORS as error:
                 return _manifest_error(error)
     _print_objects(objects, output)

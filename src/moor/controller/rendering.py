@@ -47,9 +47,11 @@ async def desired_objects(
     root: Path,
     discovery: Discovery,
     decryption: render.DecryptionKeys | None = None,
+    *,
+    keep_encrypted: bool = False,
 ) -> list[KubeObject]:
-    """Renders `spec.path` under `root` (decrypting SOPS documents with `decryption`) and prepares every
-    object for server-side apply."""
+    """Renders `spec.path` under `root` (decrypting SOPS documents with `decryption`, or without keys and
+    with `keep_encrypted` leaving them encrypted) and prepares every object for server-side apply."""
     helm = None
     if spec.helm is not None:
         helm = render.HelmOptions(
@@ -65,6 +67,7 @@ async def desired_objects(
         namespace=spec.target_namespace,
         kube_version=discovery.server_version or None,
         decryption=decryption,
+        keep_encrypted=keep_encrypted,
     )
     objects = await render.render(request)
     if any(discovery.known_namespaced(str(o.get("apiVersion", "")), str(o.get("kind", ""))) is None for o in objects):

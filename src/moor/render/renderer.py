@@ -35,7 +35,9 @@ async def render(request: RenderRequest) -> list[KubeObject]:
             documents = await build_kustomization(target, request.limits, budget)
         else:
             documents = await template_chart(target, request, budget)
-    documents = await decrypt_documents(documents, request.decryption, request.limits)
+    documents = await decrypt_documents(
+        documents, request.decryption, request.limits, keep_encrypted=request.keep_encrypted
+    )
     return await asyncio.to_thread(_ordered_objects, documents)
 
 

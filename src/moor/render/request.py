@@ -71,3 +71,5 @@ class RenderRequest:
     limits: RenderLimits = RenderLimits()
     decryption: DecryptionKeys | None = None
     """Keys for SOPS-encrypted documents; without them an encrypted document is a RenderError."""
+    keep_encrypted: bool = False
+    """Without keys, SOPS-encrypted documents are passed on encrypted (`moor build`) instead of refused."""

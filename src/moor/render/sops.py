@@ -67,14 +67,15 @@ def decryption_keys(secret_data: Mapping[str, bytes], origin: str) -> Decryption
 
 
 async def decrypt_documents(
-    documents: Sequence[Document], keys: DecryptionKeys | None, limits: RenderLimits
+    documents: Sequence[Document], keys: DecryptionKeys | None, limits: RenderLimits, *, keep_encrypted: bool = False
 ) -> list[Document]:
     """The documents with every SOPS-encrypted one replaced by its plaintext, in the same order.
 
-    Without `keys`, an encrypted document is a RenderError saying that a decryption key is needed.
+    Without `keys`, an encrypted document is a RenderError saying that a decryption key is needed, or,
+    with `keep_encrypted`, stays as it is.
     """
     encrypted = [index for index, document in enumerate(documents) if is_encrypted(document.body)]
-    if not encrypted:
+    if not encrypted or (keys is None and keep_encrypted):
         return list(documents)
     if keys is None:
         raise RenderError(
