@@ -186,7 +186,9 @@ def test_a_sync_file_gives_the_name_and_the_spec(checkout: Path, tmp_path: Path)
     assert invalid.returncode == 2 and "sourceRef" in invalid.stderr
 
 
-def test_sops_documents_are_decrypted_with_the_keys_given_and_left_encrypted_without(checkout: Path, tmp_path: Path) -> None:
+def test_sops_documents_are_decrypted_with_the_keys_given_and_left_encrypted_without(
+    checkout: Path, tmp_path: Path
+) -> None:
     key_file = tmp_path / "age.txt"
     subprocess.run([str(locate("age-keygen")), "-o", str(key_file)], check=True, capture_output=True)
     recipient = next(
