@@ -49,6 +49,18 @@ def test_status_of_a_dir_without_a_cluster_exits_1(tmp_path: Path) -> None:
     assert cluster_status(tmp_path).components == ()
 
 
+def test_status_speaks_yaml_as_well_as_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["cluster", "status", "--dir", str(tmp_path), "-o", "yaml"])
+
+    assert result.exit_code == 1
+    assert yaml.safe_load(result.output) == {
+        "directory": str(tmp_path),
+        "server": None,
+        "running": False,
+        "components": [],
+    }
+
+
 def test_down_of_a_dir_without_a_cluster_is_fine(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["cluster", "down", "--dir", str(tmp_path)])
 

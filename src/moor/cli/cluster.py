@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from moor.cli.options import print_document
 from moor.devcluster import cluster_status, start_cluster, stop_cluster
 from moor.devcluster.cluster import DEFAULT_TIMEOUT
 from moor.errors import MoorError
@@ -113,24 +113,21 @@ def down(directory: Path) -> None:
 
 @cluster.command()
 @dir_option
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
 def status(directory: Path, output: str) -> None:
     """Show each component, its pid and whether it runs (exit 0 when all run, 1 otherwise)."""
     state = cluster_status(directory)
-    if output == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "directory": str(state.directory),
-                    "server": state.server,
-                    "running": state.running,
-                    "components": [
-                        {"name": c.name, "pid": c.pid, "running": c.running, "log": str(c.log)}
-                        for c in state.components
-                    ],
-                },
-                indent=2,
-            )
+    if output != "text":
+        print_document(
+            {
+                "directory": str(state.directory),
+                "server": state.server,
+                "running": state.running,
+                "components": [
+                    {"name": c.name, "pid": c.pid, "running": c.running, "log": str(c.log)} for c in state.components
+                ],
+            },
+            output,
         )
     elif not state.components:
         click.echo(f"no cluster in {state.directory} (start one with `moor cluster up`)")
