@@ -38,6 +38,10 @@ controller=$!
 trap 'kill $controller 2>/dev/null; wait $controller 2>/dev/null || true' EXIT
 echo "controller running (pid $controller, log $work/moor-run.log)"
 
+say "What CI runs on every pull request: moor build renders exactly what the Sync will apply, no cluster needed"
+"$moor" build --path "$work/checkout/guestbook/overlays/dev" --target-namespace guestbook-dev | sed -n 1,16p
+echo "..."
+
 say "Declaring what to sync: a GitRepository and a Sync of guestbook/overlays/dev"
 sed "s#https://git.example.com/moor/examples.git#file://$work/git/examples.git#" "$root/examples/sync.yaml" |
   "$kubectl" apply -f -
@@ -47,6 +51,16 @@ say "What Moor manages now"
 "$moor" get -n moor-system
 "$moor" tree sync guestbook-dev -n moor-system
 "$kubectl" get deployments,pods -n guestbook-dev
+
+say "Someone edits the cluster by hand: Moor notices from its watch and puts Git's value back"
+"$kubectl" patch configmap web-config -n guestbook-dev --type=merge -p '{"data":{"PODINFO_UI_MESSAGE":"edited by hand"}}'
+for _ in $(seq 1 100); do
+  message=$("$kubectl" get configmap web-config -n guestbook-dev -o jsonpath='{.data.PODINFO_UI_MESSAGE}')
+  [ "$message" != "edited by hand" ] && break
+  sleep 0.1
+done
+echo "web-config says again: $message"
+"$moor" trace configmap web-config -n guestbook-dev || true
 
 say "A developer merges a change: a new welcome message for the dev environment"
 sed -i 's/Welcome to the guestbook (dev)/Welcome to the guestbook, now deployed by Moor (dev)/' \
