@@ -10,6 +10,9 @@ may hold the user's own objects. Each removal is printed.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import click
 
 from moor.cli.options import Target, run_async, target_options
@@ -20,6 +23,9 @@ from moor.crds import load_crds
 from moor.manifests import load_manifests
 from moor.objects import PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
 from moor.resources import API_VERSION, SYNC
+
+CRD_DELETION_WAIT = 60.0
+"""Seconds `moor uninstall` waits for the CRDs (and so every object of Moor's kinds) to be gone."""
 
 
 @click.command()
@@ -52,8 +58,10 @@ async def _uninstall(target: Target, keep_objects: bool, keep_crds: bool) -> int
             if not keep_objects:
                 await _delete_applied(api, sync)
         if not keep_crds:
-            for crd in load_crds():
-                await _delete(api, ObjectRef.of(crd))
+            crds = [ObjectRef.of(crd) for crd in load_crds()]
+            for ref in crds:
+                await _delete(api, ref)
+            await _wait_until_gone(api, crds)
         for obj in reversed(manifests):
             if obj["kind"] not in ("Deployment", "Namespace"):
                 await _delete(api, ObjectRef.of(obj))
@@ -87,6 +95,18 @@ async def _delete_applied(api: KubeApi, sync: KubeObject) -> None:
             click.echo(f"{ref} kept: {PRUNE_ANNOTATION}: {PRUNE_DISABLED}")
         else:
             await _delete(api, ref)
+
+
+async def _wait_until_gone(api: KubeApi, refs: list[ObjectRef], within: float = CRD_DELETION_WAIT) -> None:
+    """A CRD is deleted only once its objects are: a `moor install` right after this must not find one still
+    being deleted (it would apply to the old CRD, which then goes away)."""
+    deadline = time.monotonic() + within
+    for ref in refs:
+        while await api.get(ref) is not None:
+            if time.monotonic() > deadline:
+                click.echo(f"{ref} is still being deleted after {within:.0f}s")
+                return
+            await asyncio.sleep(0.2)
 
 
 async def _delete(api: KubeApi, ref: ObjectRef) -> None:

@@ -84,6 +84,10 @@ class ControllerOptions:
     artifact_limits: ArtifactLimits = field(default_factory=ArtifactLimits)
 
 
+CRDS_WAIT = 10.0
+"""Seconds the controller waits at start for its CRDs to be served before it gives up."""
+
+
 class CrdsMissing(MoorError):
     pass
 
@@ -157,10 +161,14 @@ class Controller:
                 await informer.stop()
             await self.live.stop()
 
-    async def _watch(self, kind: CustomResourceKind) -> None:
-        resource = await self.api.discovery.resolve(API_VERSION, kind.kind)
-        if resource is None:
-            raise CrdsMissing(f"the cluster does not serve {kind.kind} ({API_VERSION}); run `moor install` first")
+    async def _watch(self, kind: CustomResourceKind, within: float = CRDS_WAIT) -> None:
+        """Watches one of Moor's kinds; CRDs installed a moment ago may take a few seconds to be served."""
+        deadline = time.monotonic() + within
+        while (resource := await self.api.discovery.resolve(API_VERSION, kind.kind)) is None:
+            if time.monotonic() > deadline:
+                raise CrdsMissing(f"the cluster does not serve {kind.kind} ({API_VERSION}); run `moor install` first")
+            await asyncio.sleep(0.5)
+            await self.api.discovery.refresh()
         informer = KindInformer(
             self.api, resource, self._on_change, label_selector=None, on_recovered=self._retry_failed_soon
         )
