@@ -168,7 +168,7 @@ async def run_process(
     try:
         async with asyncio.timeout(limits.timeout):
             stdout = await _read_stdout(process.stdout, limits.max_output, on_output, what)
-            returncode = await process.wait()
+            returncode = await _exited(process)
     except TimeoutError:
         raise ProcessTimedOut(f"{what} did not finish within {limits.timeout:g} seconds", what=what) from None
     finally:
@@ -277,6 +277,17 @@ async def _read_ends(stream: asyncio.StreamReader) -> bytes:
     return bytes(head + (b"\n...\n" if skipped else b"") + tail)
 
 
+async def _exited(process: asyncio.subprocess.Process) -> int:
+    """The program's exit status once it has exited. Not `process.wait()`: unless the exit was seen first,
+    that also waits until every holder of its pipes has closed them, which a daemon that escaped its
+    process group may never do."""
+    pause = 0.002
+    while process.returncode is None:
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    return process.returncode
+
+
 async def _drained(reader: asyncio.Future[bytes]) -> bytes:
     """The program's error output, complete once every holder of the pipe has exited: empty when, after a
     grace period, something that escaped its process group (a daemon of its own session) still holds it."""
@@ -300,7 +311,7 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
     """Kills the program's whole process group (it may have ended, its children not), then reaps it."""
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    await asyncio.shield(process.wait())
+    await asyncio.shield(_exited(process))
 
 
 def _mebibytes(size: int) -> str:
