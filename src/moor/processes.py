@@ -292,7 +292,8 @@ async def _drained(reader: asyncio.Future[bytes]) -> bytes:
     """The program's error output, complete once every holder of the pipe has exited: empty when, after a
     grace period, something that escaped its process group (a daemon of its own session) still holds it."""
     try:
-        return await asyncio.wait_for(asyncio.shield(reader), _DRAIN_GRACE)
+        async with asyncio.timeout(_DRAIN_GRACE):
+            return await asyncio.shield(reader)
     except TimeoutError:
         reader.cancel()
         return b""

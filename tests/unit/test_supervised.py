@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from moor.supervised import RestartPolicy, Supervisor
+from moor.supervised import RECANCEL_EVERY, RestartPolicy, Supervisor, cancel_and_wait
 
 FAST = RestartPolicy(first=0.02, cap=0.08, healthy_after=0.3)
 
@@ -114,3 +115,38 @@ async def test_starting_a_running_task_again_does_nothing() -> None:
     await asyncio.sleep(0.05)
     assert runs == 1
     await supervisor.stop()
+
+
+async def test_a_task_that_ignores_its_cancel_is_cancelled_again() -> None:
+    ended = asyncio.Event()
+
+    async def stubborn() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # a dropped cancel, as asyncio.wait_for can drop one
+            await asyncio.sleep(60)
+        try:
+            await asyncio.sleep(60)
+        finally:
+            ended.set()
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(RECANCEL_EVERY * 3):
+        await cancel_and_wait([task])
+    assert ended.is_set() and task.cancelled()
+
+
+async def test_stopping_tasks_never_swallows_a_cancel_of_the_one_stopping_them() -> None:
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await asyncio.sleep(0.5)
+
+    task = asyncio.create_task(slow_to_stop())
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(cancel_and_wait([task]))
+    await asyncio.sleep(0.05)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    await cancel_and_wait([task])

@@ -44,6 +44,7 @@ from moor.errors import MoorError
 from moor.objects import SYNC_LABEL, Identity, KubeObject, ObjectRef
 from moor.retry import RetryPolicy
 from moor.shared_strings import SharedJsonDecoder
+from moor.supervised import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -252,9 +253,7 @@ class KindInformer:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
     async def wait_synced(self, within: float | None = WAIT_SYNCED_SECONDS) -> None:
@@ -274,7 +273,8 @@ class KindInformer:
             try:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError
-                await asyncio.wait_for(changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
             except TimeoutError:
                 assert within is not None
                 raise InformerNotSynced.of_deadline(self.resource, within, failure) from None
@@ -427,7 +427,8 @@ class LiveCache:
     async def wait_for_change(self, within: float) -> None:
         """Returns at the next change of any watched object, or after `within` seconds."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), within)
+            async with asyncio.timeout(within):
+                await self._changed.wait()
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)

@@ -10,12 +10,13 @@ is logged and its key queued again with backoff (first after `crash_backoff`, do
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
+
+from moor.supervised import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,7 @@ class WorkQueue(Generic[K]):
         for _, handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)

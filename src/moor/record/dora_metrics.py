@@ -83,7 +83,8 @@ class DoraMetrics:
             except MoorError as error:
                 log.warning("could not recompute the delivery metrics: %s", error)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._soon.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._soon.wait()
             if self._soon.is_set():
                 await asyncio.sleep(self.settle)
                 self._soon.clear()

@@ -1,0 +1,41 @@
+"""The delivery-metrics loop stops when told to, whatever it is waiting for at that moment."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import cast
+
+import pytest
+
+from moor.objects import KubeObject, ObjectRef
+from moor.record.dora_metrics import DoraMetrics
+from moor.record.events import RecordedEvent
+from moor.record.history import HistoryStore
+from moor.record.metrics import Metrics
+from moor.resources import GROUP, SYNC, VERSION
+from moor.supervised import RECANCEL_EVERY
+
+
+class NoRecords:
+    async def list(self, namespace: str) -> list[KubeObject]:
+        return []
+
+
+def sync_result() -> RecordedEvent:
+    subject = ObjectRef(GROUP, VERSION, SYNC.kind, "shop", "app")
+    return RecordedEvent(subject, "Normal", "Synced", "applied", datetime.now(UTC))
+
+
+@pytest.mark.parametrize("turns", range(6))
+async def test_a_result_arriving_as_the_loop_is_stopped_does_not_keep_it_running(turns: int) -> None:
+    # Python 3.11's asyncio.wait_for drops a cancel that lands in the turn its awaitable completes: the loop
+    # then went on forever and `moor run` never exited on SIGTERM.
+    dora = DoraMetrics(cast(HistoryStore, NoRecords()), Metrics(), list, interval=60, settle=0.01)
+    dora.start()
+    await asyncio.sleep(0.05)  # waiting for the next result
+    dora.listen(sync_result())
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    async with asyncio.timeout(RECANCEL_EVERY / 2):  # not stopped by cancelling it once more
+        await dora.stop()
