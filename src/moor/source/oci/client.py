@@ -1,0 +1,524 @@
+"""The one HTTP client to OCI registries (the distribution spec's /v2/ API): auth, redirects, errors, retries.
+
+Auth follows the registry's challenge: anonymous first, then Basic, or the Bearer token flow (the
+`WWW-Authenticate: Bearer realm, service, scope` answer names a token service, asked with the
+credentials in Basic; the token is kept per repository scope for the client's life). Credentials and
+tokens are sent only to the registry's own origin (scheme, host and port) and to the token service
+it names: redirects are followed here, not by aiohttp, and a hop to any other origin (a blob store,
+a CDN) goes without `Authorization`; a redirect from https to plain http is refused.
+
+Every registry operation is idempotent (content is addressed by digest, a tag is put whole), so each
+is retried as a whole on 429, 5xx, lost connections and timeouts, following `REGISTRY_RETRY` (a
+Retry-After honoured up to its cap). Every exception leaving this module is a SourceError:
+`_transport_errors` is the one boundary where aiohttp's and the socket's exceptions become ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import ssl
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from yarl import URL
+
+from moor.private_files import write_private
+from moor.retry import RetryPolicy, parse_retry_after
+from moor.source.errors import AuthenticationFailed, InvalidSourceSpec, RepositoryNotFound
+from moor.source.limits import ArtifactTooLarge, format_size
+from moor.source.oci.credentials import RegistryCredentials
+from moor.source.oci.errors import (
+    ArtifactNotFound,
+    CertificateRejected,
+    DigestMismatch,
+    RegistryError,
+    RegistryTimeout,
+    RegistryUnreachable,
+)
+from moor.source.oci.headers import next_page, parse_challenge
+from moor.source.oci.manifest import MANIFEST_TYPES, sha256_digest
+from moor.source.oci.reference import SCHEME, check_digest
+
+T = TypeVar("T")
+
+REGISTRY_RETRY = RetryPolicy(attempts=4, first_delay=0.5, max_delay=10.0, jitter=0.5, budget=60.0)
+"""At most 4 tries of an operation, waits of about 0.5, 1 and 2 s (a Retry-After up to 10 s), none begun after 60 s."""
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+"""A manifest or a page of tags is never this large (the distribution spec suggests 4 MiB for manifests)."""
+MAX_REDIRECTS = 5
+MAX_TAG_PAGES = 1000
+_ERROR_BODY_BYTES = 64 * 1024
+_CHUNK = 1024 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True)
+class FetchedManifest:
+    digest: str
+    """Of the bytes received, checked against the digest asked for (when one was)."""
+    media_type: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class RegistryClient:
+    """`async with RegistryClient("ghcr.io", credentials) as client:` one registry, one connection pool."""
+
+    def __init__(
+        self,
+        registry: str,
+        credentials: RegistryCredentials | None,
+        *,
+        ca_pem: bytes | None = None,
+        cert_pem: bytes | None = None,
+        key_pem: bytes | None = None,
+        timeout: float = 60.0,
+        insecure_http: bool = False,
+        retry: RetryPolicy = REGISTRY_RETRY,
+    ) -> None:
+        self.registry = registry
+        self.retry = retry
+        self._credentials = credentials
+        self._insecure_http = insecure_http
+        self._base = URL(f"{'http' if insecure_http else 'https'}://{registry}")
+        self._timeout = timeout
+        self._tls: ssl.SSLContext | bool = False if insecure_http else _tls_context(ca_pem, cert_pem, key_pem)
+        self._session: aiohttp.ClientSession | None = None
+        self._basic: str | None = None
+        """`Authorization` for every scope, once the registry asked for Basic."""
+        self._tokens: dict[str, str] = {}
+        """`Authorization: Bearer …` per scope, from the token service."""
+
+    async def __aenter__(self) -> RegistryClient:
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._tls), trust_env=False)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def tags(self, repository: str) -> list[str]:
+        """Every tag of the repository, following the registry's `Link` pagination."""
+        what = self._name(repository)
+        found: list[str] = []
+        page: URL | None = self._url(f"/v2/{repository}/tags/list").with_query(n="1000")
+        for _ in range(MAX_TAG_PAGES):
+            if page is None:
+                return found
+            fetch = functools.partial(self._fetch, "GET", page, _pull(repository), what, accept="application/json")
+            answer = await self._retrying(fetch)
+            found.extend(_tags_in(answer.body, what))
+            link = next_page(answer.headers.get("Link"))
+            page = self._base.join(URL(link)) if link else None
+        raise RegistryError(f"{what}: the registry's list of tags runs past {MAX_TAG_PAGES} pages")
+
+    async def resolve(self, repository: str, tag_or_digest: str) -> FetchedManifest:
+        """The manifest a tag or digest names, with its digest (verified when a digest was asked for)."""
+        what = self._name(repository, tag_or_digest)
+        url = self._url(f"/v2/{repository}/manifests/{tag_or_digest}")
+        answer = await self._retrying(
+            lambda: self._fetch("GET", url, _pull(repository), what, accept=", ".join(MANIFEST_TYPES))
+        )
+        expected = tag_or_digest if ":" in tag_or_digest else answer.headers.get("Docker-Content-Digest")
+        digest = _verified_digest(answer.body, expected, what)
+        media_type = answer.headers.get("Content-Type", "").partition(";")[0].strip()
+        return FetchedManifest(digest=digest, media_type=media_type, raw=answer.body)
+
+    async def blob_to(self, repository: str, digest: str, dest: Path, max_size: int) -> None:
+        """Streams a blob into the new file `dest`, verifying its digest and size; on any failure no file is left."""
+        what = self._name(repository, digest)
+        check_digest(digest, what)
+        await self._retrying(lambda: self._download(repository, digest, dest, max_size, what))
+
+    async def push_blob(self, repository: str, data: bytes) -> str:
+        """Uploads `data` (skipped when the registry has it already) and returns its digest."""
+        digest = sha256_digest(data)
+        what = self._name(repository, digest)
+        await self._retrying(lambda: self._upload(repository, digest, data, what))
+        return digest
+
+    async def push_manifest(self, repository: str, tag: str, manifest: bytes, media_type: str) -> str:
+        """Puts the manifest under `tag` and returns its digest."""
+        what = self._name(repository, tag)
+        url = self._url(f"/v2/{repository}/manifests/{tag}")
+        await self._retrying(
+            lambda: self._fetch(
+                "PUT", url, _push(repository), what, data=manifest, headers={"Content-Type": media_type}
+            )
+        )
+        return sha256_digest(manifest)
+
+    async def _download(self, repository: str, digest: str, dest: Path, max_size: int, what: str) -> None:
+        url = self._url(f"/v2/{repository}/blobs/{digest}")
+        algorithm = hashlib.new(digest.partition(":")[0])
+        partial = Path(await asyncio.to_thread(_new_partial_file, dest))
+        try:
+            async with self._exchange("GET", url, _pull(repository), what, streaming=True) as response:
+                received = 0
+                file = await asyncio.to_thread(partial.open, "wb")
+                try:
+                    while chunk := await self._read_chunk(response, what):
+                        received += len(chunk)
+                        if received > max_size:
+                            raise ArtifactTooLarge(
+                                f"{what} is too large: it is over {format_size(max_size)}, the limit "
+                                "(moor run --max-artifact-size)"
+                            )
+                        algorithm.update(chunk)
+                        await asyncio.to_thread(file.write, chunk)
+                finally:
+                    await asyncio.to_thread(file.close)
+            actual = f"{digest.partition(':')[0]}:{algorithm.hexdigest()}"
+            if actual != digest:
+                raise DigestMismatch(
+                    f"{what}: the registry sent content whose digest is {actual}, not the one asked for; it was "
+                    "thrown away",
+                    url=what,
+                )
+            await asyncio.to_thread(os.link, partial, dest)
+        finally:
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+
+    async def _upload(self, repository: str, digest: str, data: bytes, what: str) -> None:
+        scope = _push(repository)
+        try:
+            await self._fetch("HEAD", self._url(f"/v2/{repository}/blobs/{digest}"), scope, what)
+            return
+        except ArtifactNotFound:
+            pass
+        started = await self._fetch("POST", self._url(f"/v2/{repository}/blobs/uploads/"), scope, what)
+        location = started.headers.get("Location")
+        if not location:
+            raise RegistryError(f"{what}: the registry began an upload but named no Location for it")
+        target = self._base.join(URL(location)).update_query(digest=digest)
+        headers = {"Content-Type": "application/octet-stream"}
+        await self._fetch("PUT", target, scope, what, data=data, headers=headers)
+
+    async def _fetch(
+        self,
+        method: str,
+        url: URL,
+        scope: str,
+        what: str,
+        *,
+        accept: str | None = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> _Answer:
+        """One exchange whose answer body (at most MAX_MANIFEST_BYTES) is read whole."""
+        sent = dict(headers or {})
+        if accept:
+            sent["Accept"] = accept
+        async with self._exchange(method, url, scope, what, data=data, headers=sent) as response:
+            body = await self._read_capped(response, MAX_MANIFEST_BYTES, what)
+            return _Answer(response.status, response.headers, body)
+
+    @contextlib.asynccontextmanager
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        scope: str,
+        what: str,
+        *,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        streaming: bool = False,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One request with auth and redirects; yields the final answer once it is a success."""
+        session = self._open_session()
+        timeout = (
+            aiohttp.ClientTimeout(total=None, sock_connect=self._timeout, sock_read=self._timeout)
+            if streaming
+            else aiohttp.ClientTimeout(total=self._timeout)
+        )
+        authorized = False
+        for _ in range(MAX_REDIRECTS + 1):
+            sent = dict(headers or {})
+            own_origin = url.origin() == self._base.origin()
+            authorization = self._authorization(scope) if own_origin else None
+            if authorization:
+                sent["Authorization"] = authorization
+            with self._transport_errors(what):
+                response = await session.request(
+                    method, url, data=data, headers=sent, allow_redirects=False, timeout=timeout
+                )
+            if response.status in _REDIRECTS:
+                url = self._redirect_target(url, response, what)
+                response.release()
+                if response.status == 303:
+                    method, data = "GET", None
+                continue
+            if response.status == 401 and own_origin and not authorized:
+                challenge = response.headers.get("WWW-Authenticate")
+                response.release()
+                await self._authorize(scope, challenge, what)
+                authorized = True
+                continue
+            if response.status >= 400:
+                with self._transport_errors(what):
+                    body = await response.content.read(_ERROR_BODY_BYTES)
+                response.release()
+                raise self._error(response.status, body, response.headers, what)
+            try:
+                yield response
+            finally:
+                response.release()
+            return
+        raise RegistryError(f"{what}: the registry redirected more than {MAX_REDIRECTS} times")
+
+    def _redirect_target(self, url: URL, response: aiohttp.ClientResponse, what: str) -> URL:
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(f"{what}: the registry answered {response.status} without a Location")
+        target = url.join(URL(location))
+        if url.scheme == "https" and target.scheme != "https":
+            raise RegistryError(f"{what}: the registry redirected to plain http ({target.host}); refused")
+        if target.scheme not in ("http", "https"):
+            raise RegistryError(f"{what}: the registry redirected to a {target.scheme!r} URL; refused")
+        return target
+
+    def _authorization(self, scope: str) -> str | None:
+        return self._tokens.get(scope) or self._basic
+
+    async def _authorize(self, scope: str, header: str | None, what: str) -> None:
+        """Answers the registry's challenge: remembers Basic, or fetches a Bearer token for the scope."""
+        challenge = parse_challenge(header)
+        if challenge is None:
+            raise AuthenticationFailed(f"{what}: the registry {self.registry} refused the request without a challenge")
+        if challenge.scheme == "basic":
+            if self._credentials is None:
+                raise AuthenticationFailed(f"{what}: the registry {self.registry} needs credentials and none are given")
+            if self._basic is not None:
+                raise self._refused(what)
+            self._basic = self._credentials.basic_authorization()
+            return
+        if challenge.scheme != "bearer" or not challenge.params.get("realm"):
+            raise AuthenticationFailed(
+                f"{what}: the registry {self.registry} asks for {challenge.scheme} authentication, "
+                "which Moor does not speak"
+            )
+        params = challenge.params
+        token = await self._token(URL(params["realm"]), params.get("service"), params.get("scope") or scope, what)
+        self._tokens[scope] = f"Bearer {token}"
+
+    async def _token(self, realm: URL, service: str | None, scope: str, what: str) -> str:
+        if realm.scheme != "https" and not (realm.scheme == "http" and self._insecure_http):
+            raise AuthenticationFailed(f"{what}: the registry {self.registry} names a token service that is not https")
+        query = {"scope": scope, **({"service": service} if service else {})}
+        headers = {"Accept": "application/json"}
+        if self._credentials is not None:
+            headers["Authorization"] = self._credentials.basic_authorization()
+        session = self._open_session()
+        with self._transport_errors(what):
+            async with session.get(
+                realm.update_query(query),
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+            ) as response:
+                body = await response.content.read(MAX_MANIFEST_BYTES)
+                status = response.status
+        if status in (401, 403):
+            raise self._refused(what, by=f"the token service {realm.host}")
+        if status >= 300:
+            raise RegistryError(f"{what}: the token service {realm.host} answered {status}", url=what, status=status)
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            document = None
+        token = (document.get("token") or document.get("access_token")) if isinstance(document, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"{what}: the token service {realm.host} answered without a token")
+        return token
+
+    def _refused(self, what: str, by: str | None = None) -> AuthenticationFailed:
+        refuser = by or f"the registry {self.registry}"
+        if self._credentials is None:
+            return AuthenticationFailed(f"{what}: {refuser} needs credentials and none are given", url=what)
+        return AuthenticationFailed(
+            f"{what}: {refuser} refused the credentials of user {self._credentials.username!r}", url=what
+        )
+
+    def _error(self, status: int, body: bytes, headers: Mapping[str, str], what: str) -> Exception:
+        """The error for a failed answer, from its status and the registry's error codes."""
+        codes, said = _registry_errors(body)
+        quoted = f" (the registry says: {said})" if said else ""
+        if status == 401:
+            return self._refused(what)
+        if status == 403:
+            return AuthenticationFailed(f"{what}: the registry {self.registry} denies access{quoted}", url=what)
+        if status == 404 and "NAME_UNKNOWN" in codes:
+            return RepositoryNotFound(f"{what}: the repository does not exist{quoted}", url=what)
+        if status == 404:
+            return ArtifactNotFound(f"{what} does not exist{quoted}", url=what)
+        return RegistryError(
+            f"{what}: the registry answered {status}{quoted}",
+            url=what,
+            status=status,
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+        )
+
+    async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await operation()
+            except (RegistryError, RegistryUnreachable) as error:
+                if not _worth_another_try(error):
+                    raise
+                retry_after = error.retry_after if isinstance(error, RegistryError) else None
+                wait = self.retry.next_delay(attempt, time.monotonic() - started, retry_after)
+                if wait is None:
+                    raise
+                await asyncio.sleep(wait)
+
+    async def _read_capped(self, response: aiohttp.ClientResponse, cap: int, what: str) -> bytes:
+        with self._transport_errors(what):
+            body = await response.content.read(cap + 1)
+        if len(body) > cap:
+            raise RegistryError(f"{what}: the registry's answer is larger than {format_size(cap)}; refused")
+        return body
+
+    async def _read_chunk(self, response: aiohttp.ClientResponse, what: str) -> bytes:
+        with self._transport_errors(what):
+            return await response.content.read(_CHUNK)
+
+    @contextlib.contextmanager
+    def _transport_errors(self, what: str) -> Iterator[None]:
+        """Translates every way the network can fail into RegistryUnreachable (or a subclass)."""
+        try:
+            yield
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too
+            raise RegistryTimeout(
+                f"{what}: no answer from the registry {self.registry} within {self._timeout:g} s", url=what
+            ) from None
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError) as error:
+            raise CertificateRejected(
+                f"{what}: TLS with the registry {self.registry} failed: {_describe(error)}", url=what
+            ) from None
+        except (aiohttp.ClientError, OSError) as error:
+            raise RegistryUnreachable(
+                f"{what}: cannot reach the registry {self.registry}: {_describe(error)}", url=what
+            ) from None
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("RegistryClient is used outside `async with`")
+        return self._session
+
+    def _url(self, path: str) -> URL:
+        return self._base.with_path(path, encoded=False)
+
+    def _name(self, repository: str, ref: str | None = None) -> str:
+        separator = "@" if ref and ":" in ref else ":"
+        return f"{SCHEME}{self.registry}/{repository}" + (f"{separator}{ref}" if ref else "")
+
+
+def _pull(repository: str) -> str:
+    return f"repository:{repository}:pull"
+
+
+def _push(repository: str) -> str:
+    return f"repository:{repository}:pull,push"
+
+
+def _worth_another_try(error: Exception) -> bool:
+    if isinstance(error, CertificateRejected):
+        return False
+    if isinstance(error, RegistryUnreachable):
+        return True
+    status = error.status if isinstance(error, RegistryError) else None
+    return status is not None and (status == 429 or status >= 500)
+
+
+def _verified_digest(raw: bytes, expected: str | None, what: str) -> str:
+    """The digest of a manifest's bytes; refused when it is not the one asked for (or the registry announced)."""
+    if expected and expected.partition(":")[0] == "sha512":
+        actual = "sha512:" + hashlib.sha512(raw).hexdigest()
+    else:
+        actual = sha256_digest(raw)
+    if expected and expected.partition(":")[0] in ("sha256", "sha512") and actual != expected:
+        raise DigestMismatch(f"{what}: the registry sent a manifest whose digest is {actual}, not {expected}", url=what)
+    return actual
+
+
+def _tags_in(body: bytes, what: str) -> list[str]:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise RegistryError(f"{what}: the list of tags is not JSON") from None
+    tags = document.get("tags") if isinstance(document, dict) else None
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise RegistryError(f"{what}: the list of tags is not a list of strings")
+    return tags
+
+
+def _registry_errors(body: bytes) -> tuple[set[str], str]:
+    """The codes and first message of the spec's error body `{"errors": [{"code", "message"}]}`."""
+    try:
+        document: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return set(), ""
+    errors = document.get("errors") if isinstance(document, dict) else None
+    if not isinstance(errors, list):
+        return set(), ""
+    codes = {str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")}
+    messages = [f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
+    return codes, (messages[0][:200] if messages else "")
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _new_partial_file(dest: Path) -> str:
+    """An empty private file beside `dest`, to download into before the digest is known to be right."""
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists: a blob is downloaded into a new file")
+    descriptor, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    os.close(descriptor)
+    return name
+
+
+def _tls_context(ca_pem: bytes | None, cert_pem: bytes | None, key_pem: bytes | None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    try:
+        if ca_pem:
+            context.load_verify_locations(cadata=ca_pem.decode("ascii", "replace"))
+        if cert_pem and key_pem:
+            _load_client_certificate(context, cert_pem, key_pem)
+    except ssl.SSLError as error:
+        raise InvalidSourceSpec(f"the registry's CA or client certificate is not valid PEM: {error}") from None
+    return context
+
+
+def _load_client_certificate(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """ssl only loads key pairs from files: write them to a private directory and remove it at once."""
+    with tempfile.TemporaryDirectory(prefix="moor-tls-") as private:
+        cert_path, key_path = Path(private) / "tls.crt", Path(private) / "tls.key"
+        for path, content in ((cert_path, cert_pem), (key_path, key_pem)):
+            write_private(path, content)
+        context.load_cert_chain(cert_path, key_path)
