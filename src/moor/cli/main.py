@@ -17,6 +17,7 @@ from moor.cli.diff import diff
 from moor.cli.events import events
 from moor.cli.export import export
 from moor.cli.install import install
+from moor.cli.push import push_group
 from moor.cli.revisions import approve, history, rollback
 from moor.cli.run import run
 from moor.cli.stats import stats
@@ -46,7 +47,7 @@ def cli() -> None:
 COMMANDS = (
     *(cluster, install, check, uninstall, run),
     *(get, reconcile, diff, build, tree, trace, drift, events, history, rollback, approve, suspend, resume),
-    *(create, export, audit, stats, completion),
+    *(create, export, audit, stats, completion, push_group),
 )
 for command in COMMANDS:
     cli.add_command(command)
