@@ -24,7 +24,8 @@ import pytest
 
 from moor import binaries
 from moor.devcluster import ClusterInfo
-from moor.web.webhooks import HOOK_PATH, sign
+from moor.web.push import sign
+from moor.web.receiver import HOOK_PATH
 from tests.support.cluster_fixtures import Kubectl
 from tests.support.git_fixtures import GitWorkspace
 from tests.support.moor_fixtures import ControllerProcess, Moor, config_map, free_port, manifest

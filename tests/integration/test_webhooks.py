@@ -2,8 +2,9 @@
 that follow the pushed repository, and nothing else gets through.
 
 These tests run their own control plane and a controller with the receiver on a free loopback port
-(the session's controller has none). Requests are real HTTP from this process. To keep a control
-plane across runs, set MOOR_WEBHOOK_TEST_CLUSTER_DIR (it is started there if needed and left running).
+(the session's controller has none), which reaches the API server through a fault proxy (it injects
+nothing unless a test asks). Requests are real HTTP from this process. To keep a control plane across
+runs, set MOOR_WEBHOOK_TEST_CLUSTER_DIR (it is started there if needed and left running).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,10 @@ import pytest
 
 from moor import binaries
 from moor.devcluster import ClusterInfo, running_cluster, start_cluster, stop_cluster
-from moor.web.webhooks import HOOK_PATH, sign
+from moor.web.push import sign
+from moor.web.receiver import HOOK_PATH
 from tests.support.cluster_fixtures import Kubectl, namespace_name
+from tests.support.fault_proxy import FaultProxy
 from tests.support.git_fixtures import GitWorkspace
 from tests.support.moor_fixtures import ControllerProcess, manifest, moor_cli
 
@@ -34,6 +38,8 @@ REUSE_ENV = "MOOR_WEBHOOK_TEST_CLUSTER_DIR"
 TOKEN = f"webhook-token-{secrets.token_hex(12)}"
 SECRET_NAMESPACE = "webhook-system"
 SECRET_NAME = "push-hooks"
+GITREPOSITORIES = r"^/apis/moor\.dev/v1/gitrepositories$"
+"""The path of a list (or watch) of GitRepositories in all namespaces, as the fault proxy matches it."""
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +68,20 @@ class Reply:
     headers: Mapping[str, str]
 
 
+@pytest.fixture(scope="module")
+def api_proxy(webhook_cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(webhook_cluster, tmp_path_factory.mktemp("webhook-proxy")).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
 @dataclass
 class Receiver:
     port: int
     controller: ControllerProcess
+    proxy: FaultProxy
 
     def post(
         self,
@@ -93,9 +109,17 @@ class Receiver:
         body = json.dumps(document).encode()
         return self.post(body, {"X-GitHub-Event": event, "X-Hub-Signature-256": sign(body, secret.encode())})
 
-    def generic(self, document: Any, *, secret: str = TOKEN) -> Reply:
+    def generic(self, document: Any, *, secret: str = TOKEN, source: str = "127.0.0.1") -> Reply:
         body = json.dumps(document).encode()
-        return self.post(body, {"X-Moor-Signature-256": sign(body, secret.encode())})
+        return self.post(body, {"X-Moor-Signature-256": sign(body, secret.encode())}, source=source)
+
+    def gitrepository_lists(self) -> int:
+        """How many lists of GitRepositories the controller (its reconcilers' watch and the receiver's) sent."""
+        return sum(
+            1
+            for method, path, _ in self.proxy.requests_to(GITREPOSITORIES[:-1] + r"(\?|$)")
+            if method == "GET" and "watch=" not in path
+        )
 
 
 def free_port() -> int:
@@ -107,7 +131,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def receiver(
-    webhook_cluster: ClusterInfo, webhook_kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+    api_proxy: FaultProxy, webhook_kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Receiver]:
     kubectl = webhook_kubectl
     kubectl("create", "namespace", SECRET_NAMESPACE, check=False)
@@ -115,7 +139,7 @@ def receiver(
     kubectl("create", "secret", "generic", SECRET_NAME, "-n", SECRET_NAMESPACE, f"--from-literal=token={TOKEN}")
     port = free_port()
     controller = ControllerProcess(
-        webhook_cluster.kubeconfig,
+        api_proxy.kubeconfig,
         tmp_path_factory.mktemp("webhook-controller"),
         *("--webhook-port", str(port), "--webhook-address", "127.0.0.1"),
         *("--webhook-secret", f"{SECRET_NAMESPACE}/{SECRET_NAME}"),
@@ -123,7 +147,7 @@ def receiver(
     controller.start()
     assert f"webhook receiver listening on 127.0.0.1:{port}" in controller.log()
     try:
-        yield Receiver(port, controller)
+        yield Receiver(port, controller, api_proxy)
     finally:
         assert controller.stop() == 0, "moor run exits 0 on SIGTERM"
         log = controller.log()
@@ -138,9 +162,12 @@ class Repositories:
     namespace: str
 
     def create(self, name: str, url: str, ref: Mapping[str, str] | None = None) -> None:
+        """Creates a GitRepository and waits until the controller has handled it: the receiver knows
+        GitRepositories from a watch, so a push sent the instant kubectl returns could come before it."""
         spec = {"url": url, "ref": dict(ref or {"branch": "main"}), "interval": "1h"}
         document = {"apiVersion": "moor.dev/v1", "kind": "GitRepository", "metadata": {"name": name}, "spec": spec}
         self.kubectl("apply", "-n", self.namespace, "-f", "-", input=manifest(document))
+        self.wait_for(f"GitRepository {name} handled by the controller", lambda: self.status(name).get("conditions"))
 
     def get(self, name: str) -> dict[str, Any]:
         result = self.kubectl("get", "gitrepository", name, "-n", self.namespace, "-o", "json")
@@ -279,6 +306,20 @@ def test_github_ping_is_answered_without_triggering(receiver: Receiver, reposito
     assert repositories.annotation("app") is None
 
 
+def test_pushes_find_gitrepositories_created_after_the_receiver_started_without_listing_them(
+    receiver: Receiver, repositories: Repositories, git_repo: GitWorkspace
+) -> None:
+    lists_before = receiver.gitrepository_lists()
+    repositories.create("app", git_repo.url)
+
+    replies = [receiver.generic({"repository": git_repo.url}) for _ in range(4)]
+
+    assert [reply.status for reply in replies] == [202] * 4, [reply.document for reply in replies]
+    assert all(reply.document["triggered"] == [f"{repositories.namespace}/app"] for reply in replies)
+    lists = receiver.gitrepository_lists() - lists_before
+    assert lists <= 1, f"{lists} lists of GitRepositories for 4 pushes: pushes are matched against a watch"
+
+
 # -- requests that are refused ---------------------------------------------------------------------
 
 
@@ -411,3 +452,67 @@ def test_a_busy_webhook_port_is_one_clear_error(webhook_cluster: ClusterInfo) ->
     assert result.returncode == 1
     assert f"cannot receive webhooks on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- while the receiver cannot know the GitRepositories ---------------------------------------------
+
+LISTENING = "webhook receiver listening"
+
+
+def test_a_push_before_the_receiver_has_listed_the_gitrepositories_gets_503_saying_it_triggered_nothing(
+    receiver: Receiver, repositories: Repositories, git_repo: GitWorkspace
+) -> None:
+    repositories.create("app", git_repo.url)
+    assert receiver.controller.stop() == 0
+    restarts = receiver.controller.log().count(LISTENING)
+    receiver.proxy.stall(GITREPOSITORIES, seconds=12, method="GET", watch=False)
+    with ThreadPoolExecutor(1) as pool:
+        started = pool.submit(receiver.controller.start)  # returns once the reconcilers' own list came
+        try:
+            repositories.wait_for(
+                "the receiver to listen again", lambda: receiver.controller.log().count(LISTENING) > restarts
+            )
+            early = receiver.generic({"repository": git_repo.url})
+        finally:
+            receiver.proxy.clear()
+            started.result(timeout=90)
+
+    assert early.status == 503, early.document
+    assert early.document == {
+        "error": "the receiver has not read the GitRepositories yet: this push triggered nothing; retry later"
+    }
+    assert repositories.annotation("app") is None
+    later = receiver.generic({"repository": git_repo.url})
+    assert later.status == 202, later.document
+    assert later.document["triggered"] == [f"{repositories.namespace}/app"]
+
+
+def test_while_the_watch_of_gitrepositories_fails_a_push_gets_503_saying_why(receiver: Receiver) -> None:
+    source = "127.0.0.5"  # a bucket of its own: polling must not meet the rate limit of other tests
+    nobody = {"repository": "https://git.invalid/watch-failure/nobody.git"}
+
+    def status() -> int:
+        return receiver.generic(nobody, source=source).status
+
+    def wait_until(what: str, check: Any) -> None:
+        deadline = time.monotonic() + 60
+        while not check():
+            assert time.monotonic() < deadline, f"timed out waiting until {what}"
+            time.sleep(0.5)
+
+    assert status() == 200
+    receiver.proxy.respond(403, GITREPOSITORIES, method="GET")  # lists and watches of every namespace
+    try:
+        receiver.proxy.drop_watches()
+        wait_until("the receiver's watch fails", lambda: status() == 503)
+        reply = receiver.generic(nobody, source=source)
+        assert reply.document == {
+            "error": "the receiver cannot read the GitRepositories now (forbidden): this push triggered nothing; "
+            "retry later"
+        }
+    finally:
+        receiver.proxy.clear()
+    wait_until("the receiver lists the GitRepositories again", lambda: status() == 200)
+    assert "webhook: a push finds no GitRepositories to match: cannot list gitrepositories.moor.dev: forbidden" in (
+        receiver.controller.log()
+    )

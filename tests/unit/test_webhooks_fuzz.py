@@ -11,7 +11,7 @@ from urllib.parse import quote_from_bytes
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from moor.web.webhooks import MalformedPayload, OtherEvent, PushEvent, parse_push, select_repositories
+from moor.web.push import MalformedPayload, OtherEvent, PushEvent, parse_push, select_repositories
 
 FUZZ = settings(max_examples=300, deadline=timedelta(seconds=2))
 FORM = {"X-GitHub-Event": "push", "Content-Type": "application/x-www-form-urlencoded"}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from moor.web.webhooks import PushEvent, normalise_url, ref_matches, select_repositories
+from moor.web.push import PushEvent, normalise_url, ref_matches, select_repositories
 
 
 @pytest.mark.parametrize(
@@ -123,3 +123,16 @@ def test_select_skips_objects_without_a_usable_spec() -> None:
 def test_an_empty_url_matches_nothing() -> None:
     event = PushEvent("generic", ("   ",), None)
     assert select_repositories(event, [repository("a", "empty", "")]) == []
+
+
+def test_scp_like_text_without_a_path_names_no_repository() -> None:
+    # `git@host:` is refused as a GitRepository's spec.url (scp-like wants a path), so a push naming it
+    # must not reach the repositories on that host, nor its root.
+    assert normalise_url("git@github.com:") != normalise_url("https://github.com")
+    event = PushEvent("generic", ("git@github.com:",), None)
+    on_that_host = [
+        repository("a", "root", "https://github.com"),
+        repository("a", "root-over-ssh", "ssh://git@github.com/"),
+        repository("a", "apps", "git@github.com:acme/apps.git"),
+    ]
+    assert select_repositories(event, on_that_host) == []

@@ -8,16 +8,16 @@ from urllib.parse import urlencode
 
 import pytest
 
-from moor.web.webhooks import (
+from moor.web.push import (
     MalformedPayload,
     OtherEvent,
     PushEvent,
-    SecretRef,
     Unauthorized,
     parse_push,
     sign,
     verify_signature,
 )
+from moor.web.receiver import SecretRef
 
 SECRET = b"It's a Secret to Everybody"
 

@@ -10,8 +10,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from moor.web.ratelimit import RateLimiter
-from moor.web.webhooks import (
+from moor.web.push import (
     MalformedPayload,
     OtherEvent,
     PushEvent,
@@ -21,6 +20,7 @@ from moor.web.webhooks import (
     sign,
     verify_signature,
 )
+from moor.web.ratelimit import RateLimiter
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 

@@ -24,7 +24,7 @@ from moor.source import ArtifactLimits, SourceError, parse_size
 from moor.source.limits import DEFAULT_MAX_FILES
 from moor.web import probes
 from moor.web.listener import Listener, ListenerMetrics, raise_open_file_limit
-from moor.web.webhooks import DEFAULT_SECRET_NAME, SecretRef, WebhookSettings, serve_webhooks
+from moor.web.receiver import DEFAULT_SECRET_NAME, SecretRef, WebhookSettings, serve_webhooks
 
 DEFAULT_NAMESPACE = "moor-system"
 

@@ -18,7 +18,7 @@ from moor.errors import MoorError
 from moor.notify.links import RepositoryAddress, repository_address
 from moor.notify.notices import CommitState, Happening, Notice
 from moor.notify.specs import ProviderType, Severity
-from moor.web.webhooks import sign
+from moor.web.push import sign
 
 USER_AGENT = f"moor/{__version__}"
 SIGNATURE_HEADER = "X-Moor-Signature"

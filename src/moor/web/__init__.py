@@ -1,22 +1,24 @@
 """Moor's HTTP faces besides the controller: the push webhook receiver (`moor run --webhook-port`)."""
 
-from moor.web.webhooks import (
-    HOOK_PATH,
+from moor.web.push import (
     MalformedPayload,
     OtherEvent,
-    PayloadTooLarge,
     PushEvent,
-    SecretRef,
     Unauthorized,
     WebhookError,
-    WebhookSettings,
-    create_app,
     normalise_url,
     parse_push,
     select_repositories,
-    serve_webhooks,
     sign,
     verify_signature,
+)
+from moor.web.receiver import (
+    HOOK_PATH,
+    PayloadTooLarge,
+    SecretRef,
+    WebhookSettings,
+    create_app,
+    serve_webhooks,
 )
 
 __all__ = [
