@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.git_fixtures",
     "tests.support.moor_fixtures",
     "tests.support.fault_proxy",
+    "tests.support.registry_fixtures",
 ]
