@@ -2,7 +2,8 @@
 pushed, and which GitRepositories that concerns. Headers and bytes in, values out: no HTTP server and no
 cluster here (those are `moor.web.receiver`'s).
 
-Its errors carry the HTTP status the receiver answers them with.
+The errors are those of these checks (a bad signature, a bad payload); each carries the HTTP status the
+receiver answers it with, and the receiver's own (size, time, availability) derive from WebhookError too.
 """
 
 from __future__ import annotations

@@ -54,6 +54,8 @@ DEFAULT_SECRET_NAME = "moor-webhook"
 DEFAULT_SECRET_KEY = "token"
 
 GITREPOSITORIES = ResourceType(GROUP, VERSION, GITREPOSITORY.kind, GITREPOSITORY.plural, namespaced=True)
+"""Moor's own kind, known without discovery: while its CRD is not served, the watch's list answers 404
+and the watch says so (and heals once `moor install` has run)."""
 REPOSITORIES_WAIT = 5.0
 """Seconds a push waits for the watch of GitRepositories to list them (at start, after a failure) before
 it is answered 503."""
@@ -68,7 +70,8 @@ class RequestTimeout(WebhookError):
 
 
 class ReceiverUnavailable(WebhookError):
-    """The receiver cannot judge requests now (no Secret, no cluster); the details go to the log only."""
+    """The receiver cannot judge or act on requests now (no Secret, GitRepositories not known); the details
+    go to the log only."""
 
     status = 503
 
