@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from moor.devcluster import pki
 from moor.retry import RetryPolicy
 from moor.source import ArtifactLimits, AuthenticationFailed, RepositoryNotFound, SemverRange
 from moor.source.oci import (
@@ -27,17 +29,20 @@ from moor.source.oci import (
     FLUX_CONTENT,
     OCI_LAYER,
     ArtifactNotFound,
+    CertificateRejected,
     DigestMismatch,
     OciReference,
     RegistryClient,
     RegistryCredentials,
     RegistryUnreachable,
+    UnsafeArtifact,
     choose_tag,
     pack_directory,
     pull,
 )
 from moor.source.oci.manifest import OCI_MANIFEST, Descriptor, ImageManifest, sha256_digest
 from tests.support.moor_fixtures import MOOR
+from tests.support import registry_fixtures
 from tests.support.registry_fixtures import Registry
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -189,6 +194,36 @@ async def test_an_unknown_tag_and_an_unknown_repository_are_told_apart(registry:
             await client.resolve("team/known", "9.9.9")
         with pytest.raises(RepositoryNotFound, match="the repository does not exist"):
             await client.tags("team/never-pushed")
+
+
+async def test_an_artifact_with_a_symlinked_chart_lock_is_refused_and_nothing_is_written(
+    registry: Registry, tmp_path: Path
+) -> None:
+    content = write_manifests(tmp_path / "content")
+    (content / "Chart.lock").symlink_to("/etc/passwd")
+    registry.push_image_layer(content, "team/linked", "1.0.0")
+    reference = OciReference.parse(registry.oci_url("team/linked") + ":1.0.0")
+    workspace = tmp_path / "sources"
+    workspace.mkdir()
+    async with client_for(registry) as client:
+        with pytest.raises(UnsafeArtifact, match=r"'Chart\.lock' in its tarball is a symbolic link") as refused:
+            await pull(client, reference, workspace / "artifact", ArtifactLimits())
+    assert str(reference) in str(refused.value)
+    assert list(workspace.iterdir()) == []
+
+
+async def test_a_registry_whose_certificate_is_not_trusted_is_refused_at_once(registry: Registry) -> None:
+    credentials = RegistryCredentials(registry.username, registry.password)
+    async with RegistryClient(registry.host, credentials, timeout=30) as client:
+        with pytest.raises(CertificateRejected, match=f"TLS with the registry {registry.host} failed"):
+            await client.tags("team/anything")
+
+
+def test_moor_push_artifact_to_an_unreachable_registry_exits_1(registry: Registry, tmp_path: Path) -> None:
+    content = write_manifests(tmp_path / "content")
+    unreachable = moor_push(registry, "oci://127.0.0.1:1/team/app:1.0.0", content, "--source", "s", "--revision", "r")
+    assert unreachable.returncode == 1
+    assert "cannot reach the registry 127.0.0.1:1" in unreachable.stderr
 
 
 # -------------------------------------------------------------- small registries that misbehave
@@ -394,3 +429,32 @@ async def test_no_server_at_all_is_registry_unreachable() -> None:
     async with RegistryClient(host, None, insecure_http=True, retry=FAST_RETRY) as client:
         with pytest.raises(RegistryUnreachable, match=f"cannot reach the registry {host}"):
             await client.resolve("team/app", "1.0")
+
+
+async def test_a_client_certificate_is_presented_when_the_registry_demands_one(
+    registry_ca: registry_fixtures.TestCA, tmp_path: Path
+) -> None:
+    served = registry_ca.server_certificate("toy-mtls")
+    client_pair = pki.issue_certificate(registry_ca.key_pair, "moor-client", client=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(registry_ca.bundle))
+    context.load_cert_chain(served.cert, served.key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    artifact = Artifact(b"layer")
+    app = web.Application()
+    app.add_routes([artifact.manifest_route("team/app")])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    host = f"127.0.0.1:{runner.addresses[0][1]}"
+    ca_pem = registry_ca.bundle.read_bytes()
+    try:
+        async with RegistryClient(
+            host, None, ca_pem=ca_pem, cert_pem=client_pair.certificate_pem(), key_pem=client_pair.key_pem()
+        ) as client:
+            assert (await client.resolve("team/app", "1.0")).raw == artifact.manifest
+        async with RegistryClient(host, None, ca_pem=ca_pem, retry=FAST_RETRY) as client:
+            with pytest.raises(RegistryUnreachable):
+                await client.resolve("team/app", "1.0")
+    finally:
+        await runner.cleanup()
