@@ -41,8 +41,8 @@ from moor.source.oci import (
     pull,
 )
 from moor.source.oci.manifest import OCI_MANIFEST, Descriptor, ImageManifest, sha256_digest
-from tests.support.moor_fixtures import MOOR
 from tests.support import registry_fixtures
+from tests.support.moor_fixtures import MOOR
 from tests.support.registry_fixtures import Registry
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
