@@ -273,6 +273,13 @@ class RegistryClient:
                 await self._authorize(scope, challenge, what)
                 authorized = True
                 continue
+            if response.status >= 400 and not own_origin:
+                response.release()
+                raise RegistryError(
+                    f"{what}: {url.host}, where the registry sent the download, answered {response.status}",
+                    url=what,
+                    status=response.status,
+                )
             if response.status >= 400:
                 with self._transport_errors(what):
                     body = await response.content.read(_ERROR_BODY_BYTES)
