@@ -17,9 +17,11 @@ from tests.support.registry_fixtures import (
     OCI_LAYER_MEDIA_TYPE,
     REVISION_ANNOTATION,
     ChartServer,
+    CosignKeys,
     Registry,
     ToolFailed,
     client_ssl_context,
+    generate_cosign_keys,
     run_tool,
 )
 
@@ -123,3 +125,22 @@ def test_chart_pulled_from_the_chart_server_with_basic_auth_and_its_ca(
             "helm", "pull", "web", "--repo", chart_server.url, "--ca-file", chart_server.ca_bundle,
             "--destination", out, env=chart_server.env,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("sigstore_bundle", [False, True], ids=["sig-tag", "sigstore-bundle"])
+def test_cosign_signs_offline_and_verifies_only_with_the_signers_key(
+    registry: Registry, cosign_keys: CosignKeys, tmp_path: Path, sigstore_bundle: bool
+) -> None:
+    pushed = registry.push_flux_artifact(
+        write_manifests(tmp_path / "source"), f"team/signed-{str(sigstore_bundle).lower()}", "1.0"
+    )
+    assert registry.verify(pushed, cosign_keys).returncode != 0
+
+    registry.sign(pushed, cosign_keys, sigstore_bundle=sigstore_bundle)
+
+    assert registry.verify(pushed, cosign_keys).returncode == 0
+    stranger = generate_cosign_keys(tmp_path / "stranger", registry.env)
+    assert registry.verify(pushed, stranger).returncode != 0
+    tags = registry.run("crane", "ls", pushed.reference.rpartition(":")[0]).stdout.split()
+    signature_tag = pushed.digest.replace(":", "-") + ("" if sigstore_bundle else ".sig")
+    assert signature_tag in tags

@@ -8,7 +8,8 @@ Fixtures (per session):
   `.env`, the environment in which crane, oras, helm and cosign reach it authenticated and trusting
   the CA (`.run(tool, ...)` runs one). `push_flux_artifact` pushes a directory as `flux push artifact`
   does (with oras), `push_image_layer` as a generic OCI image layer (with crane), `push_chart` a
-  packaged chart (with `helm push`).
+  packaged chart (with `helm push`); `sign`/`verify` run `cosign sign --key`/`verify --key`, offline.
+- `cosign_keys`: a cosign key pair (`generate_cosign_keys` makes more, e.g. a stranger's).
 - `chart_server`: an HTTPS chart repository (`index.yaml` + packaged charts) that demands Basic auth,
   as a `ChartServer`: `.publish(chart_dir)` packages a chart with the real helm and re-indexes.
 
@@ -174,11 +175,40 @@ def _free_port() -> int:
 
 
 @dataclass(frozen=True)
+class CosignKeys:
+    """A key pair from `cosign generate-key-pair`; the private key is encrypted with `password`."""
+
+    private_key: Path
+    public_key: Path
+    password: str
+
+
+def generate_cosign_keys(directory: Path, env: dict[str, str], name: str = "cosign") -> CosignKeys:
+    """`cosign generate-key-pair` into `directory` as `<name>.key` and `<name>.pub`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    password = f"pw-{secrets.token_hex(8)}"
+    run_tool(
+        "cosign",
+        "generate-key-pair",
+        "--output-key-prefix",
+        name,
+        cwd=directory,
+        env={**env, "COSIGN_PASSWORD": password},
+    )
+    return CosignKeys(directory / f"{name}.key", directory / f"{name}.pub", password)
+
+
+@dataclass(frozen=True)
 class PushedArtifact:
     """What a push made: `reference` is `host/repository:tag`, `digest` the manifest's `sha256:…`."""
 
     reference: str
     digest: str
+
+    @property
+    def pinned(self) -> str:
+        """`host/repository@sha256:…`: the reference by digest (what is signed and verified)."""
+        return f"{self.reference.rpartition(':')[0]}@{self.digest}"
 
 
 class Registry:
@@ -217,10 +247,16 @@ class Registry:
         return json.dumps({"auths": {self.host: entry}}).encode()
 
     def run(
-        self, tool: str, *args: str | Path, cwd: Path | None = None, check: bool = True
+        self,
+        tool: str,
+        *args: str | Path,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """Runs crane, oras, helm or cosign against this registry, logged in and trusting its CA."""
-        return run_tool(tool, *args, env=self.env, cwd=cwd, check=check)
+        """Runs crane, oras, helm or cosign against this registry, logged in and trusting its CA
+        (`env` adds to that environment)."""
+        return run_tool(tool, *args, env={**self.env, **(env or {})}, cwd=cwd, check=check)
 
     def push_flux_artifact(
         self,
@@ -277,8 +313,25 @@ class Registry:
         pushed = {
             key.strip(): value.strip() for key, _, value in (line.partition(":") for line in result.stdout.splitlines())
         }
-        reference = pushed["Pushed"].removeprefix("oci://") if "Pushed" in pushed else ""
-        return PushedArtifact(reference, pushed.get("Digest", ""))
+        if "Pushed" not in pushed or "Digest" not in pushed:
+            raise ToolFailed(f"`helm push` did not say what it pushed: {result.stdout.strip()}")
+        return PushedArtifact(pushed["Pushed"], pushed["Digest"])
+
+    def sign(self, artifact: PushedArtifact, keys: CosignKeys, *, sigstore_bundle: bool = False) -> None:
+        """Signs the artifact's digest with `cosign sign --key`, offline (no transparency log): by
+        default as a `sha256-<digest>.sig` tag (what cosign v2 and Flux use), with `sigstore_bundle`
+        as a Sigstore bundle referring to it (cosign v3's default)."""
+        self.run(
+            "cosign", "sign", "--yes", "--key", keys.private_key, "--use-signing-config=false", "--tlog-upload=false",
+            f"--new-bundle-format={str(sigstore_bundle).lower()}", artifact.pinned,
+            env={"COSIGN_PASSWORD": keys.password},
+        )  # fmt: skip
+
+    def verify(self, artifact: PushedArtifact, keys: CosignKeys) -> subprocess.CompletedProcess[str]:
+        """`cosign verify --key` of the artifact's digest (offline); check `.returncode`."""
+        return self.run(
+            "cosign", "verify", "--key", keys.public_key, "--insecure-ignore-tlog=true", artifact.pinned, check=False
+        )
 
     def start(self) -> None:
         last_error = ""
@@ -371,6 +424,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory, registry_ca: TestCA) -> I
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def cosign_keys(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> CosignKeys:
+    """One cosign key pair for the session (`generate_cosign_keys` makes others, e.g. a wrong one)."""
+    return generate_cosign_keys(tmp_path_factory.mktemp("cosign-keys"), registry.env)
 
 
 # ---------------------------------------------------------------------------------- chart server
