@@ -46,6 +46,7 @@ def test_every_crd_loads_from_package_data() -> None:
     crds = load_crds()
     assert [entry["metadata"]["name"] for entry in crds] == [
         "gitrepositories.moor.dev",
+        "ocirepositories.moor.dev",
         "syncs.moor.dev",
         "syncrecords.moor.dev",
         "providers.moor.dev",
@@ -150,7 +151,7 @@ def test_every_field_of_the_api_is_in_the_schema(kind: str, path: str) -> None:
         ("GitRepository", "spec.verify.mode", ["HEAD", "Tag", "TagAndHEAD"]),
         ("Sync", "spec.drift.mode", ["correct", "alert", "ignore"]),
         ("Sync", "spec.approval.mode", ["auto", "manual"]),
-        ("Sync", "spec.sourceRef.kind", ["GitRepository"]),
+        ("Sync", "spec.sourceRef.kind", ["GitRepository", "OCIRepository"]),
         ("Sync", "status.conditions[].status", ["True", "False", "Unknown"]),
     ],
 )

@@ -159,7 +159,8 @@ def test_helm_values_are_copied_not_shared() -> None:
 
 
 def test_a_source_of_another_kind_is_refused() -> None:
-    with pytest.raises(SpecError, match=r"spec.sourceRef.kind must be one of GitRepository, not 'Bucket'"):
+    refused = r"spec.sourceRef.kind must be one of GitRepository, OCIRepository, not 'Bucket'"
+    with pytest.raises(SpecError, match=refused):
         SyncSpec.from_object(sync(sourceRef={"kind": "Bucket", "name": "apps"}))
 
 

@@ -6,7 +6,6 @@ who approved it and what changed. `-o jsonl` gives one self-contained JSON objec
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from moor.cli.options import Target, print_document, run_async, target_options
+from moor.cli.options import Target, lines_output_option, print_document, run_async, target_options
 from moor.cli.syncs import short_revision
 from moor.errors import MoorError
 from moor.record.dora import parse_time
@@ -118,14 +117,7 @@ def audit_entries(records: Iterable[Mapping[str, Any]], since: datetime | None =
 
 @click.command()
 @click.option("--since", default=None, help="Only entries from then on: 24h, 7d, or a date/time (2024-05-01).")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json", "yaml", "jsonl"]),
-    default="table",
-    show_default=True,
-    help="jsonl: one JSON object per line.",
-)
+@lines_output_option("entry")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
 @target_options
 def audit(target: Target, since: str | None, output: str, all_namespaces: bool) -> None:
@@ -138,13 +130,10 @@ async def _audit(target: Target, since: datetime | None, output: str, all_namesp
     namespace = "" if all_namespaces else target.resolve_namespace()
     async with target.connect() as api:
         entries = audit_entries(await HistoryStore(api).list(namespace), since)
-    if output in ("json", "yaml"):
-        print_document(entries, output)
-    elif output == "jsonl":
-        for entry in entries:
-            click.echo(json.dumps(entry, separators=(",", ":")))
-    else:
+    if output == "table":
         _print(entries)
+    else:
+        print_document(entries, output)
     return 0
 
 

@@ -203,7 +203,7 @@ async def _build_sync(
                         local_spec, local, root, api.discovery, keys, keep_encrypted=keys is None
                     )
                 else:
-                    repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
+                    repository = await fetch(api, spec.source_ref.kind, spec.source_ref.namespace, spec.source_ref.name)
                     artifact = await SourceStore(api, ArtifactCache(Path(scratch))).artifact(repository, revision)
                     objects = await desired_objects(
                         sync, spec, artifact.path, api.discovery, keys, keep_encrypted=keys is None

@@ -30,7 +30,7 @@ from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
 from moor.objects import SYNC_LABEL, Identity, KubeObject, ObjectRef
 from moor.plan import Action, DesiredSet, ObjectChange, decide_drift, plan_changes
-from moor.resources import GITREPOSITORY, SYNC, SyncSpec
+from moor.resources import SYNC, SyncSpec
 from moor.source import ArtifactCache
 
 SERVER_OWNED_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
@@ -99,7 +99,7 @@ async def _render(api: KubeApi, sync: KubeObject, spec: SyncSpec, local_root: Pa
         if local_root is not None:
             local_spec, checkout = _local(spec, local_root)
             return await desired_objects(sync, local_spec, checkout, api.discovery, keys)
-        repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
+        repository = await fetch(api, spec.source_ref.kind, spec.source_ref.namespace, spec.source_ref.name)
         artifact = await sources.artifact(repository)
         return await desired_objects(sync, spec, artifact.path, api.discovery, keys)
 

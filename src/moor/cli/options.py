@@ -65,20 +65,28 @@ def target_options(command: F) -> F:
 
 def output_option(command: F) -> F:
     """Adds -o/--output: table (for people), json or yaml (for scripts)."""
+    return _output(["table", "json", "yaml"], "Output format.")(command)
+
+
+def lines_output_option(each: str) -> Callable[[F], F]:
+    """Adds -o/--output as `output_option` does, and jsonl: one JSON object per line, `each` being one."""
+    return _output(["table", "json", "yaml", "jsonl"], f"jsonl: one {each} per line, for audits.")
+
+
+def _output(formats: list[str], help_text: str) -> Callable[[F], F]:
     return click.option(
-        "-o",
-        "--output",
-        type=click.Choice(["table", "json", "yaml"]),
-        default="table",
-        show_default=True,
-        help="Output format.",
-    )(command)
+        "-o", "--output", type=click.Choice(formats), default="table", show_default=True, help=help_text
+    )
 
 
 def print_document(data: Any, output: str) -> None:
-    """Prints `data` as -o json or -o yaml asked (field order kept, as the API server gives it)."""
+    """Prints `data` as -o json, yaml or jsonl (a list, one item per line) asked (field order kept, as the
+    API server gives it)."""
     if output == "yaml":
         click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+    elif output == "jsonl":
+        for item in data:
+            click.echo(json.dumps(item, separators=(",", ":")))
     else:
         click.echo(json.dumps(data, indent=2))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from moor.cli.options import Target, print_document, run_async, target_options
+from moor.cli.options import Target, lines_output_option, print_document, run_async, target_options
 from moor.cli.syncs import fetch, ref_of, short_revision
 from moor.cluster.api import KubeApi
 from moor.cluster.identity import whoami
@@ -27,6 +26,7 @@ from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject
 from moor.record.history import HistoryStore
 from moor.resources import GITREPOSITORY, SYNC, ApprovalMode, GitRepositorySpec, SyncSpec
+from moor.resources.fields import describe
 from moor.source import ArtifactCache, revision_commit
 from moor.source.revert import push_revert
 
@@ -45,14 +45,7 @@ def history() -> None:
 
 @history.command("sync")
 @click.argument("name")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json", "yaml", "jsonl"]),
-    default="table",
-    show_default=True,
-    help="jsonl: one record per line, for audits.",
-)
+@lines_output_option("record")
 @target_options
 def history_sync(target: Target, name: str, output: str) -> None:
     """Every recorded attempt of the Sync NAME, oldest first."""
@@ -64,13 +57,12 @@ async def _history(target: Target, name: str, output: str) -> int:
     async with target.connect() as api:
         await fetch(api, SYNC.kind, namespace, name)
         records = [record["spec"] for record in await HistoryStore(api).list(namespace, name)]
-    if output in ("json", "yaml"):
-        print_document(records, output)
-    elif output == "jsonl":
-        for record in records:
-            click.echo(json.dumps({"namespace": namespace, **record}, separators=(",", ":")))
-    else:
+    if output == "jsonl":  # each line self-contained
+        print_document([{"namespace": namespace, **record} for record in records], output)
+    elif output == "table":
         _print_history(records)
+    else:
+        print_document(records, output)
     return 0
 
 
@@ -159,7 +151,7 @@ async def _rollback(
             click.echo(f"Sync {namespace}/{name} follows Git again")
             return 0
         spec = SyncSpec.from_object(sync)
-        repository = await fetch(api, GITREPOSITORY.kind, spec.source_ref.namespace, spec.source_ref.name)
+        repository = await fetch(api, spec.source_ref.kind, spec.source_ref.namespace, spec.source_ref.name)
         revision = await _rollback_target(api, sync, to_revision)
         if revert:
             commit = await _revert_in_git(api, repository, revision, author, name)
@@ -211,6 +203,8 @@ async def _rollback_target(api: KubeApi, sync: KubeObject, wanted: str | None) -
 
 
 async def _revert_in_git(api: KubeApi, repository: KubeObject, revision: str, author: str, sync_name: str) -> str:
+    if repository.get("kind") != GITREPOSITORY.kind:
+        raise RevisionError(f"--revert pushes to Git, but Sync {sync_name} reads {describe(repository)}")
     spec = GitRepositorySpec.from_object(repository)
     if not spec.ref.branch:
         raise RevisionError(

@@ -19,10 +19,12 @@ from moor.cluster.api import KubeApi
 from moor.errors import MoorError
 from moor.health import HealthState, assess_health
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
-from moor.resources import API_VERSION, GITREPOSITORY, GROUP, SYNC, VERSION, conditions, get_condition
+from moor.resources import API_VERSION, GITREPOSITORY, GROUP, OCIREPOSITORY, SYNC, VERSION, conditions, get_condition
 
 STATE_STYLE = {HealthState.HEALTHY: "green", HealthState.PROGRESSING: "yellow", HealthState.FAILED: "red"}
-KINDS = {"sync": SYNC.kind, "syncs": SYNC.kind, "source": GITREPOSITORY.kind, "sources": GITREPOSITORY.kind}
+SOURCE_KINDS = (GITREPOSITORY.kind, OCIREPOSITORY.kind)
+LISTED = {"sources": SOURCE_KINDS, "syncs": (SYNC.kind,), "all": (*SOURCE_KINDS, SYNC.kind)}
+"""What `moor get WHAT` lists."""
 
 
 class NotFound(MoorError):
@@ -92,13 +94,13 @@ def age(obj: KubeObject) -> str:
 @output_option
 @target_options
 def get(target: Target, what: str, all_namespaces: bool, output: str) -> None:
-    """Show GitRepositories and Syncs with their revision and readiness."""
+    """Show sources (GitRepositories, OCIRepositories) and Syncs with their revision and readiness."""
     raise SystemExit(run_async(_get(target, what, all_namespaces, output)))
 
 
 async def _get(target: Target, what: str, all_namespaces: bool, output: str) -> int:
     namespace = None if all_namespaces else target.resolve_namespace()
-    kinds = [GITREPOSITORY.kind, SYNC.kind] if what == "all" else [KINDS[what]]
+    kinds = LISTED[what]
     listed: dict[str, list[KubeObject]] = {}
     async with target.connect() as api:
         for kind in kinds:
@@ -167,8 +169,9 @@ async def _reconcile(target: Target, kind: str, name: str, with_source: bool, ti
         if with_source:
             source = (obj.get("spec") or {}).get("sourceRef") or {}
             source_namespace = source.get("namespace") or namespace
-            err.print(f"► fetching GitRepository {source_namespace}/{source['name']}")
-            source_ready = await request_and_wait(api, GITREPOSITORY.kind, source_namespace, source["name"], timeout)
+            source_kind = source.get("kind") or GITREPOSITORY.kind
+            err.print(f"► fetching {source_kind} {source_namespace}/{source['name']}")
+            source_ready = await request_and_wait(api, source_kind, source_namespace, source["name"], timeout)
             if not source_ready:
                 return 1
         err.print(f"► reconciling {kind} {namespace}/{name}")

@@ -15,21 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moor import source
-from moor.controller.scheduling import Requeue, UnexpectedFailure, cluster_failed, jittered
+from moor.controller.scheduling import Requeue, cluster_failed, jittered
+from moor.controller.source_status import INVALID_SPEC, SourceReporter, replacing
 from moor.controller.source_store import SourceStore, check_verify_mode
 from moor.errors import MoorError
-from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
-from moor.record import readiness
-from moor.record.events import NORMAL, WARNING, EventRecorder
+from moor.objects import KubeObject, ObjectRef
+from moor.record.events import NORMAL, EventRecorder
 from moor.record.metrics import Metrics
-from moor.record.status import write_status
-from moor.resources import GITREPOSITORY, GitRepositorySpec, SpecError, VerifySpec, conditions
+from moor.resources import GitRepositorySpec, SpecError, VerifySpec, conditions
 from moor.resources.conditions import format_time
 
 log = logging.getLogger(__name__)
 
 FETCH_FAILED = "GitOperationFailed"
-INVALID_SPEC = "InvalidSpec"
 DEFAULT_INTERVAL = 60.0
 """Seconds before retrying a GitRepository whose spec gives no interval (it does not parse)."""
 
@@ -39,6 +37,9 @@ class GitRepositoryReconciler:
     sources: SourceStore
     events: EventRecorder
     metrics: Metrics | None = None
+
+    def __post_init__(self) -> None:
+        self.report = SourceReporter(self.sources.api, self.events, self.metrics)
 
     async def reconcile(self, repository: KubeObject, failures: int) -> Requeue:
         """One pass: resolve the ref, fetch the commit if it is new, verify it if asked, record the artifact.
@@ -55,25 +56,14 @@ class GitRepositoryReconciler:
     async def report_error(
         self, repository: KubeObject, error: Exception, status: dict[str, Any] | None = None
     ) -> None:
-        """An error no step expected, as Ready=False with its reason; when even that cannot be written, logged."""
-        unexpected = UnexpectedFailure.of(error)
-        if not isinstance(error, MoorError):
-            log.error("%s: unexpected error", ObjectRef.of(repository), exc_info=error)
-        status = status if status is not None else dict(repository.get("status") or {})
-        try:
-            await self._fail(repository, status, unexpected.reason, unexpected.message, stalled=False)
-        except Exception as second:
-            ref = ObjectRef.of(repository)
-            log.warning("%s: %s; the failure could not be recorded either: %s", ref, unexpected.message, second)
+        await self.report.report_error(repository, error, status)
 
     async def run_pass(self, repository: KubeObject, status: dict[str, Any], failures: int) -> Requeue:
-        generation = int(repository["metadata"].get("generation", 0))
-        handled = (repository["metadata"].get("annotations") or {}).get(RECONCILE_ANNOTATION)
         try:
             spec = GitRepositorySpec.from_object(repository)
             check_verify_mode(repository, spec)
         except SpecError as error:
-            await self._fail(repository, status, INVALID_SPEC, str(error), stalled=True)
+            await self.report.failed(repository, status, INVALID_SPEC, str(error), stalled=True)
             return Requeue.never()
         if spec.suspend:
             return Requeue.never()
@@ -83,23 +73,19 @@ class GitRepositoryReconciler:
             artifact = await self.sources.latest(access, verify)
         except source.VerificationFailed as error:
             # Not transient: the refused revision stays refused, so look again at the usual pace.
-            await self._fail(repository, status, conditions.VERIFICATION_FAILED, str(error), stalled=False)
+            await self.report.failed(repository, status, conditions.VERIFICATION_FAILED, str(error), stalled=False)
             return Requeue.after(jittered(spec.interval.total_seconds()))
         except MoorError as error:
             if cluster_failed(error):  # reading its Secret: the cluster failed, not Git
                 raise
-            await self._fail(repository, status, FETCH_FAILED, str(error), stalled=False)
+            await self.report.failed(repository, status, FETCH_FAILED, str(error), stalled=False)
             return Requeue.backoff(spec.interval.total_seconds(), failures)
 
         await self._record_artifact(repository, status, spec.verify, artifact)
         message = f"stored artifact for revision {artifact.revision}"
         if artifact.signatures:
             message += f" ({artifact.signatures})"
-        status["conditions"] = readiness.ready(status.get("conditions"), conditions.SUCCEEDED, message, generation)
-        status["observedGeneration"] = generation
-        if handled:
-            status["lastHandledReconcileAt"] = handled
-        await write_status(self.sources.api, repository, status)
+        await self.report.ready(repository, status, message)
         return Requeue.after(jittered(spec.interval.total_seconds()))
 
     async def _record_artifact(
@@ -110,7 +96,7 @@ class GitRepositoryReconciler:
         previous: dict[str, Any] = dict(status.get("artifact") or {})
         verified = _verification_status(verify, artifact.signatures)
         if previous.get("revision") != artifact.revision:
-            status["artifact"] = _replacing(
+            status["artifact"] = replacing(
                 previous,
                 {
                     "revision": artifact.revision,
@@ -133,25 +119,7 @@ class GitRepositoryReconciler:
             log.info("%s: new revision %s%s", ObjectRef.of(repository), artifact.revision, signed)
         elif _signers(previous) != _signers(verified):
             unverified = {key: value for key, value in previous.items() if key not in _VERIFICATION_FIELDS}
-            status["artifact"] = _replacing(previous, {**unverified, **verified})
-
-    async def _fail(
-        self, repository: KubeObject, status: dict[str, Any], reason: str, message: str, *, stalled: bool
-    ) -> None:
-        generation = int(repository["metadata"].get("generation", 0))
-        before = conditions.get_condition(status.get("conditions"), conditions.READY)
-        if self.metrics is not None:
-            ref = ObjectRef.of(repository)
-            self.metrics.failures.labels(GITREPOSITORY.kind, ref.namespace, ref.name, reason).inc()
-        status["conditions"] = readiness.failed(status.get("conditions"), reason, message, generation, stalled=stalled)
-        status["observedGeneration"] = generation
-        handled = (repository["metadata"].get("annotations") or {}).get(RECONCILE_ANNOTATION)
-        if handled:
-            status["lastHandledReconcileAt"] = handled
-        await write_status(self.sources.api, repository, status)
-        if before is None or before.message != message:
-            await self.events.emit(repository, WARNING, reason, message)
-        log.warning("%s: %s", ObjectRef.of(repository), message)
+            status["artifact"] = replacing(previous, {**unverified, **verified})
 
 
 _VERIFICATION_FIELDS = ("verified", "verification")
@@ -181,8 +149,3 @@ def _signers(artifact_status: dict[str, Any]) -> tuple[Any, Any]:
     """What a verification says, without when it was made."""
     verification = artifact_status.get("verification") or {}
     return verification.get("mode"), verification.get("signatures")
-
-
-def _replacing(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """`new`, with every field of `old` it lacks set to None, so a status merge patch removes them."""
-    return {**{key: None for key in old if key not in new}, **new}

@@ -11,7 +11,8 @@ from typing import Any
 
 from moor import render
 from moor.cluster.discovery import Discovery
-from moor.controller.source_store import SecretMissing, SourceStore
+from moor.controller.secrets import SecretMissing
+from moor.controller.source_store import SourceStore
 from moor.names import LABEL_VALUE_MAX, fit_name
 from moor.objects import KubeObject, ObjectRef
 from moor.plan import prepare_desired, with_arriving_kinds

@@ -26,6 +26,7 @@ from moor.cluster.api import KubeApi
 from moor.cluster.cache import KindInformer, LiveCache, LiveChange
 from moor.cluster.client import ApiError
 from moor.controller.gitrepository import GitRepositoryReconciler
+from moor.controller.ocirepository import OCIRepositoryReconciler
 from moor.controller.ownership import Claims
 from moor.controller.queue import WorkQueue
 from moor.controller.rendering import sync_key
@@ -43,7 +44,16 @@ from moor.record.events import EventRecorder
 from moor.record.history import DEFAULT_RETENTION, HistoryStore
 from moor.record.metrics import Metrics
 from moor.record.snapshots import SnapshotStore
-from moor.resources import API_VERSION, GITREPOSITORY, GROUP, SYNC, VERSION, CustomResourceKind, conditions
+from moor.resources import (
+    API_VERSION,
+    GITREPOSITORY,
+    GROUP,
+    OCIREPOSITORY,
+    SYNC,
+    VERSION,
+    CustomResourceKind,
+    conditions,
+)
 from moor.source import ArtifactCache, ArtifactLimits
 from moor.supervised import Supervisor
 
@@ -84,6 +94,8 @@ class ControllerOptions:
     artifact_limits: ArtifactLimits = field(default_factory=ArtifactLimits)
 
 
+SOURCES = (GITREPOSITORY, OCIREPOSITORY)
+SOURCE_KINDS = tuple(kind.kind for kind in SOURCES)
 CRDS_WAIT = 10.0
 """Seconds the controller waits at start for its CRDs to be served before it gives up."""
 
@@ -104,6 +116,7 @@ class Controller:
         self.metrics.watch_informers(self._informer_phases)
         sources = SourceStore(api, ArtifactCache(options.artifact_dir, limits=options.artifact_limits))
         self.repositories = GitRepositoryReconciler(sources, self.events, self.metrics)
+        self.registries = OCIRepositoryReconciler(sources.registries, self.events, self.metrics)
         reporter = SyncReporter(api, self.events, HistoryStore(api, options.history_retention), self.metrics)
         self.syncs = SyncReconciler(
             api,
@@ -142,13 +155,13 @@ class Controller:
     async def run(self, stop: asyncio.Event) -> None:
         """Runs until `stop` is set; in-flight reconciles are cancelled at their next await."""
         await self.api.discovery.refresh()
-        for kind in (GITREPOSITORY, SYNC):
+        for kind in (*SOURCES, SYNC):
             await self._watch(kind)
         await self.notifier.start()
         self.dora.start()
         self.queue.start()
         self.tasks.start("release unused watches", self._release_unused_watches)
-        log.info("moor controller started; watching GitRepositories and Syncs in all namespaces")
+        log.info("moor controller started; watching GitRepositories, OCIRepositories and Syncs in all namespaces")
         try:
             await stop.wait()
         finally:
@@ -275,6 +288,8 @@ class Controller:
             return
         if key.kind == GITREPOSITORY.kind:
             await self.repositories.report_error(cached, error)
+        elif key.kind == OCIREPOSITORY.kind:
+            await self.registries.report_error(cached, error)
         else:
             await self.syncs.report_error(Attempt(cached, dict(cached.get("status") or {})), error)
 
@@ -287,9 +302,13 @@ class Controller:
         for sync in informer.objects.values():
             spec = sync.get("spec") or {}
             namespace = sync["metadata"].get("namespace", "")
-            if key.kind == GITREPOSITORY.kind:
+            if key.kind in SOURCE_KINDS:
                 source = spec.get("sourceRef") or {}
-                uses = source.get("name") == key.name and (source.get("namespace") or namespace) == key.namespace
+                uses = (
+                    (source.get("kind") or GITREPOSITORY.kind) == key.kind
+                    and source.get("name") == key.name
+                    and (source.get("namespace") or namespace) == key.namespace
+                )
             else:
                 uses = any(
                     d.get("name") == key.name and (d.get("namespace") or namespace) == key.namespace
@@ -313,6 +332,8 @@ class Controller:
                 return
             if key.kind == GITREPOSITORY.kind:
                 requeue = await self.repositories.reconcile(obj, failures)
+            elif key.kind == OCIREPOSITORY.kind:
+                requeue = await self.registries.reconcile(obj, failures)
             else:
                 requeue = await self.syncs.reconcile(obj, failures)
         except Exception as error:  # nothing escapes a reconcile

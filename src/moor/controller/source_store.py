@@ -1,23 +1,20 @@
 """From a GitRepository object to Git: its credentials, its trusted keys, its current revision (verified
-when `spec.verify` asks), and that revision's files."""
+when `spec.verify` asks), and that revision's files; an OCIRepository's files come from `registry_store`."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 from moor import source
 from moor.cluster.api import KubeApi
+from moor.controller.registry_store import RegistryStore
+from moor.controller.secrets import SecretMissing, read_secret
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
-from moor.resources import GitRepositorySpec, SpecError, VerifyMode
+from moor.resources import OCIREPOSITORY, GitRepositorySpec, SpecError, VerifyMode
 from moor.resources.fields import describe
 
 _TAG_REFS = ("tag", "semver")
-
-
-class SecretMissing(MoorError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -48,6 +45,7 @@ class SourceStore:
     def __init__(self, api: KubeApi, cache: source.ArtifactCache) -> None:
         self.api = api
         self.cache = cache
+        self.registries = RegistryStore(api, cache)
 
     async def access(self, repository: KubeObject, spec: GitRepositorySpec) -> RepositoryAccess:
         auth = None
@@ -57,12 +55,7 @@ class SourceStore:
 
     async def secret_data(self, owner: KubeObject, name: str) -> dict[str, bytes]:
         """The decoded data of a Secret in `owner`'s namespace; a clear error naming both when it is missing."""
-        owner_ref = ObjectRef.of(owner)
-        secret_ref = ObjectRef("", "v1", "Secret", owner_ref.namespace, name)
-        secret = await self.api.get(secret_ref)
-        if secret is None:
-            raise SecretMissing(f"{owner_ref}: the Secret {owner_ref.namespace}/{name} does not exist")
-        return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+        return (await read_secret(self.api, owner, name)).data
 
     async def verification(self, repository: KubeObject, spec: GitRepositorySpec) -> source.VerificationPolicy | None:
         """What `spec.verify` demands of a new revision, with the keys its trust Secret holds; None without it.
@@ -100,8 +93,10 @@ class SourceStore:
         )
 
     async def artifact(self, repository: KubeObject, revision: str | None = None) -> source.Artifact:
-        """The files of `revision` (default: the one the GitRepository's status names), from the cache
-        or fetched again by commit (after a restart, or for an earlier revision to roll back to)."""
+        """The files of `revision` (default: the one the source's status names), from the cache or fetched
+        again (after a restart, or for an earlier revision to roll back to); OCIRepositories too."""
+        if repository.get("kind") == OCIREPOSITORY.kind:
+            return await self.registries.artifact(repository, revision)
         spec = GitRepositorySpec.from_object(repository)
         revision = revision or str((((repository.get("status") or {}).get("artifact")) or {}).get("revision", ""))
         if not revision:

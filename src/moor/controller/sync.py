@@ -55,7 +55,7 @@ from moor.plan import (
     plan_changes,
 )
 from moor.record.snapshots import SnapshotStore
-from moor.resources import GITREPOSITORY, SYNC, ApprovalMode, SpecError, SyncSpec, conditions, format_duration
+from moor.resources import SYNC, ApprovalMode, SpecError, SyncSpec, conditions, format_duration
 from moor.source import Artifact
 
 log = logging.getLogger(__name__)
@@ -315,8 +315,8 @@ class SyncReconciler:
 
     def source_of(self, spec: SyncSpec) -> KubeObject:
         source_ref = spec.source_ref
-        repository = self.lookup(GITREPOSITORY.kind, source_ref.namespace, source_ref.name)
-        where = f"GitRepository {source_ref.namespace}/{source_ref.name}"
+        repository = self.lookup(source_ref.kind, source_ref.namespace, source_ref.name)
+        where = f"{source_ref.kind} {source_ref.namespace}/{source_ref.name}"
         if repository is None:
             raise SyncFailed(conditions.ARTIFACT_FAILED, f"source {where} does not exist")
         revision = ((repository.get("status") or {}).get("artifact") or {}).get("revision")

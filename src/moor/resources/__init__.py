@@ -14,12 +14,14 @@ from moor.resources.kinds import (
     API_VERSION,
     GITREPOSITORY,
     GROUP,
+    OCIREPOSITORY,
     PROVIDER,
     SYNC,
     SYNC_RECORD,
     VERSION,
     CustomResourceKind,
 )
+from moor.resources.ocirepository import OCIRepositorySpec
 from moor.resources.sync import (
     ApprovalMode,
     DecryptionProvider,
@@ -38,6 +40,7 @@ __all__ = [
     "API_VERSION",
     "GITREPOSITORY",
     "GROUP",
+    "OCIREPOSITORY",
     "PROVIDER",
     "SYNC",
     "SYNC_RECORD",
@@ -54,6 +57,7 @@ __all__ = [
     "DurationError",
     "GitRepositorySpec",
     "HelmSpec",
+    "OCIRepositorySpec",
     "SourceRef",
     "SpecError",
     "SyncSpec",

@@ -21,6 +21,7 @@ class CustomResourceKind:
 
 
 GITREPOSITORY = CustomResourceKind(kind="GitRepository", plural="gitrepositories", singular="gitrepository")
+OCIREPOSITORY = CustomResourceKind(kind="OCIRepository", plural="ocirepositories", singular="ocirepository")
 SYNC = CustomResourceKind(kind="Sync", plural="syncs", singular="sync")
 SYNC_RECORD = CustomResourceKind(kind="SyncRecord", plural="syncrecords", singular="syncrecord")
 PROVIDER = CustomResourceKind(kind="Provider", plural="providers", singular="provider")

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from moor.resources.fields import DNS1123_LABEL, FieldReader
-from moor.resources.kinds import GITREPOSITORY
+from moor.resources.kinds import GITREPOSITORY, OCIREPOSITORY
 
 DEFAULT_PATH = "."
 DEFAULT_INTERVAL = timedelta(minutes=5)
@@ -21,7 +21,7 @@ DEFAULT_TIMEOUT = timedelta(minutes=3)
 DEFAULT_PRUNE = True
 DEFAULT_WAIT = True
 
-SOURCE_KINDS = (GITREPOSITORY.kind,)
+SOURCE_KINDS = (GITREPOSITORY.kind, OCIREPOSITORY.kind)
 JSON_POINTER = re.compile(r"(/([^~/]|~[01])*)+")
 HELM_RELEASE_MAX_LENGTH = 53
 
@@ -160,7 +160,7 @@ class SyncSpec:
 def _read_source_ref(spec: FieldReader, own_namespace: str) -> SourceRef:
     ref = spec.child("sourceRef")
     if ref is None:
-        raise spec.error("sourceRef", "is required: name the GitRepository to read from")
+        raise spec.error("sourceRef", "is required: name the GitRepository or OCIRepository to read from")
     kind = ref.optional_str("kind") or GITREPOSITORY.kind
     if kind not in SOURCE_KINDS:
         raise ref.error("kind", f"must be one of {', '.join(SOURCE_KINDS)}, not {kind!r}")
