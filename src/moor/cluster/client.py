@@ -20,12 +20,10 @@ import asyncio
 import contextlib
 import json
 import ssl
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,8 +38,8 @@ from moor.cluster.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from moor.private_files import write_private
 from moor.retry import RetryPolicy
+from moor.tls import client_tls_context
 
 __all__ = [
     "API_RETRY",
@@ -295,21 +293,9 @@ def _describe(error: BaseException) -> str:
 def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:
     if not credentials.server.startswith("https"):
         return False
-    context = ssl.create_default_context()
+    ca_pem = None if credentials.insecure else credentials.ca_pem
+    context = client_tls_context(ca_pem, credentials.client_cert_pem, credentials.client_key_pem)
     if credentials.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    elif credentials.ca_pem:
-        context.load_verify_locations(cadata=credentials.ca_pem.decode())
-    if credentials.client_cert_pem and credentials.client_key_pem:
-        _load_client_certificate(context, credentials.client_cert_pem, credentials.client_key_pem)
     return context
-
-
-def _load_client_certificate(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
-    """ssl only loads key pairs from files: write them to a private directory and remove it at once."""
-    with tempfile.TemporaryDirectory(prefix="moor-tls-") as private:
-        cert_path, key_path = Path(private) / "tls.crt", Path(private) / "tls.key"
-        for path, content in ((cert_path, cert_pem), (key_path, key_pem)):
-            write_private(path, content)
-        context.load_cert_chain(cert_path, key_path)

@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 import aiohttp
 from yarl import URL
 
-from moor.private_files import write_private
 from moor.retry import RetryPolicy, parse_retry_after
 from moor.source.errors import AuthenticationFailed, InvalidSourceSpec, RepositoryNotFound
 from moor.source.limits import ArtifactTooLarge, format_size
@@ -48,6 +47,7 @@ from moor.source.oci.errors import (
 from moor.source.oci.headers import next_page, parse_challenge
 from moor.source.oci.manifest import MANIFEST_TYPES, sha256_digest
 from moor.source.oci.reference import SCHEME, check_digest
+from moor.tls import client_tls_context
 
 T = TypeVar("T")
 
@@ -511,21 +511,7 @@ def _new_partial_file(dest: Path) -> str:
 
 
 def _tls_context(ca_pem: bytes | None, cert_pem: bytes | None, key_pem: bytes | None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
     try:
-        if ca_pem:
-            context.load_verify_locations(cadata=ca_pem.decode("ascii", "replace"))
-        if cert_pem and key_pem:
-            _load_client_certificate(context, cert_pem, key_pem)
+        return client_tls_context(ca_pem, cert_pem, key_pem)
     except ssl.SSLError as error:
         raise InvalidSourceSpec(f"the registry's CA or client certificate is not valid PEM: {error}") from None
-    return context
-
-
-def _load_client_certificate(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
-    """ssl only loads key pairs from files: write them to a private directory and remove it at once."""
-    with tempfile.TemporaryDirectory(prefix="moor-tls-") as private:
-        cert_path, key_path = Path(private) / "tls.crt", Path(private) / "tls.key"
-        for path, content in ((cert_path, cert_pem), (key_path, key_pem)):
-            write_private(path, content)
-        context.load_cert_chain(cert_path, key_path)
