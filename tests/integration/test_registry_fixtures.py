@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import tarfile
 import urllib.error
@@ -144,3 +145,23 @@ def test_cosign_signs_offline_and_verifies_only_with_the_signers_key(
     tags = registry.run("crane", "ls", pushed.reference.rpartition(":")[0]).stdout.split()
     signature_tag = pushed.digest.replace(":", "-") + ("" if sigstore_bundle else ".sig")
     assert signature_tag in tags
+
+
+def test_chart_server_answers_not_modified_to_the_etag_it_gave(chart_server: ChartServer, tmp_path: Path) -> None:
+    chart_server.publish(write_chart(tmp_path, "cached", "1.0.0"))
+    context = client_ssl_context(chart_server.ca)
+    auth = "Basic " + base64.b64encode(f"{chart_server.username}:{chart_server.password}".encode()).decode()
+
+    def get(**headers: str) -> tuple[int, str]:
+        request = urllib.request.Request(f"{chart_server.url}/index.yaml", headers={"Authorization": auth, **headers})
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as response:
+                return response.status, response.headers["ETag"]
+        except urllib.error.HTTPError as answer:
+            return answer.code, answer.headers["ETag"]
+
+    status, etag = get()
+    assert status == 200
+    assert get(**{"If-None-Match": etag}) == (304, etag)
+    chart_server.publish(write_chart(tmp_path / "next", "cached", "1.1.0"))
+    assert get(**{"If-None-Match": etag})[0] == 200

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import hashlib
 import hmac
 import io
 import json
@@ -448,6 +449,8 @@ class ChartServer:
 
     `.directory` is what it serves: `publish()` packages a chart into it with the real helm and
     rewrites `index.yaml` with `helm repo index` (merging, so earlier entries keep their `created`).
+    Every file is served with an ETag of its content and honours If-None-Match (304); `.requests`
+    records each request (`requests_for(path)`), e.g. to count index downloads.
     """
 
     def __init__(self, root: Path, ca: TestCA) -> None:
@@ -523,6 +526,8 @@ class ChartServer:
 def _chart_handler_for(server: ChartServer) -> Callable[..., SimpleHTTPRequestHandler]:
     class ChartHandler(SimpleHTTPRequestHandler):
         server_version = "moor-test-charts/1"
+        _authorized = False
+        _etag: str | None = None
 
         def do_GET(self) -> None:
             if self._authorize():
@@ -541,13 +546,29 @@ def _chart_handler_for(server: ChartServer) -> Callable[..., SimpleHTTPRequestHa
                 self.end_headers()
             return self._authorized
 
+        def send_head(self) -> Any:
+            """Files carry a strong ETag of their content, as static hosts send; a request whose
+            If-None-Match names it gets 304 Not Modified."""
+            path = Path(self.translate_path(self.path))
+            self._etag = f'"{hashlib.sha256(path.read_bytes()).hexdigest()[:32]}"' if path.is_file() else None
+            wanted = [tag.strip() for tag in self.headers.get("If-None-Match", "").split(",")]
+            if self._etag is not None and (self._etag in wanted or "*" in wanted):
+                self.send_response(HTTPStatus.NOT_MODIFIED)
+                self.end_headers()
+                return None
+            return super().send_head()
+
+        def end_headers(self) -> None:
+            if self._etag is not None:
+                self.send_header("ETag", self._etag)
+            super().end_headers()
+
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             status = int(code) if str(code).isdigit() else 0
             path = self.path.split("?", 1)[0]
-            authorized = getattr(self, "_authorized", False)
             server.record(
-                ServedRequest(self.command, path, status, authorized),
-                f'{self.log_date_time_string()} "{self.requestline}" {code} {size} authorized={authorized}',
+                ServedRequest(self.command, path, status, self._authorized),
+                f'{self.log_date_time_string()} "{self.requestline}" {code} {size} authorized={self._authorized}',
             )
 
         def log_message(self, format: str, *args: object) -> None:
