@@ -71,7 +71,9 @@ class ToolFailed(AssertionError):
 
 @dataclass(frozen=True)
 class TestCA:
-    """The test CA both servers' certificates chain to."""
+    """The test CA both servers' certificates chain to (ECDSA P-256, from `moor.devcluster.pki`)."""
+
+    __test__ = False  # a fixture value, not a test class for pytest to collect
 
     directory: Path
     key_pair: pki.KeyPair
@@ -158,6 +160,14 @@ def gzip_tarball(directory: Path, destination: Path) -> Path:
     return destination
 
 
+def _layer_file(content: Path, destination: Path) -> Path:
+    """`content` itself when it is a file, else the directory tarred and gzipped at `destination`."""
+    if content.is_file():
+        destination.write_bytes(content.read_bytes())
+        return destination
+    return gzip_tarball(content, destination)
+
+
 def package_chart(chart: Path, destination: Path, env: dict[str, str]) -> Path:
     """`helm package` of a chart directory into `destination`; returns the .tgz."""
     destination.mkdir(parents=True, exist_ok=True)
@@ -213,7 +223,10 @@ class PushedArtifact:
 
 
 class Registry:
-    """The distribution registry on loopback, with TLS and one htpasswd user (see module docstring)."""
+    """The distribution registry on loopback, with TLS and one htpasswd user (see module docstring).
+
+    One registry serves the whole session: give each test repository names of its own.
+    """
 
     def __init__(self, directory: Path, ca: TestCA) -> None:
         self.directory = directory
@@ -261,17 +274,18 @@ class Registry:
 
     def push_flux_artifact(
         self,
-        directory: Path,
+        content: Path,
         repository: str,
         tag: str,
         *,
         source: str | None = None,
         revision: str | None = None,
     ) -> PushedArtifact:
-        """Pushes `directory` as `flux push artifact` does: one tar+gzip layer of Flux's content type,
-        Flux's config type, source and revision annotations. Pushed with oras."""
+        """Pushes `content` as `flux push artifact` does: one tar+gzip layer of Flux's content type,
+        Flux's config type, source and revision annotations (and oras's `created`). `content` is a
+        directory (tarred here) or a ready .tar.gz pushed as it is (e.g. a hostile one)."""
         work = self._scratch()
-        gzip_tarball(directory, work / "artifact.tgz")
+        _layer_file(content, work / "artifact.tgz")
         (work / "config.json").write_text("{}")
         annotations: list[str] = []
         for key, value in ((SOURCE_ANNOTATION, source), (REVISION_ANNOTATION, revision)):
@@ -293,12 +307,12 @@ class Registry:
         return PushedArtifact(reference, str(json.loads(result.stdout)["digest"]))
 
     def push_image_layer(
-        self, directory: Path, repository: str, tag: str, *, annotations: dict[str, str] | None = None
+        self, content: Path, repository: str, tag: str, *, annotations: dict[str, str] | None = None
     ) -> PushedArtifact:
-        """Pushes `directory` as the one `application/vnd.oci.image.layer.v1.tar+gzip` layer of an OCI
-        image (`crane append` onto an empty OCI base, then `crane mutate` for any annotations)."""
-        work = self._scratch()
-        layer = gzip_tarball(directory, work / "layer.tar.gz")
+        """Pushes `content` (a directory, or a ready .tar.gz) as the one
+        `application/vnd.oci.image.layer.v1.tar+gzip` layer of an OCI image (`crane append` onto an
+        empty OCI base, then `crane mutate` for any annotations)."""
+        layer = _layer_file(content, self._scratch() / "layer.tar.gz")
         reference = f"{self.host}/{repository}:{tag}"
         self.run("crane", "append", "--oci-empty-base", "-f", layer, "-t", reference)
         if annotations:
