@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import json
 import tarfile
 import urllib.error
@@ -165,3 +167,16 @@ def test_chart_server_answers_not_modified_to_the_etag_it_gave(chart_server: Cha
     assert get(**{"If-None-Match": etag}) == (304, etag)
     chart_server.publish(write_chart(tmp_path / "next", "cached", "1.1.0"))
     assert get(**{"If-None-Match": etag})[0] == 200
+
+
+def test_a_ready_tarball_is_pushed_byte_for_byte(registry: Registry, tmp_path: Path) -> None:
+    hostile = tmp_path / "hostile.tar.gz"
+    with tarfile.open(hostile, "w:gz") as archive:
+        entry = tarfile.TarInfo("../escape.yaml")
+        archive.addfile(entry, io.BytesIO(b""))
+    digest = "sha256:" + hashlib.sha256(hostile.read_bytes()).hexdigest()
+
+    flux = manifest(registry, registry.push_flux_artifact(hostile, "team/hostile-flux", "1").reference)
+    image = manifest(registry, registry.push_image_layer(hostile, "team/hostile-image", "1").reference)
+
+    assert [layer["digest"] for layer in flux["layers"] + image["layers"]] == [digest, digest]
