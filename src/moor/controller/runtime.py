@@ -26,6 +26,7 @@ from moor.cluster.api import KubeApi
 from moor.cluster.cache import KindInformer, LiveCache, LiveChange
 from moor.cluster.client import ApiError
 from moor.controller.gitrepository import GitRepositoryReconciler
+from moor.controller.helmrepository import HelmRepositoryReconciler
 from moor.controller.ocirepository import OCIRepositoryReconciler
 from moor.controller.ownership import Claims
 from moor.controller.queue import WorkQueue
@@ -48,6 +49,7 @@ from moor.resources import (
     API_VERSION,
     GITREPOSITORY,
     GROUP,
+    HELMREPOSITORY,
     OCIREPOSITORY,
     SYNC,
     VERSION,
@@ -94,7 +96,7 @@ class ControllerOptions:
     artifact_limits: ArtifactLimits = field(default_factory=ArtifactLimits)
 
 
-SOURCES = (GITREPOSITORY, OCIREPOSITORY)
+SOURCES = (GITREPOSITORY, OCIREPOSITORY, HELMREPOSITORY)
 SOURCE_KINDS = tuple(kind.kind for kind in SOURCES)
 CRDS_WAIT = 10.0
 """Seconds the controller waits at start for its CRDs to be served before it gives up."""
@@ -117,6 +119,7 @@ class Controller:
         sources = SourceStore(api, ArtifactCache(options.artifact_dir, limits=options.artifact_limits))
         self.repositories = GitRepositoryReconciler(sources, self.events, self.metrics)
         self.registries = OCIRepositoryReconciler(sources.registries, self.events, self.metrics)
+        self.helm_repositories = HelmRepositoryReconciler(sources.charts, self.events, self.metrics)
         reporter = SyncReporter(api, self.events, HistoryStore(api, options.history_retention), self.metrics)
         self.syncs = SyncReconciler(
             api,
@@ -161,7 +164,7 @@ class Controller:
         self.dora.start()
         self.queue.start()
         self.tasks.start("release unused watches", self._release_unused_watches)
-        log.info("moor controller started; watching GitRepositories, OCIRepositories and Syncs in all namespaces")
+        log.info("moor controller started; watching Git, OCI and Helm repositories and Syncs in all namespaces")
         try:
             await stop.wait()
         finally:
@@ -237,6 +240,8 @@ class Controller:
         if change.type == "DELETED":
             if key.kind == SYNC.kind:
                 self.syncs.forget(obj)
+            elif key.kind == HELMREPOSITORY.kind:
+                self.helm_repositories.forget(obj)
             self.queue.forget(key)
             self._seen.pop(key, None)
             self.failures.pop(key, None)
@@ -290,6 +295,8 @@ class Controller:
             await self.repositories.report_error(cached, error)
         elif key.kind == OCIREPOSITORY.kind:
             await self.registries.report_error(cached, error)
+        elif key.kind == HELMREPOSITORY.kind:
+            await self.helm_repositories.report_error(cached, error)
         else:
             await self.syncs.report_error(Attempt(cached, dict(cached.get("status") or {})), error)
 
@@ -334,6 +341,8 @@ class Controller:
                 requeue = await self.repositories.reconcile(obj, failures)
             elif key.kind == OCIREPOSITORY.kind:
                 requeue = await self.registries.reconcile(obj, failures)
+            elif key.kind == HELMREPOSITORY.kind:
+                requeue = await self.helm_repositories.reconcile(obj, failures)
             else:
                 requeue = await self.syncs.reconcile(obj, failures)
         except Exception as error:  # nothing escapes a reconcile

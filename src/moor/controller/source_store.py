@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from moor import source
 from moor.cluster.api import KubeApi
+from moor.controller.chart_store import ChartStore
 from moor.controller.registry_store import RegistryStore
 from moor.controller.secrets import SecretMissing, read_secret
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
-from moor.resources import OCIREPOSITORY, GitRepositorySpec, SpecError, VerifyMode
+from moor.resources import HELMREPOSITORY, OCIREPOSITORY, GitRepositorySpec, SpecError, VerifyMode
 from moor.resources.fields import describe
 
 _TAG_REFS = ("tag", "semver")
@@ -46,6 +47,7 @@ class SourceStore:
         self.api = api
         self.cache = cache
         self.registries = RegistryStore(api, cache)
+        self.charts = ChartStore(api, cache)
 
     async def access(self, repository: KubeObject, spec: GitRepositorySpec) -> RepositoryAccess:
         auth = None
@@ -97,6 +99,8 @@ class SourceStore:
         again (after a restart, or for an earlier revision to roll back to); OCIRepositories too."""
         if repository.get("kind") == OCIREPOSITORY.kind:
             return await self.registries.artifact(repository, revision)
+        if repository.get("kind") == HELMREPOSITORY.kind:
+            return await self.charts.chart_at(repository, revision or "")
         spec = GitRepositorySpec.from_object(repository)
         revision = revision or str((((repository.get("status") or {}).get("artifact")) or {}).get("revision", ""))
         if not revision:

@@ -7,7 +7,15 @@ from typing import Any
 
 import yaml
 
-CRD_FILES = ("gitrepository.yaml", "ocirepository.yaml", "sync.yaml", "syncrecord.yaml", "provider.yaml", "alert.yaml")
+CRD_FILES = (
+    "gitrepository.yaml",
+    "ocirepository.yaml",
+    "helmrepository.yaml",
+    "sync.yaml",
+    "syncrecord.yaml",
+    "provider.yaml",
+    "alert.yaml",
+)
 
 
 def load_crds() -> list[dict[str, Any]]:

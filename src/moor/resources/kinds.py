@@ -22,6 +22,7 @@ class CustomResourceKind:
 
 GITREPOSITORY = CustomResourceKind(kind="GitRepository", plural="gitrepositories", singular="gitrepository")
 OCIREPOSITORY = CustomResourceKind(kind="OCIRepository", plural="ocirepositories", singular="ocirepository")
+HELMREPOSITORY = CustomResourceKind(kind="HelmRepository", plural="helmrepositories", singular="helmrepository")
 SYNC = CustomResourceKind(kind="Sync", plural="syncs", singular="sync")
 SYNC_RECORD = CustomResourceKind(kind="SyncRecord", plural="syncrecords", singular="syncrecord")
 PROVIDER = CustomResourceKind(kind="Provider", plural="providers", singular="provider")
