@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from moor.resources import OCIRepositorySpec, SpecError
-from moor.resources.ocirepository import OciRef
+from moor.resources.ocirepository import OciRef, OciVerifySpec, VerifyProvider
 from moor.source.oci import OciReference
 
 
@@ -51,6 +51,14 @@ def test_without_a_ref_the_tag_latest_is_followed() -> None:
     assert spec.media_type is None
 
 
+def test_verify_names_the_provider_and_the_trust_secret() -> None:
+    spec = OCIRepositorySpec.from_object(
+        ocirepository(url="oci://localhost/manifests", verify={"provider": "cosign", "secretRef": {"name": "keys"}})
+    )
+    assert spec.verify == OciVerifySpec(provider=VerifyProvider.COSIGN, secret_name="keys")
+    assert OCIRepositorySpec.from_object(ocirepository(url="oci://localhost/manifests")).verify is None
+
+
 def test_a_digest_ref_is_kept() -> None:
     digest = "sha256:" + "ab" * 32
     spec = OCIRepositorySpec.from_object(ocirepository(url="oci://localhost/manifests", ref={"digest": digest}))
@@ -69,6 +77,12 @@ def test_a_digest_ref_is_kept() -> None:
         ({"url": "oci://localhost/m", "ref": {"semver": "not a range"}}, "spec.ref.semver", ""),
         ({"url": "oci://localhost/m", "layerSelector": {}}, "spec.layerSelector.mediaType", "required"),
         ({"url": "oci://localhost/m", "secretRef": {"name": "Bad_Name"}}, "spec.secretRef.name", "DNS-1123"),
+        ({"url": "oci://localhost/m", "verify": {"provider": "cosign"}}, "spec.verify.secretRef", "required"),
+        (
+            {"url": "oci://localhost/m", "verify": {"provider": "notation", "secretRef": {"name": "k"}}},
+            "spec.verify.provider",
+            "must be one of cosign",
+        ),
     ],
 )
 def test_what_the_crd_cannot_check_is_refused_naming_the_field(spec: dict[str, Any], field: str, cause: str) -> None:

@@ -3,9 +3,12 @@ range, or a digest), pull it once into the artifact cache, say so in its status.
 a GitRepository: the revision `<tag>@sha256:<digest>` goes through the same history, approval, rollback
 and alerts.
 
-An artifact that cannot be pulled (the registry unreachable or refusing the credentials, a digest that
-does not match, a tarball Moor will not extract) is Ready=False with its reason; `status.artifact` keeps
-the last good version, so every Sync of it stays there.
+With `spec.verify`, the digest must carry a cosign signature by a trusted key before it is pulled; the
+key that verified it goes into `status.artifact.verification` and the NewArtifact event.
+
+An artifact that cannot be used (not validly signed: VerificationFailed; the registry unreachable or
+refusing the credentials, a digest that does not match, a tarball Moor will not extract: their own
+reasons) is Ready=False; `status.artifact` keeps the last good version, so every Sync of it stays there.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
 from moor.record.events import NORMAL, EventRecorder
 from moor.record.metrics import Metrics
-from moor.resources import SpecError
+from moor.resources import SpecError, conditions
 from moor.resources.conditions import format_time
-from moor.resources.ocirepository import DEFAULT_INTERVAL, OCIRepositorySpec
-from moor.source.errors import SourceError
+from moor.resources.ocirepository import DEFAULT_INTERVAL, OCIRepositorySpec, OciVerifySpec
+from moor.source.errors import SourceError, VerificationFailed
+from moor.source.oci.cosign import CosignSignature
 
 log = logging.getLogger(__name__)
 
@@ -67,33 +71,69 @@ class OCIRepositoryReconciler:
         interval = spec.interval.total_seconds()
         try:
             access = await self.registries.access(repository, spec)
-            version = await self.registries.latest(access, spec)
+            keys = await self.registries.trusted_keys(repository, spec)
+            version = await self.registries.latest(access, spec, keys)
+        except VerificationFailed as error:
+            # Not transient: the refused version stays refused, so look again at the usual pace.
+            await self.report.failed(repository, status, conditions.VERIFICATION_FAILED, str(error), stalled=False)
+            return Requeue.after(jittered(interval))
         except MoorError as error:
             if cluster_failed(error):  # reading its Secret: the cluster failed, not the registry
                 raise
             reason = error.reason if isinstance(error, SourceError) else PULL_FAILED
             await self.report.failed(repository, status, reason, str(error), stalled=False)
             return Requeue.backoff(interval, failures)
-        await self._record_artifact(repository, status, version)
-        await self.report.ready(repository, status, f"stored artifact for revision {version.artifact.revision}")
+        await self._record_artifact(repository, status, spec.verify, version)
+        signed = f" ({version.signature})" if version.signature else ""
+        await self.report.ready(repository, status, f"stored artifact for revision {version.artifact.revision}{signed}")
         return Requeue.after(jittered(interval))
 
-    async def _record_artifact(self, repository: KubeObject, status: dict[str, Any], version: PulledVersion) -> None:
+    async def _record_artifact(
+        self, repository: KubeObject, status: dict[str, Any], verify: OciVerifySpec | None, version: PulledVersion
+    ) -> None:
+        """Puts a new version (and who signed it) into status.artifact, or its verification alone when only
+        that changed (verify turned on or off, another trusted key)."""
         previous: dict[str, Any] = dict(status.get("artifact") or {})
         revision = version.artifact.revision
+        verified = _verification_status(verify, version.signature)
         if previous.get("revision") == revision:
+            if _signer(previous) != _signer(verified):
+                unverified = {key: value for key, value in previous.items() if key not in _VERIFICATION_FIELDS}
+                status["artifact"] = replacing(previous, {**unverified, **verified})
             return
         current = {"revision": revision, "digest": version.digest, "fetchedAt": format_time(datetime.now(UTC))}
         if version.origin:
             current["source"] = version.origin
         if version.origin_revision:
             current["sourceRevision"] = version.origin_revision
-        status["artifact"] = replacing(previous, current)
+        status["artifact"] = replacing(previous, {**current, **verified})
         origin = f" from {version.origin}" if version.origin else ""
+        signed = f", {version.signature}" if version.signature else ""
         await self.events.emit(
-            repository, NORMAL, "NewArtifact", f"stored revision {revision}{origin}", revision=revision
+            repository, NORMAL, "NewArtifact", f"stored revision {revision}{origin}{signed}", revision=revision
         )
-        log.info("%s: new revision %s%s", ObjectRef.of(repository), revision, origin)
+        log.info("%s: new revision %s%s%s", ObjectRef.of(repository), revision, origin, signed)
+
+
+_VERIFICATION_FIELDS = ("verified", "verification")
+
+
+def _verification_status(verify: OciVerifySpec | None, signature: CosignSignature | None) -> dict[str, Any]:
+    """`verified` and `verification` of status.artifact: the provider and the trusted key; empty unverified."""
+    if verify is None or signature is None:
+        return {}
+    verification = {
+        "provider": str(verify.provider),
+        "key": signature.key,
+        "verifiedAt": format_time(datetime.now(UTC)),
+    }
+    return {"verified": True, "verification": verification}
+
+
+def _signer(artifact_status: dict[str, Any]) -> tuple[Any, Any]:
+    """What a verification says, without when it was made."""
+    verification = artifact_status.get("verification") or {}
+    return verification.get("provider"), verification.get("key")
 
 
 def _interval_of(repository: KubeObject) -> float:

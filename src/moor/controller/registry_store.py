@@ -2,8 +2,10 @@
 version its ref names, and that version's files in the artifact cache Git fetches share (keyed by the
 manifest's digest, so a version is pulled once however many Syncs use it).
 
-A revision reads `<tag>@sha256:<digest>` (`sha256:<digest>` for a digest ref). An earlier revision (to
-roll back to) is pulled again by its digest when the cache no longer holds it.
+A revision reads `<tag>@sha256:<digest>` (`sha256:<digest>` for a digest ref). With `spec.verify`, the
+digest the ref resolved to must carry a cosign signature by a key of the trust Secret before anything of
+it is pulled (`source.oci.cosign`). An earlier revision (to roll back to) is pulled again by its digest
+when the cache no longer holds it: it was verified when it became the artifact, and its digest pins it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from pathlib import Path
 
 from moor import source
 from moor.cluster.api import KubeApi
-from moor.controller.secrets import read_secret
+from moor.controller.secrets import SecretMissing, read_secret
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
 from moor.resources.ocirepository import OCIRepositorySpec
 from moor.source.artifact import TREE_DIR, CommitInfo
 from moor.source.oci import OciReference, PulledArtifact, RegistryClient, RegistryCredentials, choose_tag, pull
+from moor.source.oci.cosign import CosignKeys, CosignSignature, verify_signed
 from moor.source.oci.manifest import (
     ANNOTATION_CREATED,
     ANNOTATION_REVISION,
@@ -65,6 +68,8 @@ class PulledVersion:
     """`org.opencontainers.image.source` (a Git URL for `moor push artifact` and `flux push artifact`)."""
     origin_revision: str
     """`org.opencontainers.image.revision` (the commit there)."""
+    signature: CosignSignature | None = None
+    """The trusted signature found, when `spec.verify` asked for one."""
 
 
 class RegistryStore:
@@ -95,9 +100,23 @@ class RegistryStore:
             timeout=spec.timeout.total_seconds(),
         )
 
-    async def latest(self, access: RegistryAccess, spec: OCIRepositorySpec) -> PulledVersion:
-        """The version the ref names now (one tag list for a semver ref, one manifest read), pulled unless
-        the cache has it."""
+    async def trusted_keys(self, repository: KubeObject, spec: OCIRepositorySpec) -> CosignKeys | None:
+        """The cosign public keys `spec.verify` trusts; None without it. A trust Secret that is missing or
+        holds no usable key is a VerificationFailed: nothing can be verified, so no new version is used."""
+        if spec.verify is None:
+            return None
+        name = spec.verify.secret_name
+        try:
+            data = (await read_secret(self.api, repository, name)).data
+        except SecretMissing as error:
+            raise source.VerificationFailed(f"{error}, so no artifact can be verified") from None
+        return CosignKeys.from_secret(data, f"the trust Secret {ObjectRef.of(repository).namespace}/{name}")
+
+    async def latest(
+        self, access: RegistryAccess, spec: OCIRepositorySpec, keys: CosignKeys | None = None
+    ) -> PulledVersion:
+        """The version the ref names now (one tag list for a semver ref, one manifest read), verified
+        against `keys` when given (VerificationFailed: it is not pulled), then pulled unless the cache has it."""
         repository = access.repository
         async with access.client() as client:
             tag = spec.ref.tag
@@ -108,12 +127,15 @@ class RegistryStore:
             manifest = parse_manifest(fetched.raw, fetched.media_type, str(wanted))
             annotations = manifest.annotations if isinstance(manifest, ImageManifest) else {}
             revision = f"{tag}@{fetched.digest}" if tag else fetched.digest
-            artifact = await self._obtain(client, replace(wanted, digest=fetched.digest), revision, spec)
+            resolved = replace(wanted, digest=fetched.digest)
+            signature = None if keys is None else await verify_signed(client, resolved, keys)
+            artifact = await self._obtain(client, resolved, revision, spec)
         return PulledVersion(
             artifact=artifact,
             digest=fetched.digest,
             origin=str(annotations.get(ANNOTATION_SOURCE, "")),
             origin_revision=str(annotations.get(ANNOTATION_REVISION, "")),
+            signature=signature,
         )
 
     async def artifact(self, repository: KubeObject, revision: str | None = None) -> source.Artifact:

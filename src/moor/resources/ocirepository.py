@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from moor.resources.fields import FieldReader
@@ -33,6 +34,21 @@ class OciRef:
         return f"digest {self.digest}" if self.digest else f"tag {self.tag}"
 
 
+class VerifyProvider(StrEnum):
+    """Who made the signatures an artifact must carry."""
+
+    COSIGN = "cosign"
+
+
+@dataclass(frozen=True)
+class OciVerifySpec:
+    """spec.verify: the artifact must carry a valid signature by one of the keys in a Secret."""
+
+    provider: VerifyProvider
+    secret_name: str
+    """A Secret whose keys ending in `.pub` are trusted PEM public keys."""
+
+
 @dataclass(frozen=True)
 class OCIRepositorySpec:
     repository: OciReference
@@ -48,6 +64,7 @@ class OCIRepositorySpec:
     interval: timedelta = DEFAULT_INTERVAL
     timeout: timedelta = DEFAULT_TIMEOUT
     suspend: bool = False
+    verify: OciVerifySpec | None = None
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> OCIRepositorySpec:
@@ -71,6 +88,7 @@ class OCIRepositorySpec:
             interval=spec.duration("interval", DEFAULT_INTERVAL),
             timeout=spec.duration("timeout", DEFAULT_TIMEOUT),
             suspend=spec.boolean("suspend", False),
+            verify=_read_verify(spec.child("verify")),
         )
 
 
@@ -99,3 +117,15 @@ def _read_ref(spec: FieldReader, repository: OciReference) -> OciRef:
 
 def _secret_name(ref: FieldReader | None) -> str | None:
     return None if ref is None else ref.required_name("name")
+
+
+def _read_verify(verify: FieldReader | None) -> OciVerifySpec | None:
+    if verify is None:
+        return None
+    secret = verify.child("secretRef")
+    if secret is None:
+        raise verify.error("secretRef", "is required: name the Secret holding the trusted cosign public keys")
+    return OciVerifySpec(
+        provider=verify.choice("provider", VerifyProvider, VerifyProvider.COSIGN),
+        secret_name=secret.required_name("name"),
+    )
