@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from moor.render import HelmOptions, RenderError, RenderRequest, render
+from moor.render.request import MAX_VALUES_LAYER_BYTES, ValuesLayer
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -135,3 +136,104 @@ async def test_errors_in_rendered_objects_name_the_template(tmp_path: Path) -> N
         RenderError, match=r"^web/templates/nameless.yaml \(chart charts/web\) document 1 \(ConfigMap\) has no metadata"
     ):
         await render(RenderRequest(root=tmp_path, path="charts/web"))
+
+
+def layer(text: str, *, secret: bool = False, name: str = "web-values") -> ValuesLayer:
+    kind = "Secret" if secret else "ConfigMap"
+    return ValuesLayer(f"the {kind} apps/{name} (key values.yaml)", text.encode(), secret=secret)
+
+
+async def test_values_merge_in_order_chart_files_value_sources_inline(tmp_path: Path) -> None:
+    """chart defaults < valuesFiles < valuesFrom (in order) < inline values: the later wins."""
+    write_tree(tmp_path, CHART)
+    helm = HelmOptions(
+        values_files=("values-prod.yaml",),  # color blue, size large
+        values_from=(layer("size: medium\nshape: oval\n"), layer("shape: square\n", secret=True)),
+        values={"color": "red"},
+    )
+    [_, config, _] = await render(RenderRequest(root=tmp_path, path="charts/web", helm=helm))
+    assert config["data"] | {"kube": ""} == {"color": "red", "size": "medium", "shape": "square", "kube": ""}
+
+
+async def test_an_empty_value_source_adds_nothing(tmp_path: Path) -> None:
+    write_tree(tmp_path, CHART)
+    helm = HelmOptions(values_from=(layer("# nothing here\n"),))
+    [_, config, _] = await render(RenderRequest(root=tmp_path, path="charts/web", helm=helm))
+    assert config["data"]["color"] == "grey"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a\n- b\n", r"the ConfigMap apps/web-values \(key values.yaml\) must hold one YAML mapping of values"),
+        ("just a string\n", r"the ConfigMap apps/web-values \(key values.yaml\) must hold one YAML mapping"),
+        ("a: 1\n---\nb: 2\n", r"the ConfigMap apps/web-values \(key values.yaml\) must hold one YAML mapping"),
+        ("a: [1\n", r"the ConfigMap apps/web-values \(key values.yaml\) is not valid YAML"),
+        ("a: " + "x" * (MAX_VALUES_LAYER_BYTES + 1), r"holds \d+ bytes of values; at most 1 MiB are allowed"),
+    ],
+)
+async def test_a_value_source_must_be_a_small_yaml_mapping(tmp_path: Path, text: str, message: str) -> None:
+    write_tree(tmp_path, CHART)
+    with pytest.raises(RenderError, match=message):
+        await render(RenderRequest(root=tmp_path, path="charts/web", helm=HelmOptions(values_from=(layer(text),))))
+
+
+async def test_secret_values_never_appear_in_a_render_error(tmp_path: Path) -> None:
+    marker = "hunter2-marker-5f0c"
+    failing = '{{ fail (printf "bad password %s in %s" .Values.db.password (toYaml .Values)) }}\n'
+    write_tree(tmp_path, CHART | {"charts/web/templates/check.yaml": failing})
+    helm = HelmOptions(values_from=(layer(f"db:\n  password: {marker}\n", secret=True),))
+    with pytest.raises(RenderError) as raised:
+        await render(RenderRequest(root=tmp_path, path="charts/web", helm=helm))
+    assert "bad password *** in" in str(raised.value)
+    assert marker not in str(raised.value)
+
+
+async def test_config_map_values_are_shown_in_errors(tmp_path: Path) -> None:
+    failing = '{{ fail (printf "bad size %s" .Values.size) }}\n'
+    write_tree(tmp_path, CHART | {"charts/web/templates/check.yaml": failing})
+    helm = HelmOptions(values_from=(layer("size: enormous\n"),))
+    with pytest.raises(RenderError, match="bad size enormous"):
+        await render(RenderRequest(root=tmp_path, path="charts/web", helm=helm))
+
+
+CAPABILITIES = {
+    "charts/web/templates/monitor.yaml": """
+{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: web}
+spec: {endpoints: [{port: http}], selector: {matchLabels: {app: web}}}
+{{- end }}
+""",
+    "charts/web/templates/release.yaml": """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: release}
+data:
+  install: {{ .Release.IsInstall | quote }}
+  upgrade: {{ .Release.IsUpgrade | quote }}
+  monitor-kind: {{ .Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor" | quote }}
+""",
+}
+
+
+async def test_the_chart_sees_the_api_versions_it_is_given(tmp_path: Path) -> None:
+    write_tree(tmp_path, CHART | CAPABILITIES)
+    bare = await render(RenderRequest(root=tmp_path, path="charts/web"))
+    assert "ServiceMonitor" not in {obj["kind"] for obj in bare}
+    served = ("monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor")
+    objects = await render(RenderRequest(root=tmp_path, path="charts/web", api_versions=served))
+    assert "ServiceMonitor" in {obj["kind"] for obj in objects}
+    release = next(obj for obj in objects if obj["metadata"]["name"] == "release")
+    assert release["data"]["monitor-kind"] == "true"
+
+
+@pytest.mark.parametrize(("is_upgrade", "install", "upgrade"), [(False, "true", "false"), (True, "false", "true")])
+async def test_install_or_upgrade_is_what_the_request_says(
+    tmp_path: Path, is_upgrade: bool, install: str, upgrade: str
+) -> None:
+    write_tree(tmp_path, CHART | CAPABILITIES)
+    objects = await render(RenderRequest(root=tmp_path, path="charts/web", is_upgrade=is_upgrade))
+    release = next(obj for obj in objects if obj["metadata"]["name"] == "release")
+    assert (release["data"]["install"], release["data"]["upgrade"]) == (install, upgrade)

@@ -14,6 +14,7 @@ from moor.resources import (
     SpecError,
     SyncSpec,
 )
+from moor.resources.sync import ChartRef, ValuesKind, ValuesReference
 
 
 def sync(**spec: Any) -> dict[str, Any]:
@@ -159,7 +160,7 @@ def test_helm_values_are_copied_not_shared() -> None:
 
 
 def test_a_source_of_another_kind_is_refused() -> None:
-    refused = r"spec.sourceRef.kind must be one of GitRepository, OCIRepository, not 'Bucket'"
+    refused = r"spec.sourceRef.kind must be one of GitRepository, OCIRepository, HelmRepository, not 'Bucket'"
     with pytest.raises(SpecError, match=refused):
         SyncSpec.from_object(sync(sourceRef={"kind": "Bucket", "name": "apps"}))
 
@@ -238,3 +239,74 @@ def test_specs_are_hashable_values() -> None:
     spec = SyncSpec.from_object(sync(dependsOn=[{"name": "infra"}]))
     assert {spec.depends_on[0]: True}
     assert spec == SyncSpec.from_object(sync(dependsOn=[{"name": "infra"}]))
+
+
+def chart_sync(**spec: Any) -> dict[str, Any]:
+    return sync(sourceRef={"kind": "HelmRepository", "name": "charts"}, **spec)
+
+
+def test_a_helm_repository_source_reads_its_chart() -> None:
+    spec = SyncSpec.from_object(chart_sync(chart={"name": "podinfo", "version": "^6.5"}))
+    assert spec.source_ref == SourceRef(kind="HelmRepository", name="charts", namespace="moor-system")
+    assert spec.chart == ChartRef(name="podinfo", version="^6.5")
+    assert spec.path == "."  # the chart itself
+
+
+def test_a_chart_without_a_version_follows_the_newest() -> None:
+    assert SyncSpec.from_object(chart_sync(chart={"name": "podinfo"})).chart == ChartRef("podinfo", "*")
+
+
+def test_a_helm_repository_source_needs_a_chart() -> None:
+    with pytest.raises(SpecError, match=r"spec.chart is required with a HelmRepository source"):
+        SyncSpec.from_object(chart_sync())
+
+
+@pytest.mark.parametrize("kind", ["GitRepository", "OCIRepository"])
+def test_a_chart_is_refused_with_any_other_source(kind: str) -> None:
+    with pytest.raises(SpecError, match=rf"spec.chart is only for a HelmRepository source, and the source is a {kind}"):
+        SyncSpec.from_object(sync(sourceRef={"kind": kind, "name": "apps"}, chart={"name": "podinfo"}))
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "Podinfo", "-x", "a..b"])
+def test_a_chart_name_must_be_a_plain_name(name: str) -> None:
+    with pytest.raises(SpecError, match=r"spec.chart.name must be a chart name"):
+        SyncSpec.from_object(chart_sync(chart={"name": name}))
+
+
+def test_values_from_reads_in_order_with_defaults() -> None:
+    spec = SyncSpec.from_object(
+        sync(
+            helm={
+                "valuesFrom": [
+                    {"kind": "ConfigMap", "name": "defaults"},
+                    {"kind": "Secret", "name": "db", "key": "prod.yaml", "optional": True},
+                ]
+            }
+        )
+    )
+    assert spec.helm is not None
+    assert spec.helm.values_from == (
+        ValuesReference(ValuesKind.CONFIG_MAP, "defaults", "values.yaml", optional=False),
+        ValuesReference(ValuesKind.SECRET, "db", "prod.yaml", optional=True),
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "db"}, r"spec.helm.valuesFrom\[0\].kind is required: ConfigMap or Secret"),
+        ({"kind": "Pod", "name": "db"}, r"spec.helm.valuesFrom\[0\].kind must be one of ConfigMap, Secret"),
+        ({"kind": "Secret"}, r"spec.helm.valuesFrom\[0\].name is required"),
+        ({"kind": "Secret", "name": "db", "key": "../x"}, r"spec.helm.valuesFrom\[0\].key has the invalid value"),
+        ({"kind": "Secret", "name": "db", "optional": "yes"}, r"valuesFrom\[0\].optional must be true or false"),
+    ],
+)
+def test_values_from_entries_are_checked(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        SyncSpec.from_object(sync(helm={"valuesFrom": [entry]}))
+
+
+def test_values_from_is_bounded() -> None:
+    entries = [{"kind": "ConfigMap", "name": f"v{index}"} for index in range(33)]
+    with pytest.raises(SpecError, match=r"spec.helm.valuesFrom may name at most 32 objects, not 33"):
+        SyncSpec.from_object(sync(helm={"valuesFrom": entries}))

@@ -5,18 +5,23 @@ Shared by the controller and by `moor diff`, so both see exactly the same object
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from moor import render
-from moor.cluster.discovery import Discovery
+from moor.cluster.api import KubeApi
+from moor.cluster.discovery import Discovery, ResourceType
 from moor.controller.secrets import SecretMissing
 from moor.controller.source_store import SourceStore
 from moor.names import LABEL_VALUE_MAX, fit_name
 from moor.objects import KubeObject, ObjectRef
 from moor.plan import prepare_desired, with_arriving_kinds
+from moor.render.request import ValuesLayer
 from moor.resources import SyncSpec
+from moor.resources.sync import ValuesKind
 
 
 def sync_key(sync: Mapping[str, Any]) -> str:
@@ -42,6 +47,65 @@ async def decryption_keys(sync: KubeObject, spec: SyncSpec, sources: SourceStore
     return render.decryption_keys(data, origin)
 
 
+async def helm_values_from(sync: KubeObject, spec: SyncSpec, api: KubeApi) -> tuple[ValuesLayer, ...]:
+    """The keys `spec.helm.valuesFrom` names, read from the Sync's namespace in order; a missing object or
+    key that is not optional is a RenderError naming it (an optional one is skipped)."""
+    if spec.helm is None:
+        return ()
+    namespace = ObjectRef.of(sync).namespace
+    layers = []
+    for reference in spec.helm.values_from:
+        origin = f"the {reference.kind} {namespace}/{reference.name} (key {reference.key}) of spec.helm.valuesFrom"
+        obj = await api.get(ObjectRef("", "v1", str(reference.kind), namespace, reference.name))
+        data = None if obj is None else _data_of(obj, reference.key, secret=reference.kind is ValuesKind.SECRET)
+        if data is None:
+            if reference.optional:
+                continue
+            missing = "does not exist" if obj is None else "has no such key"
+            raise render.RenderError(f"{origin} {missing}")
+        layers.append(ValuesLayer(origin, data, secret=reference.kind is ValuesKind.SECRET))
+    return tuple(layers)
+
+
+def _data_of(obj: KubeObject, key: str, *, secret: bool) -> bytes | None:
+    if secret:
+        encoded = (obj.get("data") or {}).get(key)
+        return None if encoded is None else base64.b64decode(encoded)
+    text = (obj.get("data") or {}).get(key)
+    if text is not None:
+        return str(text).encode("utf-8")
+    binary = (obj.get("binaryData") or {}).get(key)
+    return None if binary is None else base64.b64decode(binary)
+
+
+def render_fingerprint(layers: Sequence[ValuesLayer], api_versions: Sequence[str], is_upgrade: bool) -> str:
+    """A digest that changes when a render's cluster-side inputs do (valuesFrom data, served API versions,
+    install or upgrade), safe to keep: it reveals nothing of the values."""
+    digest = hashlib.sha256(b"upgrade" if is_upgrade else b"install")
+    for layer in layers:
+        digest.update(hashlib.sha256(layer.origin.encode()).digest() + hashlib.sha256(layer.data).digest())
+    for api_version in api_versions:
+        digest.update(hashlib.sha256(api_version.encode()).digest())
+    return digest.hexdigest()
+
+
+def served_api_versions(discovery: Discovery) -> tuple[str, ...]:
+    """Every group/version the cluster serves and every group/version/Kind, as `helm template --api-versions`
+    takes them (what `helm install` would learn from discovery), sorted so that renders are deterministic."""
+    # Discovery keeps its resource types private and has no accessor for all of them yet (OfflineDiscovery,
+    # for renders without a cluster, has none): read them here until Discovery offers one.
+    types: Mapping[tuple[str, str, str], ResourceType] = getattr(discovery, "_types", None) or {}
+    versions = {resource.api_version for resource in types.values()}
+    kinds = {f"{resource.api_version}/{resource.kind}" for resource in types.values()}
+    return tuple(sorted(versions | kinds))
+
+
+def has_installed(sync: KubeObject) -> bool:
+    """The Sync applied its objects before: a chart renders as an upgrade, not an install."""
+    status = sync.get("status") or {}
+    return bool(status.get("lastAppliedRevision") or status.get("inventory"))
+
+
 async def desired_objects(
     sync: KubeObject,
     spec: SyncSpec,
@@ -50,15 +114,23 @@ async def desired_objects(
     decryption: render.DecryptionKeys | None = None,
     *,
     keep_encrypted: bool = False,
+    values_from: tuple[ValuesLayer, ...] | None = None,
 ) -> list[KubeObject]:
     """Renders `spec.path` under `root` (decrypting SOPS documents with `decryption`, or without keys and
-    with `keep_encrypted` leaving them encrypted) and prepares every object for server-side apply."""
+    with `keep_encrypted` leaving them encrypted) and prepares every object for server-side apply.
+
+    `values_from` holds what `helm_values_from` read for `spec.helm.valuesFrom`; a render that was given
+    none while the spec names some fails, so that no render silently lacks them.
+    """
     helm = None
     if spec.helm is not None:
+        if values_from is None and spec.helm.values_from:
+            raise render.RenderError("spec.helm.valuesFrom names ConfigMaps or Secrets, and none were read")
         helm = render.HelmOptions(
             values_files=spec.helm.values_files,
             values=spec.helm.values,
             release_name=spec.helm.release_name or ObjectRef.of(sync).name,
+            values_from=values_from or (),
         )
     await discovery.ensure_loaded()
     request = render.RenderRequest(
@@ -67,6 +139,8 @@ async def desired_objects(
         helm=helm,
         namespace=spec.target_namespace,
         kube_version=discovery.server_version or None,
+        api_versions=served_api_versions(discovery),
+        is_upgrade=has_installed(sync),
         decryption=decryption,
         keep_encrypted=keep_encrypted,
     )

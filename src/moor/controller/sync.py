@@ -22,7 +22,15 @@ from moor.cluster.cache import InformerNotSynced, LiveCache
 from moor.cluster.client import ApiError
 from moor.cluster.discovery import ResourceType
 from moor.controller.ownership import CONFLICTS_FIELD, Claims, conflict_entries, conflict_message
-from moor.controller.rendering import decryption_keys, desired_objects, sync_key
+from moor.controller.rendering import (
+    decryption_keys,
+    desired_objects,
+    has_installed,
+    helm_values_from,
+    render_fingerprint,
+    served_api_versions,
+    sync_key,
+)
 from moor.controller.revision_choice import (
     APPROVED_BY_ANNOTATION,
     PIN_ANNOTATION,
@@ -162,14 +170,14 @@ class SyncReconciler:
         self.tenancy.check_references(attempt.ref, spec)
         self.check_dependencies(spec)
         repository = self.source_of(spec)
-        source_revision = str(repository["status"]["artifact"]["revision"])
+        source_revision = await self.newest_revision(spec, repository)
         choice = choose_revision(
             source_revision, attempt.status, attempt.annotations, manual_approval=spec.approval is ApprovalMode.MANUAL
         )
         if choice.pin_released:
             await self.release_pin(attempt)
         if choice.hold is Hold.AWAITING_APPROVAL:
-            await self.await_approval(attempt, spec, repository)
+            await self.await_approval(attempt, spec, repository, source_revision)
             return
         if choice.hold is Hold.PINNED:
             attempt.trigger = "pin"
@@ -274,9 +282,10 @@ class SyncReconciler:
         await self.report.rolled_back(attempt, failed_revision, failure)
         return Requeue.after(jittered(spec.interval.total_seconds()))
 
-    async def await_approval(self, attempt: Attempt, spec: SyncSpec, repository: KubeObject) -> None:
+    async def await_approval(
+        self, attempt: Attempt, spec: SyncSpec, repository: KubeObject, source_revision: str
+    ) -> None:
         """Plans the new revision without writing anything, and says what approving it would change."""
-        source_revision = str(repository["status"]["artifact"]["revision"])
         desired = await self.desired_at(attempt, spec, repository, source_revision)
         inventory = self.inventory_of(attempt)
         await self.watch(desired.refs, inventory)
@@ -320,13 +329,27 @@ class SyncReconciler:
         if repository is None:
             raise SyncFailed(conditions.ARTIFACT_FAILED, f"source {where} does not exist")
         revision = ((repository.get("status") or {}).get("artifact") or {}).get("revision")
-        if not revision:
-            ready = conditions.get_condition((repository.get("status") or {}).get("conditions"), conditions.READY)
+        ready = conditions.get_condition((repository.get("status") or {}).get("conditions"), conditions.READY)
+        if not revision and not (spec.chart is not None and ready is not None and ready.is_true):
+            # A HelmRepository of type oci has no index, so no artifact: Ready says its registry answers.
             if ready is None:
                 raise SourcePending(where)
             detail = f": {ready.message}" if ready and ready.message else ""
             raise SyncFailed(conditions.SOURCE_NOT_READY, f"source {where} has no artifact yet{detail}")
         return repository
+
+    async def newest_revision(self, spec: SyncSpec, repository: KubeObject) -> str:
+        """The source's newest revision: the one its status names, or for a chart of a HelmRepository the
+        newest version its range admits (a new one inside the range rolls in like a new commit)."""
+        if spec.chart is None:
+            return str(repository["status"]["artifact"]["revision"])
+        try:
+            chart = await self.sources.charts.chart(repository, spec.chart.name, spec.chart.version)
+        except MoorError as error:
+            if cluster_failed(error):
+                raise
+            raise SyncFailed(conditions.ARTIFACT_FAILED, str(error)) from None
+        return chart.artifact.revision
 
     async def desired_at(self, attempt: Attempt, spec: SyncSpec, repository: KubeObject, revision: str) -> DesiredSet:
         """The objects of `revision` (Git's newest or an earlier one), rendered and prepared."""
@@ -348,10 +371,18 @@ class SyncReconciler:
         memory = self.memory_of(attempt.sync)
         try:
             keys = await decryption_keys(attempt.sync, spec, self.sources)
-            key = RenderKey(str(root), attempt.generation, keys.fingerprint if keys else "")
+            values_from = await helm_values_from(attempt.sync, spec, self.api)
+            if spec.chart is not None or spec.helm is not None:
+                # A chart sees the cluster's API versions: CRDs installed since the last pass count.
+                await self.api.discovery.refresh(force=False)
+            cluster_side = render_fingerprint(
+                values_from, served_api_versions(self.api.discovery), has_installed(attempt.sync)
+            )
+            key = RenderKey(str(root), attempt.generation, f"{keys.fingerprint if keys else ''}/{cluster_side}")
             if memory.render_key == key:
                 return memory.desired
-            desired = DesiredSet.of(await desired_objects(attempt.sync, spec, root, self.api.discovery, keys))
+            objects = await desired_objects(attempt.sync, spec, root, self.api.discovery, keys, values_from=values_from)
+            desired = DesiredSet.of(objects)
         except MoorError as error:
             if cluster_failed(error):  # reading a decryption key or discovery: not the revision's fault
                 raise

@@ -9,11 +9,12 @@ import os
 import re
 from collections import Counter
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from moor.binaries import locate
 from moor.render.documents import Document, ParseBudget, parse_yaml, read_source
 from moor.render.errors import RenderError
-from moor.render.request import HelmOptions, RenderRequest
+from moor.render.request import MAX_VALUES_LAYER_BYTES, MIB, HelmOptions, RenderRequest, ValuesLayer
 from moor.render.tool import run_tool, scratch_directory, tool_environment
 from moor.render.tree import CHART_FILE, Target, relative
 
@@ -21,8 +22,30 @@ _SOURCE_COMMENT = re.compile(rb"^# Source: (.+?)[ \t\r]*$", re.MULTILINE)
 
 
 async def template_chart(target: Target, request: RenderRequest, budget: ParseBudget) -> list[Document]:
-    """`helm template` of the target chart: values files, then inline values (which win), CRDs included."""
+    """`helm template` of the target chart, CRDs included, seeing the cluster's version and API versions.
+
+    Values merge in this order, the later winning: the chart's own values.yaml, `values_files`, each
+    `values_from` layer in order, then the inline values.
+    """
     options = request.helm or HelmOptions()
+    layers = [_values_layer(layer, budget) for layer in options.values_from]
+    hidden = {
+        text
+        for layer, values in zip(options.values_from, layers, strict=True)
+        if layer.secret
+        for text in _texts(values)
+    }
+    try:
+        return await _template(target, request, options, layers, budget)
+    except RenderError as error:
+        if not hidden:
+            raise
+        raise RenderError(_redacted(str(error), hidden)) from None
+
+
+async def _template(
+    target: Target, request: RenderRequest, options: HelmOptions, layers: list[dict[str, Any]], budget: ParseBudget
+) -> list[Document]:
     values_files = [await asyncio.to_thread(_values_file, target, name) for name in options.values_files]
     release = options.release_name
     if not release:
@@ -36,8 +59,16 @@ async def template_chart(target: Target, request: RenderRequest, budget: ParseBu
             argv += ["--namespace", namespace]
         if kube_version:
             argv += ["--kube-version", kube_version]
+        for api_version in request.api_versions:
+            argv += ["--api-versions", api_version]
+        if request.is_upgrade:
+            argv.append("--is-upgrade")
         for path in values_files:
             argv += ["--values", str(path)]
+        for index, values in enumerate(layers):
+            layer_file = scratch / f"values-from-{index}.json"
+            await asyncio.to_thread(layer_file.write_text, json.dumps(values, default=str), encoding="utf-8")
+            argv += ["--values", str(layer_file)]
         if options.values:
             inline = scratch / "inline-values.json"
             await asyncio.to_thread(inline.write_text, _values_json(options, target), encoding="utf-8")
@@ -70,6 +101,44 @@ def _values_file(target: Target, name: str) -> Path:
     if not resolved.is_file():
         raise RenderError(f"the values file {name!r} of the chart {target.display} does not exist")
     return resolved
+
+
+def _values_layer(layer: ValuesLayer, budget: ParseBudget) -> dict[str, Any]:
+    """A `valuesFrom` key's values: a YAML mapping of at most MAX_VALUES_LAYER_BYTES (empty: no values)."""
+    if len(layer.data) > MAX_VALUES_LAYER_BYTES:
+        cap = MAX_VALUES_LAYER_BYTES // MIB
+        raise RenderError(f"{layer.origin} holds {len(layer.data)} bytes of values; at most {cap} MiB are allowed")
+    documents = [document for document in parse_yaml(layer.data, layer.origin, budget) if document.body is not None]
+    if not documents:
+        return {}
+    if len(documents) > 1 or not isinstance(documents[0].body, dict):
+        raise RenderError(f"{layer.origin} must hold one YAML mapping of values (key: value)")
+    return documents[0].body
+
+
+REDACTED = "***"
+_SHORTEST_HIDDEN = 3
+"""Secret values shorter than this are not searched for in messages: they would hide every number and word."""
+
+
+def _texts(values: Any) -> set[str]:
+    """Every string a values tree holds (its scalars, as Helm would print them), to keep out of messages."""
+    if isinstance(values, dict):
+        return {text for value in values.values() for text in _texts(value)}
+    if isinstance(values, list):
+        return {text for value in values for text in _texts(value)}
+    if isinstance(values, bool) or values is None:
+        return set()
+    text = str(values)
+    return {text, *(line for line in text.splitlines() if line.strip())} if len(text) >= _SHORTEST_HIDDEN else set()
+
+
+def _redacted(message: str, hidden: set[str]) -> str:
+    """`message` with every Secret-derived value replaced, the longest first (one may contain another)."""
+    for text in sorted(hidden, key=len, reverse=True):
+        if len(text) >= _SHORTEST_HIDDEN:
+            message = message.replace(text, REDACTED)
+    return message
 
 
 def _default_release_name(target: Target, request: RenderRequest) -> str:

@@ -11,13 +11,30 @@ from typing import Any
 MIB = 1024 * 1024
 
 
+MAX_VALUES_LAYER_BYTES = 1 * MIB
+"""The largest ConfigMap or Secret key `helm.valuesFrom` may name (the API server caps an object at about 1.5 MiB)."""
+
+
+@dataclass(frozen=True)
+class ValuesLayer:
+    """One key of a ConfigMap or Secret (`helm.valuesFrom`), as read from the cluster: a YAML mapping of values."""
+
+    origin: str
+    """Names the object and key in messages: "the Secret apps/db-values (key values.yaml)"."""
+    data: bytes = field(repr=False)
+    secret: bool = False
+    """From a Secret: its values are never shown (errors quoting them are redacted)."""
+
+
 @dataclass(frozen=True)
 class HelmOptions:
-    """A Sync's `spec.helm`: values files (relative to the chart), inline values (they win), release name."""
+    """A Sync's `spec.helm`: values files (relative to the chart), then `valuesFrom` layers in order, then
+    inline values (they win); the release name."""
 
     values_files: tuple[str, ...] = ()
     values: Mapping[str, Any] = field(default_factory=dict)
     release_name: str | None = None
+    values_from: tuple[ValuesLayer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,12 @@ class RenderRequest:
     """The Sync's targetNamespace; only Helm sees it (as `--namespace`), Render stamps nothing."""
     kube_version: str | None = None
     """Passed to `helm template --kube-version` so charts see the cluster's version."""
+    api_versions: tuple[str, ...] = ()
+    """Passed to `helm template --api-versions` (group/version and group/version/Kind the cluster serves), so
+    `.Capabilities.APIVersions.Has` answers as the cluster would."""
+    is_upgrade: bool = False
+    """The Sync applied this release before: `helm template --is-upgrade` (`.Release.IsUpgrade` true,
+    `.Release.IsInstall` false)."""
     limits: RenderLimits = RenderLimits()
     decryption: DecryptionKeys | None = None
     """Keys for SOPS-encrypted documents; without them an encrypted document is a RenderError."""

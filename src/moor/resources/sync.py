@@ -21,9 +21,15 @@ DEFAULT_TIMEOUT = timedelta(minutes=3)
 DEFAULT_PRUNE = True
 DEFAULT_WAIT = True
 
-SOURCE_KINDS = (GITREPOSITORY.kind, OCIREPOSITORY.kind)
+HELMREPOSITORY_KIND = "HelmRepository"
+SOURCE_KINDS = (GITREPOSITORY.kind, OCIREPOSITORY.kind, HELMREPOSITORY_KIND)
 JSON_POINTER = re.compile(r"(/([^~/]|~[01])*)+")
 HELM_RELEASE_MAX_LENGTH = 53
+DEFAULT_VALUES_KEY = "values.yaml"
+DEFAULT_CHART_VERSION = "*"
+CHART_NAME = re.compile(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?")
+DATA_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+MAX_VALUES_FROM = 32
 
 
 class DriftMode(StrEnum):
@@ -59,11 +65,38 @@ class DependencyRef:
         return f"{self.namespace}/{self.name}"
 
 
+class ValuesKind(StrEnum):
+    CONFIG_MAP = "ConfigMap"
+    SECRET = "Secret"
+
+
+@dataclass(frozen=True)
+class ValuesReference:
+    """One key of a ConfigMap or Secret in the Sync's namespace holding a YAML mapping of Helm values."""
+
+    kind: ValuesKind
+    name: str
+    key: str = DEFAULT_VALUES_KEY
+    optional: bool = False  # a missing object or key is skipped instead of failing the Sync
+
+    def __str__(self) -> str:
+        return f"the {self.kind} {self.name!r} (key {self.key!r})"
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    """A chart of a HelmRepository: its name and the versions admitted (exact, or a semver range)."""
+
+    name: str
+    version: str = DEFAULT_CHART_VERSION
+
+
 @dataclass(frozen=True)
 class HelmSpec:
     values_files: tuple[str, ...] = ()  # relative to the chart directory (the path), merged in order
     values: Mapping[str, Any] = field(default_factory=dict, hash=False)
     release_name: str | None = None  # defaults to the Sync's name (the controller decides)
+    values_from: tuple[ValuesReference, ...] = ()  # merged in order after values_files, before values
 
 
 @dataclass(frozen=True)
@@ -104,6 +137,7 @@ class DecryptionSpec:
 @dataclass(frozen=True)
 class SyncSpec:
     source_ref: SourceRef
+    chart: ChartRef | None = None  # with a HelmRepository source (required there, refused elsewhere)
     path: str = DEFAULT_PATH  # relative to the artifact's root, normalised, `.` for the root itself
     helm: HelmSpec | None = None
     target_namespace: str | None = None
@@ -127,8 +161,10 @@ class SyncSpec:
         """Reads and checks a Sync custom resource, filling in the CRD's defaults and its namespace."""
         spec = FieldReader.spec_of(obj)
         own_namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+        source_ref = _read_source_ref(spec, own_namespace)
         return cls(
-            source_ref=_read_source_ref(spec, own_namespace),
+            source_ref=source_ref,
+            chart=_read_chart(spec, source_ref),
             path=_relative_path(
                 spec, "path", spec.optional_str("path", max_length=1024) or DEFAULT_PATH, base="the repository root"
             ),
@@ -160,7 +196,7 @@ class SyncSpec:
 def _read_source_ref(spec: FieldReader, own_namespace: str) -> SourceRef:
     ref = spec.child("sourceRef")
     if ref is None:
-        raise spec.error("sourceRef", "is required: name the GitRepository or OCIRepository to read from")
+        raise spec.error("sourceRef", "is required: name the GitRepository, OCIRepository or HelmRepository to read")
     kind = ref.optional_str("kind") or GITREPOSITORY.kind
     if kind not in SOURCE_KINDS:
         raise ref.error("kind", f"must be one of {', '.join(SOURCE_KINDS)}, not {kind!r}")
@@ -169,6 +205,21 @@ def _read_source_ref(spec: FieldReader, own_namespace: str) -> SourceRef:
         name=ref.required_name("name"),
         namespace=ref.name("namespace", label=True) or own_namespace,
     )
+
+
+def _read_chart(spec: FieldReader, source_ref: SourceRef) -> ChartRef | None:
+    chart = spec.child("chart")
+    if source_ref.kind != HELMREPOSITORY_KIND:
+        if chart is not None:
+            raise spec.error("chart", f"is only for a HelmRepository source, and the source is a {source_ref.kind}")
+        return None
+    if chart is None:
+        raise spec.error("chart", "is required with a HelmRepository source: name the chart (and a version or range)")
+    name = chart.required_str("name", max_length=250)
+    if not CHART_NAME.fullmatch(name) or ".." in name:
+        raise chart.error("name", f"must be a chart name (lower case letters, digits, '-', '_', '.'), not {name!r}")
+    version = chart.optional_str("version", max_length=256) or DEFAULT_CHART_VERSION
+    return ChartRef(name=name, version=version.strip() or DEFAULT_CHART_VERSION)
 
 
 def _relative_path(reader: FieldReader, key: str, path: str, *, base: str) -> str:
@@ -195,7 +246,29 @@ def _read_helm(helm: FieldReader | None) -> HelmSpec | None:
         ),
         values=copy.deepcopy(dict(values or {})),
         release_name=release_name,
+        values_from=_read_values_from(helm),
     )
+
+
+def _read_values_from(helm: FieldReader) -> tuple[ValuesReference, ...]:
+    entries = helm.items("valuesFrom")
+    if len(entries) > MAX_VALUES_FROM:
+        raise helm.error("valuesFrom", f"may name at most {MAX_VALUES_FROM} objects, not {len(entries)}")
+    return tuple(
+        ValuesReference(
+            kind=_required_values_kind(entry),
+            name=entry.required_name("name"),
+            key=entry.optional_str("key", pattern=DATA_KEY, max_length=253) or DEFAULT_VALUES_KEY,
+            optional=entry.boolean("optional", False),
+        )
+        for entry in entries
+    )
+
+
+def _required_values_kind(entry: FieldReader) -> ValuesKind:
+    if not entry.has("kind"):
+        raise entry.error("kind", "is required: ConfigMap or Secret")
+    return entry.choice("kind", ValuesKind, ValuesKind.CONFIG_MAP)
 
 
 def _read_drift(drift: FieldReader | None) -> DriftSpec:
