@@ -100,7 +100,9 @@ class SourceStore:
         if repository.get("kind") == OCIREPOSITORY.kind:
             return await self.registries.artifact(repository, revision)
         if repository.get("kind") == HELMREPOSITORY.kind:
-            return await self.charts.chart_at(repository, revision or "")
+            if revision is None:
+                raise MoorError(f"{ObjectRef.of(repository)} holds many charts: a revision must name one")
+            return await self.charts.chart_at(repository, revision)
         spec = GitRepositorySpec.from_object(repository)
         revision = revision or str((((repository.get("status") or {}).get("artifact")) or {}).get("revision", ""))
         if not revision:
