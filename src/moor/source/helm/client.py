@@ -266,7 +266,7 @@ def _transient(error: Exception) -> bool:
 
 def _too_large(what: str, max_bytes: int) -> IndexTooLarge:
     return IndexTooLarge(
-        f"{what} is larger than {format_size(max_bytes)}, the limit (moor run --max-helm-index-size)", url=what
+        f"{what} is larger than {format_size(max_bytes)}, the limit for a Helm repository index", url=what
     )
 
 

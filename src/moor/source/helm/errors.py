@@ -11,7 +11,7 @@ from moor.source.errors import NoMatchingTag, RefNotFound, SourceError
 
 
 class IndexTooLarge(SourceError):
-    """The repository's index.yaml is larger than the cap (`moor run --max-helm-index-size`)."""
+    """The repository's index.yaml is larger than the cap (`IndexLimits.max_bytes`, 32 MiB by default)."""
 
     reason = "IndexTooLarge"
 

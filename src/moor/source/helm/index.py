@@ -97,7 +97,7 @@ def parse_index(data: bytes, what: str, limits: IndexLimits | None = None) -> Ch
     limits = limits or IndexLimits()
     if len(data) > limits.max_bytes:
         raise IndexTooLarge(
-            f"{what} is larger than {format_size(limits.max_bytes)}, the limit (moor run --max-helm-index-size)",
+            f"{what} is larger than {format_size(limits.max_bytes)}, the limit for a Helm repository index",
             url=what,
         )
     reader = _IndexReader(what, limits)
