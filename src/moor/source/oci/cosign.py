@@ -11,7 +11,8 @@ P-256 with SHA-256 (what `cosign generate-key-pair` makes), RSA (PKCS #1 v1.5, S
 
 Not read: transparency-log entries and keyless (Fulcio) certificates, which need Rekor and Fulcio on
 the internet (a signature is trusted for its key alone), and cosign v3's Sigstore bundles stored as
-OCI 1.1 referrers (`cosign sign --new-bundle-format`). `check_signatures` is pure; `verify_signed`
+OCI 1.1 referrers (`cosign sign --new-bundle-format`; a refusal says so when an artifact has only
+those). `check_signatures` is pure; `verify_signed`
 fetches the signature manifest and its payloads with the RegistryClient and calls it.
 """
 
@@ -33,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from moor.source.errors import SourceError, VerificationFailed
+from moor.source.limits import ArtifactTooLarge
 from moor.source.oci.client import RegistryClient
 from moor.source.oci.errors import ArtifactNotFound
 from moor.source.oci.manifest import Descriptor, ImageIndex, parse_manifest
@@ -92,8 +94,14 @@ class CosignSignature:
 
 def signature_tag(digest: str) -> str:
     """Where cosign puts the signatures of `digest`: the tag `sha256-<hex>.sig`."""
+    return f"{referrers_tag(digest)}.sig"
+
+
+def referrers_tag(digest: str) -> str:
+    """Where OCI 1.1 referrers of `digest` are listed in a registry without the referrers API (the tag
+    schema cosign v3 falls back to for Sigstore bundles): `sha256-<hex>`."""
     algorithm, _, hex_digest = digest.partition(":")
-    return f"{algorithm}-{hex_digest}.sig"
+    return f"{algorithm}-{hex_digest}"
 
 
 def signature_layers(raw_manifest: bytes, media_type: str | None, what: str) -> tuple[Descriptor, ...]:
@@ -142,15 +150,29 @@ async def verify_signed(client: RegistryClient, artifact: OciReference, keys: Co
         fetched = await client.resolve(artifact.repository, tag)
     except ArtifactNotFound:
         raise VerificationFailed(
-            f"{what} carries no cosign signature: its repository has no tag {tag} (sign it with `cosign sign --key`)",
+            f"{what} carries no cosign signature: its repository has no tag {tag} "
+            f"({await _unread_bundles(client, artifact.repository, artifact.digest)})",
             url=artifact.repository_url,
         ) from None
     layers = signature_layers(fetched.raw, fetched.media_type, what)
     wanted = [
         layer for layer in layers if SIGNATURE_ANNOTATION in layer.annotations and layer.size <= MAX_PAYLOAD_BYTES
     ]
-    payloads = await _download_payloads(client, artifact.repository, wanted)
+    payloads = await _download_payloads(client, artifact.repository, wanted, what)
     return check_signatures(artifact.digest, layers, payloads, keys, what)
+
+
+async def _unread_bundles(client: RegistryClient, repository: str, digest: str) -> str:
+    """How to sign so Moor can check it, saying so when the artifact has referrers Moor does not read
+    (cosign v3's Sigstore bundles)."""
+    try:
+        await client.resolve(repository, referrers_tag(digest))
+    except ArtifactNotFound:
+        return "sign it with `cosign sign --key`"
+    return (
+        f"it has OCI referrers (the tag {referrers_tag(digest)}), such as cosign v3's Sigstore bundles, which "
+        "Moor does not read: sign with `cosign sign --key --new-bundle-format=false`"
+    )
 
 
 def _check_one(digest: str, layer: Descriptor, payload: bytes | None, keys: CosignKeys) -> CosignSignature | str:
@@ -235,7 +257,9 @@ def _describe_key(key: object) -> str:
     return "another kind of key"
 
 
-async def _download_payloads(client: RegistryClient, repository: str, layers: Sequence[Descriptor]) -> dict[str, bytes]:
+async def _download_payloads(
+    client: RegistryClient, repository: str, layers: Sequence[Descriptor], what: str
+) -> dict[str, bytes]:
     """The bytes of each layer (digests verified by the client), through a private temporary directory."""
     if not layers:
         return {}
@@ -246,7 +270,12 @@ async def _download_payloads(client: RegistryClient, repository: str, layers: Se
             if layer.digest in payloads:
                 continue
             path = directory / f"payload-{number}"
-            await client.blob_to(repository, layer.digest, path, MAX_PAYLOAD_BYTES)
+            try:
+                await client.blob_to(repository, layer.digest, path, MAX_PAYLOAD_BYTES)
+            except ArtifactTooLarge:
+                raise VerificationFailed(
+                    f"{what}: the cosign signature payload {layer.digest} is larger than its manifest says"
+                ) from None
             payloads[layer.digest] = await asyncio.to_thread(path.read_bytes)
         return payloads
     finally:
