@@ -130,3 +130,22 @@ async def test_a_download_whose_digest_differs_leaves_no_file(
         digest = await client.download(client.chart_url("web-1.0.0.tgz"), tmp_path / "ok.tgz", 1024, None)
     assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == [tmp_path / "ok.tgz"]
     assert digest.startswith("sha256:")
+
+
+async def test_an_index_that_arrives_in_pieces_is_read_whole(
+    serve: Callable[[str, Handler], Awaitable[Server]],
+) -> None:
+    pieces = [b"# %03d\n" % number * 100 for number in range(20)]
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for piece in pieces:
+            await response.write(piece)
+            await asyncio.sleep(0.01)
+        return response
+
+    server = await serve("127.0.0.1", trickle)
+    async with ChartRepositoryClient(server.url, None) as client:
+        answer = await client.index(None, 1024 * 1024)
+    assert answer.body == b"".join(pieces)

@@ -116,11 +116,15 @@ class ChartRepositoryClient:
             declared = response.content_length
             if declared is not None and declared > max_bytes:
                 raise _too_large(what, max_bytes)
-            with self._transport_errors(what):
-                body = await response.content.read(max_bytes + 1)
-            if len(body) > max_bytes:
-                raise _too_large(what, max_bytes)
-            return IndexAnswer(body, etag)
+            body = bytearray()
+            while True:
+                with self._transport_errors(what):
+                    chunk = await response.content.read(_CHUNK)  # at most _CHUNK: what has arrived
+                if not chunk:
+                    return IndexAnswer(bytes(body), etag)
+                body += chunk
+                if len(body) > max_bytes:
+                    raise _too_large(what, max_bytes)
 
     async def _download(self, url: URL, dest: Path, max_size: int, digest: str | None) -> str:
         what = str(url.with_user(None).with_password(None))
