@@ -148,6 +148,20 @@ def test_one_valid_signature_among_several_is_enough(ours: ec.EllipticCurvePriva
     assert check_signatures(DIGEST, [stale, good], payloads, trusted, WHAT).key == "team.pub"
 
 
+def test_each_signature_refused_for_its_own_reason_is_named(
+    ours: ec.EllipticCurvePrivateKey, trusted: CosignKeys
+) -> None:
+    stale_payload, good_payload = payload_for(OTHER_DIGEST), payload_for(DIGEST)
+    stale = layer(stale_payload, sign(ours, stale_payload))
+    forged = layer(good_payload, sign(ec.generate_private_key(ec.SECP256R1()), good_payload))
+    payloads = {stale.digest: stale_payload, forged.digest: good_payload}
+    with pytest.raises(VerificationFailed) as refused:
+        check_signatures(DIGEST, [stale, forged], payloads, trusted, WHAT)
+    message = str(refused.value)
+    assert f"signature 1: signed by team.pub, but for {OTHER_DIGEST}" in message
+    assert "; signature 2: it verifies with none of the trusted keys" in message
+
+
 def test_a_signature_manifest_without_signatures_is_refused(trusted: CosignKeys) -> None:
     with pytest.raises(VerificationFailed) as refused:
         check_signatures(DIGEST, [], {}, trusted, WHAT)

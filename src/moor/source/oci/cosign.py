@@ -131,9 +131,11 @@ def check_signatures(
         if isinstance(found, CosignSignature):
             return found
         problems.append(found)
-    listed = "; ".join(
-        f"signature {number}: {problem}" if len(problems) > 1 else problem
-        for number, problem in enumerate(dict.fromkeys(problems), start=1)
+    distinct = list(dict.fromkeys(problems))
+    listed = (
+        distinct[0]
+        if len(distinct) == 1
+        else "; ".join(f"signature {number}: {problem}" for number, problem in enumerate(problems, start=1))
     )
     raise VerificationFailed(
         f"{what} has no valid cosign signature by a key of {keys.origin} ({', '.join(keys.names)}): {listed}"
