@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The Moor demo: a local control plane, a Git repository holding examples/, Moor keeping the
-# guestbook's dev overlay true in the cluster, then a new commit landing. Run by `make demo`.
+# guestbook's dev overlay true in the cluster, then a new commit landing, then the guestbook published
+# to a local OCI registry and its staging overlay synced from there. Run by `make demo`.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work="$root/.demo"
 moor="$root/.venv/bin/moor"
-kubectl="$(dirname "$(readlink -f "${MOOR_TOOLS_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/moor/tools}/current/bin/kubectl")")/kubectl"
+tools="${MOOR_TOOLS_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/moor/tools}/current/bin"
+kubectl="$(readlink -f "$tools/kubectl")"
 export KUBECONFIG="$work/cluster/kubeconfig"
 export GIT_AUTHOR_NAME="Dana Developer" GIT_AUTHOR_EMAIL="dana@example.com"
 export GIT_COMMITTER_NAME="Dana Developer" GIT_COMMITTER_EMAIL="dana@example.com"
@@ -35,7 +37,8 @@ say "Installing Moor's CRDs and RBAC, then starting the controller (moor run)"
 pkill -f "moor run --artifact-dir $work/artifacts" 2>/dev/null || true
 "$moor" run --artifact-dir "$work/artifacts" >"$work/moor-run.log" 2>&1 &
 controller=$!
-trap 'kill $controller 2>/dev/null; wait $controller 2>/dev/null || true' EXIT
+registry=""
+trap 'kill $controller $registry 2>/dev/null; wait $controller $registry 2>/dev/null || true' EXIT
 echo "controller running (pid $controller, log $work/moor-run.log)"
 
 say "What CI runs on every pull request: moor build renders exactly what the Sync will apply, no cluster needed"
@@ -72,5 +75,41 @@ git -C "$work/checkout" log --oneline -1
 "$moor" reconcile sync guestbook-dev -n moor-system --with-source
 echo "web-config now says: $("$kubectl" get configmap web-config -n guestbook-dev -o jsonpath='{.data.PODINFO_UI_MESSAGE}')"
 "$moor" history sync guestbook-dev -n moor-system
+
+say "CI publishes the guestbook to an OCI registry (moor push artifact: no cluster credentials); Moor syncs staging from there"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf 'version: 0.1\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: "127.0.0.1:%s"}\nlog: {level: warn}\n' \
+  "$work/registry" "$port" >"$work/registry.yaml"
+"$(readlink -f "$tools/registry")" serve "$work/registry.yaml" >"$work/registry.log" 2>&1 &
+registry=$!
+python3 -c 'import sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v2/", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.1)' "$port"
+echo "a CNCF distribution registry on 127.0.0.1:$port (log $work/registry.log)"
+"$moor" push artifact "oci://127.0.0.1:$port/guestbook:1.0.0" --path "$work/checkout/guestbook" --insecure-http \
+  --source "file://$work/git/examples.git" --revision "main@sha1:$(git -C "$work/checkout" rev-parse HEAD)"
+"$kubectl" apply -f - <<YAML
+apiVersion: moor.dev/v1
+kind: OCIRepository
+metadata: {name: guestbook, namespace: moor-system}
+spec:
+  url: oci://127.0.0.1:$port/guestbook
+  ref: {semver: ">=1.0.0 <2.0.0"}
+  insecure: true
+---
+apiVersion: moor.dev/v1
+kind: Sync
+metadata: {name: guestbook-staging, namespace: moor-system}
+spec:
+  sourceRef: {kind: OCIRepository, name: guestbook}
+  path: ./overlays/staging
+YAML
+"$moor" reconcile sync guestbook-staging -n moor-system --with-source
+"$moor" get sources -n moor-system
+"$kubectl" get deployments -n guestbook-staging
 
 say "Done. The cluster keeps running: KUBECONFIG=$KUBECONFIG; stop it with 'make demo-down'."
