@@ -35,7 +35,7 @@ unit: venv tools
 	$(BIN)/pytest tests/unit -q
 
 test: setup lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 demo: setup
 	@bash demo/run.sh
