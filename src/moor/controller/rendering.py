@@ -21,7 +21,7 @@ from moor.objects import KubeObject, ObjectRef
 from moor.plan import prepare_desired, with_arriving_kinds
 from moor.render.request import ValuesLayer
 from moor.resources import SyncSpec
-from moor.resources.sync import ValuesKind
+from moor.resources.sync import HelmSpec, ValuesKind
 
 
 def sync_key(sync: Mapping[str, Any]) -> str:
@@ -123,13 +123,14 @@ async def desired_objects(
     none while the spec names some fails, so that no render silently lacks them.
     """
     helm = None
-    if spec.helm is not None:
-        if values_from is None and spec.helm.values_from:
+    if spec.helm is not None or spec.chart is not None:  # a HelmRepository's chart: helm options always
+        options = spec.helm or HelmSpec()
+        if values_from is None and options.values_from:
             raise render.RenderError("spec.helm.valuesFrom names ConfigMaps or Secrets, and none were read")
         helm = render.HelmOptions(
-            values_files=spec.helm.values_files,
-            values=spec.helm.values,
-            release_name=spec.helm.release_name or ObjectRef.of(sync).name,
+            values_files=options.values_files,
+            values=options.values,
+            release_name=options.release_name or ObjectRef.of(sync).name,
             values_from=values_from or (),
         )
     await discovery.ensure_loaded()

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from moor.resources.fields import DNS1123_LABEL, FieldReader
-from moor.resources.kinds import GITREPOSITORY, OCIREPOSITORY
+from moor.resources.kinds import GITREPOSITORY, HELMREPOSITORY, OCIREPOSITORY
 
 DEFAULT_PATH = "."
 DEFAULT_INTERVAL = timedelta(minutes=5)
@@ -21,8 +21,7 @@ DEFAULT_TIMEOUT = timedelta(minutes=3)
 DEFAULT_PRUNE = True
 DEFAULT_WAIT = True
 
-HELMREPOSITORY_KIND = "HelmRepository"
-SOURCE_KINDS = (GITREPOSITORY.kind, OCIREPOSITORY.kind, HELMREPOSITORY_KIND)
+SOURCE_KINDS = (GITREPOSITORY.kind, OCIREPOSITORY.kind, HELMREPOSITORY.kind)
 JSON_POINTER = re.compile(r"(/([^~/]|~[01])*)+")
 HELM_RELEASE_MAX_LENGTH = 53
 DEFAULT_VALUES_KEY = "values.yaml"
@@ -209,7 +208,7 @@ def _read_source_ref(spec: FieldReader, own_namespace: str) -> SourceRef:
 
 def _read_chart(spec: FieldReader, source_ref: SourceRef) -> ChartRef | None:
     chart = spec.child("chart")
-    if source_ref.kind != HELMREPOSITORY_KIND:
+    if source_ref.kind != HELMREPOSITORY.kind:
         if chart is not None:
             raise spec.error("chart", f"is only for a HelmRepository source, and the source is a {source_ref.kind}")
         return None
