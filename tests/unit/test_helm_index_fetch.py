@@ -149,3 +149,14 @@ async def test_an_index_that_arrives_in_pieces_is_read_whole(
     async with ChartRepositoryClient(server.url, None) as client:
         answer = await client.index(None, 1024 * 1024)
     assert answer.body == b"".join(pieces)
+
+
+def test_chart_urls_resolve_against_the_repository_and_never_downgrade() -> None:
+    client = ChartRepositoryClient("https://charts.example.com/stable", CREDENTIALS)
+    assert str(client.chart_url("web-1.0.0.tgz")) == "https://charts.example.com/stable/web-1.0.0.tgz"
+    assert str(client.chart_url("https://cdn.example.net/web.tgz")) == "https://cdn.example.net/web.tgz"
+    for url in ("http://cdn.example.net/web.tgz", "file:///etc/passwd"):
+        with pytest.raises(ChartRepositoryError, match="not https; refused"):
+            client.chart_url(url)
+    with pytest.raises(ChartRepositoryError, match=r"not http\(s\)"):
+        ChartRepositoryClient("http://127.0.0.1:8879", None).chart_url("file:///etc/passwd")

@@ -26,8 +26,9 @@ from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
 from moor.resources.helmrepository import HelmRepositorySpec, HelmRepositoryType
 from moor.source.artifact import TREE_DIR, CacheEntry, CommitInfo
+from moor.source.errors import RepositoryNotFound
 from moor.source.helm.client import ChartRepositoryClient
-from moor.source.helm.errors import ChartNotFound, NoMatchingVersion
+from moor.source.helm.errors import ChartNotFound, ChartRepositoryError, NoMatchingVersion
 from moor.source.helm.index import ChartEntry, ChartIndex, IndexLimits, check_chart_name, parse_index
 from moor.source.oci import OciReference, RegistryClient, RegistryCredentials, UnsupportedArtifact, extract_tarball
 from moor.source.oci.manifest import ImageManifest, parse_manifest, select_layer
@@ -139,17 +140,15 @@ class ChartStore:
             access = await self.http_access(repository, spec)
             async with access.client() as client:
                 answer = await client.index(known.etag if known else None, self.index_limits.max_bytes)
-            if answer.body is None and known is not None:
-                return IndexRefresh(known.index, changed=False)
-            if answer.body is None:  # a 304 to a question not asked: ask again, unconditionally
-                async with access.client() as client:
-                    answer = await client.index(None, self.index_limits.max_bytes)
-            body = answer.body or b""
             what = f"{ObjectRef.of(repository)}: {spec.url}/index.yaml"
-            index = await asyncio.to_thread(parse_index, body, what, self.index_limits)
+            if answer.body is None:
+                if known is None:
+                    raise ChartRepositoryError(f"{what}: answered 304 Not Modified to a request without an ETag")
+                return IndexRefresh(known.index, changed=False)
+            index = await asyncio.to_thread(parse_index, answer.body, what, self.index_limits)
             changed = known is None or known.index.revision != index.revision
-            self._indexes[uid] = _KnownIndex(index if changed or known is None else known.index, answer.etag)
-            return IndexRefresh(self._indexes[uid].index, changed=changed)
+            self._indexes[uid] = _KnownIndex(index, answer.etag)
+            return IndexRefresh(index, changed=changed)
 
     def forget(self, repository: KubeObject) -> None:
         """Drops a deleted repository's index from memory."""
@@ -231,7 +230,10 @@ class ChartStore:
         chart = replace(access.repository, repository=f"{access.repository.repository}/{name}")
         what = f"{ObjectRef.of(repository)}: chart {name!r} ({chart})"
         async with access.client() as client:
-            tags = await client.tags(chart.repository)
+            try:
+                tags = await client.tags(chart.repository)
+            except RepositoryNotFound:
+                raise ChartNotFound(f"{what} does not exist in the registry", url=what) from None
             by_version = {tag.replace("_", "+"): tag for tag in tags}
             version = wanted.highest(by_version)
             if version is None:

@@ -93,8 +93,16 @@ class ChartRepositoryClient:
             self._session = None
 
     def chart_url(self, url: str) -> URL:
-        """A chart URL of the index, relative ones resolved against the repository's URL."""
-        return self.base.join(URL(url))
+        """A chart URL of the index, relative ones resolved against the repository's URL; refused when it
+        is not http(s), or plain http from an https repository."""
+        target = self.base.join(URL(url))
+        if target.scheme not in ("http", "https") or (self.base.scheme == "https" and target.scheme != "https"):
+            shown = _shown(target)
+            allowed = "https" if self.base.scheme == "https" else "http(s)"
+            raise ChartRepositoryError(
+                f"the index of {self.base} names the chart URL {shown}, which is not {allowed}; refused", url=shown
+            )
+        return target
 
     async def index(self, etag: str | None, max_bytes: int) -> IndexAnswer:
         """index.yaml, unless its ETag is still `etag` (then no body is read); IndexTooLarge over `max_bytes`."""
@@ -127,7 +135,7 @@ class ChartRepositoryClient:
                     raise _too_large(what, max_bytes)
 
     async def _download(self, url: URL, dest: Path, max_size: int, digest: str | None) -> str:
-        what = str(url.with_user(None).with_password(None))
+        what = _shown(url)
         algorithm = hashlib.sha256()
         partial = Path(await asyncio.to_thread(_new_partial_file, dest))
         try:
@@ -259,6 +267,11 @@ class ChartRepositoryClient:
         if self._session is None:
             raise RuntimeError("ChartRepositoryClient is used outside `async with`")
         return self._session
+
+
+def _shown(url: URL) -> str:
+    """A URL fit for a message: without user and password."""
+    return str(url.with_user(None)) if url.host else str(url)
 
 
 def _transient(error: Exception) -> bool:
