@@ -58,13 +58,13 @@ spec:
 }
 
 
-def write_chart(directory: Path, name: str, version: str) -> Path:
+def write_chart(directory: Path, name: str, version: str, extra: dict[str, str] | None = None) -> Path:
     chart = directory / f"{name}-{version}"
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: {version}\n")
     (chart / "values.yaml").write_text("color: grey\nsize: small\npassword: ''\nbreakIt: false\n")
     (chart / "values-large.yaml").write_text("size: large\n")
-    for file, text in TEMPLATES.items():
+    for file, text in (TEMPLATES | (extra or {})).items():
         (chart / "templates" / file).write_text(text)
     return chart
 
@@ -145,6 +145,55 @@ def test_a_chart_installs_and_a_newer_version_in_the_range_rolls_in(
     assert any(revision.startswith(revision_prefix(chart, "1.0.0")) for revision in revisions)
     assert any(revision.startswith(revision_prefix(chart, "1.1.0")) for revision in revisions)
     assert not any(revision.startswith(revision_prefix(chart, "2.0.0")) for revision in revisions)
+
+
+NEVER_READY = {
+    "web.yaml": manifest(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web", "moor.dev/never-ready": "true"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+                },
+            },
+        }
+    )
+}
+
+
+def test_a_new_chart_version_waits_for_approval_and_an_unhealthy_one_is_rolled_back(
+    moor: Moor, chart_server: ChartServer, tmp_path: Path
+) -> None:
+    chart = chart_name(moor)
+    chart_server.publish(write_chart(tmp_path, chart, "1.0.0"))
+    gates = {"approval": {"mode": "manual"}, "rollback": {"onFailure": True}, "timeout": "10s"}
+    repository_and_sync(moor, chart_server, chart, "^1.0.0", **gates)
+
+    def pending() -> str:
+        return str(((moor.get("sync", "app") or {}).get("status") or {}).get("pendingRevision") or "")
+
+    moor.wait_condition("sync", "app", "True", type_="AwaitingApproval", revision=revision_prefix(chart, "1.0.0"))
+    assert not moor.exists("configmap", "app-settings")
+    assert moor.cli("approve", "sync", "app", "--revision", pending()).returncode == 0
+    moor.wait_condition("sync", "app", "True", revision=revision_prefix(chart, "1.0.0"), timeout=120)
+    healthy = applied_revision(moor)
+
+    chart_server.publish(write_chart(tmp_path, chart, "1.1.0", NEVER_READY))
+    moor.reconcile()
+    moor.wait_condition("sync", "app", "True", type_="AwaitingApproval", revision=revision_prefix(chart, "1.1.0"))
+    assert settings(moor)["version"] == "1.0.0"  # held until approved
+    assert moor.cli("approve", "sync", "app", "--revision", pending()).returncode == 0
+    condition = moor.wait_condition("sync", "app", "False", reason="RolledBack", timeout=120)
+    assert revision_prefix(chart, "1.1.0") in condition["message"]
+    status = (moor.get("sync", "app") or {})["status"]
+    assert status["rollback"]["failedRevision"].startswith(revision_prefix(chart, "1.1.0"))
+    assert status["lastAppliedRevision"] == healthy
+    assert settings(moor)["version"] == "1.0.0"
+    assert not moor.exists("deployment", "web"), "what the failed version added is removed"
 
 
 def test_a_range_that_matches_nothing_fails_the_sync_naming_chart_and_range(
