@@ -207,6 +207,21 @@ def oci_secrets(moor: Moor, registry: Registry) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("spec", "refusal"),
+    [
+        ({"url": "https://charts.example.com", "type": "oci"}, "oci:// url needs type oci"),
+        ({"url": "oci://registry.example.com/charts"}, "oci:// url needs type oci"),
+        ({"url": "https://user:pw@charts.example.com"}, "without credentials"),
+        ({"url": "https://charts.example.com", "type": "git"}, "Unsupported value"),
+    ],
+)
+def test_the_api_server_refuses_what_the_crd_can_check(moor: Moor, spec: dict[str, str], refusal: str) -> None:
+    document = {"apiVersion": "moor.dev/v1", "kind": "HelmRepository", "metadata": {"name": "bad"}, "spec": spec}
+    result = moor.kubectl("apply", "-n", moor.namespace, "-f", "-", input=manifest(document), check=False)
+    assert result.returncode != 0 and refusal in result.stderr, result.stderr
+
+
 # ------------------------------------------------------------------ ChartStore, as a Sync of a chart uses it
 
 

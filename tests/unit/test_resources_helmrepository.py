@@ -87,3 +87,19 @@ def test_what_the_crd_cannot_check_is_refused_naming_the_field(spec: dict[str, A
 def test_plain_http_is_allowed_on_loopback() -> None:
     for url in ("http://127.0.0.1:8879", "http://localhost:8879/charts", "http://[::1]:8879"):
         assert HelmRepositorySpec.from_object(helmrepository(url=url)).url == url
+
+
+def test_the_crd_schema_is_structural_and_its_status_open() -> None:
+    crd = next(c for c in load_crds() if c["spec"]["names"]["kind"] == HELMREPOSITORY.kind)
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    pending = [("", schema)]
+    while pending:
+        path, node = pending.pop()
+        assert node.get("type") or node.get("x-kubernetes-preserve-unknown-fields"), path
+        pending.extend((f"{path}.{name}", child) for name, child in (node.get("properties") or {}).items())
+        if "items" in node:
+            pending.append((f"{path}[]", node["items"]))
+    status = schema["properties"]["status"]
+    assert status["x-kubernetes-preserve-unknown-fields"] is True
+    assert {"charts", "versions", "artifact", "conditions"} <= set(status["properties"])
+    assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
