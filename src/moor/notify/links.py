@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from moor.source.urls import ScpLikeUrl
+from moor.source.urls import ScpLikeUrl, repository_path
 
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
@@ -66,9 +66,7 @@ def repository_address(url: str) -> RepositoryAddress | None:
 
 
 def _address(scheme: str, host: str, path: str) -> RepositoryAddress | None:
-    path = re.sub(r"/{2,}", "/", path).strip("/")
-    if path.lower().endswith(".git"):
-        path = path[: -len(".git")].rstrip("/")
+    path = repository_path(path).lstrip("/")
     if not path:
         return None
     return RepositoryAddress(scheme, host, path)

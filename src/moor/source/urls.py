@@ -36,6 +36,15 @@ class ScpLikeUrl:
         return cls(user=scp["user"], host=scp["host"], path=scp["path"])
 
 
+def repository_path(path: str) -> str:
+    """A repository's path in one spelling: no repeated or trailing slashes, no `.git` suffix (as hosts
+    serve `org/app.git/` and `org//app` as `org/app`)."""
+    path = re.sub(r"/{2,}", "/", path).rstrip("/")
+    if path.lower().endswith(".git"):
+        path = path[: -len(".git")].rstrip("/")
+    return path
+
+
 @dataclass(frozen=True)
 class GitUrl:
     """A repository URL, checked, with its credentials (if any) taken out of what git and users see."""

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
-from moor.source.urls import ScpLikeUrl
+from moor.source.urls import ScpLikeUrl, repository_path
 
 GITHUB_EVENT = "X-GitHub-Event"
 GITHUB_SIGNATURE = "X-Hub-Signature-256"
@@ -240,9 +240,7 @@ def normalise_url(url: str) -> str:
         host = "" if scheme.lower() == "file" else _host_of(authority)
     elif (scp := ScpLikeUrl.parse(text)) is not None:
         host, path = scp.host.strip("[]"), scp.path
-    path = re.sub(r"/{2,}", "/", path).rstrip("/")
-    if path.lower().endswith(".git"):
-        path = path[: -len(".git")].rstrip("/")
+    path = repository_path(path)
     if host:
         return f"{host}/{path.lstrip('/')}".lower()
     return path.lower()
