@@ -98,7 +98,8 @@ def test_the_crds_enums_and_defaults_are_the_python_ones() -> None:
     alert_schema = schema("Alert")["properties"]
     assert alert_schema["eventSeverity"]["enum"] == [member.value for member in Severity]
     assert alert_schema["eventSeverity"]["default"] == "info"
-    assert alert_schema["eventSources"]["items"]["properties"]["kind"]["enum"] == ["Sync", "GitRepository", "OCIRepository"]
+    kinds = alert_schema["eventSources"]["items"]["properties"]["kind"]["enum"]
+    assert kinds == ["Sync", "GitRepository", "OCIRepository", "HelmRepository"]
 
 
 def test_the_provider_crd_refuses_credentials_in_the_spec() -> None:

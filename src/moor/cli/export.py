@@ -17,14 +17,14 @@ import yaml
 from moor.cli.options import Target, run_async, target_options
 from moor.cli.syncs import NotFound
 from moor.objects import RECONCILE_ANNOTATION, KubeObject
-from moor.resources import ALERT, API_VERSION, GITREPOSITORY, OCIREPOSITORY, PROVIDER, SYNC
+from moor.resources import ALERT, API_VERSION, GITREPOSITORY, HELMREPOSITORY, OCIREPOSITORY, PROVIDER, SYNC
 
 KINDS = {
-    "sources": (GITREPOSITORY.kind, OCIREPOSITORY.kind),
+    "sources": (GITREPOSITORY.kind, OCIREPOSITORY.kind, HELMREPOSITORY.kind),
     "syncs": (SYNC.kind,),
     "providers": (PROVIDER.kind,),
     "alerts": (ALERT.kind,),
-    "all": (GITREPOSITORY.kind, OCIREPOSITORY.kind, SYNC.kind, PROVIDER.kind, ALERT.kind),
+    "all": (GITREPOSITORY.kind, OCIREPOSITORY.kind, HELMREPOSITORY.kind, SYNC.kind, PROVIDER.kind, ALERT.kind),
 }
 DROPPED_ANNOTATIONS = (RECONCILE_ANNOTATION, "kubectl.kubernetes.io/last-applied-configuration")
 

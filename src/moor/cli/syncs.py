@@ -19,10 +19,20 @@ from moor.cluster.api import KubeApi
 from moor.errors import MoorError
 from moor.health import HealthState, assess_health
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
-from moor.resources import API_VERSION, GITREPOSITORY, GROUP, OCIREPOSITORY, SYNC, VERSION, conditions, get_condition
+from moor.resources import (
+    API_VERSION,
+    GITREPOSITORY,
+    GROUP,
+    HELMREPOSITORY,
+    OCIREPOSITORY,
+    SYNC,
+    VERSION,
+    conditions,
+    get_condition,
+)
 
 STATE_STYLE = {HealthState.HEALTHY: "green", HealthState.PROGRESSING: "yellow", HealthState.FAILED: "red"}
-SOURCE_KINDS = (GITREPOSITORY.kind, OCIREPOSITORY.kind)
+SOURCE_KINDS = (GITREPOSITORY.kind, OCIREPOSITORY.kind, HELMREPOSITORY.kind)
 LISTED = {"sources": SOURCE_KINDS, "syncs": (SYNC.kind,), "all": (*SOURCE_KINDS, SYNC.kind)}
 """What `moor get WHAT` lists."""
 
@@ -94,7 +104,7 @@ def age(obj: KubeObject) -> str:
 @output_option
 @target_options
 def get(target: Target, what: str, all_namespaces: bool, output: str) -> None:
-    """Show sources (GitRepositories, OCIRepositories) and Syncs with their revision and readiness."""
+    """Show sources (GitRepositories, OCIRepositories, HelmRepositories) and Syncs with their revision and readiness."""
     raise SystemExit(run_async(_get(target, what, all_namespaces, output)))
 
 

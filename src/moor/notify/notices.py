@@ -16,7 +16,7 @@ from moor.notify.links import commit_url
 from moor.notify.specs import Severity
 from moor.objects import ObjectRef
 from moor.record.events import WARNING, RecordedEvent
-from moor.resources import GITREPOSITORY, OCIREPOSITORY, SYNC, conditions
+from moor.resources import GITREPOSITORY, HELMREPOSITORY, OCIREPOSITORY, SYNC, conditions
 from moor.source.urls import redact_text, redact_url
 
 APPLIED = "Applied"
@@ -24,6 +24,7 @@ APPROVED = "Approved"
 ROLLED_BACK = "RolledBack"
 DRIFT_CORRECTED = "DriftCorrected"
 NEW_ARTIFACT = "NewArtifact"
+SOURCE_KINDS = frozenset({GITREPOSITORY.kind, OCIREPOSITORY.kind, HELMREPOSITORY.kind})
 
 REVISION_FAILURES = frozenset(
     {
@@ -77,7 +78,7 @@ def happening_of(kind: str, type_: str, reason: str) -> Happening:
     if known is not None:
         return known
     if type_ == WARNING:
-        return Happening.SOURCE_FAILED if kind in (GITREPOSITORY.kind, OCIREPOSITORY.kind) else Happening.SYNC_FAILED
+        return Happening.SOURCE_FAILED if kind in SOURCE_KINDS else Happening.SYNC_FAILED
     return Happening.OTHER
 
 

@@ -10,11 +10,11 @@ from enum import StrEnum
 from typing import Any
 
 from moor.objects import ObjectRef
-from moor.resources import GITREPOSITORY, OCIREPOSITORY, SYNC
+from moor.resources import GITREPOSITORY, HELMREPOSITORY, OCIREPOSITORY, SYNC
 from moor.resources.fields import DNS1123_LABEL, FieldReader
 
 DEFAULT_TIMEOUT = timedelta(seconds=15)
-SOURCE_KINDS = (SYNC.kind, GITREPOSITORY.kind, OCIREPOSITORY.kind)
+SOURCE_KINDS = (SYNC.kind, GITREPOSITORY.kind, OCIREPOSITORY.kind, HELMREPOSITORY.kind)
 ANY_NAME = "*"
 
 
