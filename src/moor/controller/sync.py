@@ -3,7 +3,8 @@
 choose the revision -> render it -> plan against the live cache -> dry-run and apply -> prune ->
 wait for health -> record. A revision that fails is replaced by the last healthy one when the Sync
 asks for rollbacks; a new revision waits for `moor approve` when the Sync asks for approvals. A pass
-where nothing changed sends no request at all.
+where nothing changed sends no request at all (but a Helm chart's pass asks discovery, rate-limited and
+shared by every Sync, so that the chart sees API versions served since).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from moor.plan import (
 )
 from moor.record.snapshots import SnapshotStore
 from moor.resources import SYNC, ApprovalMode, SpecError, SyncSpec, conditions, format_duration
+from moor.resources.sync import ChartRef
 from moor.source import Artifact
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,8 @@ class SyncReconciler:
     access: AccessReviewer = field(init=False)
     memory: dict[str, SyncMemory] = field(init=False, default_factory=dict)
     """By the Sync's uid."""
+    chart_choices: dict[str, tuple[ChartChoice, str]] = field(init=False, default_factory=dict)
+    """By the Sync's uid: the chart revision its range chose from one index, reused while that index stays."""
 
     def __post_init__(self) -> None:
         self.access = AccessReviewer(self.api)
@@ -106,6 +110,7 @@ class SyncReconciler:
     def forget(self, sync: KubeObject) -> None:
         """The Sync is gone: drop what its passes kept."""
         self.memory.pop(str(sync["metadata"].get("uid", "")), None)
+        self.chart_choices.pop(str(sync["metadata"].get("uid", "")), None)
 
     async def reconcile(self, sync: KubeObject, failures: int) -> Requeue:
         """One pass. Whatever goes wrong ends as a failed attempt with a reason and a retry, never as an
@@ -170,7 +175,7 @@ class SyncReconciler:
         self.tenancy.check_references(attempt.ref, spec)
         self.check_dependencies(spec)
         repository = self.source_of(spec)
-        source_revision = await self.newest_revision(spec, repository)
+        source_revision = await self.newest_revision(attempt.sync, spec, repository)
         choice = choose_revision(
             source_revision, attempt.status, attempt.annotations, manual_approval=spec.approval is ApprovalMode.MANUAL
         )
@@ -338,17 +343,23 @@ class SyncReconciler:
             raise SyncFailed(conditions.SOURCE_NOT_READY, f"source {where} has no artifact yet{detail}")
         return repository
 
-    async def newest_revision(self, spec: SyncSpec, repository: KubeObject) -> str:
+    async def newest_revision(self, sync: KubeObject, spec: SyncSpec, repository: KubeObject) -> str:
         """The source's newest revision: the one its status names, or for a chart of a HelmRepository the
         newest version its range admits (a new one inside the range rolls in like a new commit)."""
         if spec.chart is None:
             return str(repository["status"]["artifact"]["revision"])
+        uid = str(sync["metadata"].get("uid", ""))
+        choice = ChartChoice.of(repository, spec.chart)
+        known = self.chart_choices.get(uid)
+        if choice.index and known is not None and known[0] == choice:  # the same index: the same choice
+            return known[1]
         try:
             chart = await self.sources.charts.chart(repository, spec.chart.name, spec.chart.version)
         except MoorError as error:
             if cluster_failed(error):
                 raise
             raise SyncFailed(conditions.ARTIFACT_FAILED, str(error)) from None
+        self.chart_choices[uid] = (choice, chart.artifact.revision)
         return chart.artifact.revision
 
     async def desired_at(self, attempt: Attempt, spec: SyncSpec, repository: KubeObject, revision: str) -> DesiredSet:
@@ -583,6 +594,21 @@ class SyncReconciler:
         remaining = [name for name in finalizers if name != FINALIZER]
         patch = {"metadata": {"finalizers": remaining, "resourceVersion": sync["metadata"]["resourceVersion"]}}
         await self.api.merge_patch(ObjectRef.of(sync), patch)
+
+
+@dataclass(frozen=True)
+class ChartChoice:
+    """What decides a HelmRepository chart's newest revision: the repository, its index, the chart and range."""
+
+    repository: str
+    index: str
+    """The index's revision in the repository's status ('' for an OCI repository, which has none)."""
+    chart: ChartRef
+
+    @classmethod
+    def of(cls, repository: KubeObject, chart: ChartRef) -> ChartChoice:
+        index = ((repository.get("status") or {}).get("artifact") or {}).get("revision") or ""
+        return cls(str(repository["metadata"].get("uid", "")), str(index), chart)
 
 
 class ProgressNotRecorded(MoorError):
