@@ -5,6 +5,7 @@ chart calls) picks the newest version in a range, checks its digest and extracts
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -245,7 +246,11 @@ async def test_the_newest_version_in_range_is_downloaded_verified_and_extracted(
 
     async with KubeClient(load_credentials(moor.kubeconfig)) as client:
         store = ChartStore(KubeApi(client), source.ArtifactCache(tmp_path / "cache"))
-        chosen = await store.chart(repository, "web", ">=1.0.0 <2.0.0")
+        index_path = f"/{subdirectory}/index.yaml"
+        reads_before = len(chart_server.requests_for(index_path))
+        chosen, *others = await asyncio.gather(*(store.chart(repository, "web", ">=1.0.0 <2.0.0") for _ in range(10)))
+        assert len(chart_server.requests_for(index_path)) == reads_before + 1, "ten Syncs, one index read"
+        assert all(other == chosen for other in others)
         again = await store.chart(repository, "web", "1.4.0")
         with pytest.raises(NoMatchingVersion, match=r"web.*\^3\.0\.0.*1\.0\.0, 1\.4\.0, 2\.0\.0"):
             await store.chart(repository, "web", "^3.0.0")
@@ -262,7 +267,7 @@ async def test_the_newest_version_in_range_is_downloaded_verified_and_extracted(
     assert again.artifact == chosen.artifact and rolled_back.path == chosen.artifact.path
     downloads = [r for r in chart_server.requests if r.path == f"/{subdirectory}/web-1.4.0.tgz"]
     assert len(downloads) == 1 and downloads[0].authorized, "downloaded once, with the repository's credentials"
-    assert len(chart_server.requests_for(f"/{subdirectory}/index.yaml")) <= 2, "the index is not read per chart"
+    assert len(chart_server.requests_for(index_path)) == reads_before + 1, "the index is not read per chart"
 
 
 async def test_a_chart_whose_digest_does_not_match_or_that_holds_a_link_is_refused(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,19 +137,7 @@ class ChartStore:
         """The repository's index now: one conditional GET; parsed only when its bytes changed."""
         uid = _uid(repository)
         async with self._locks.setdefault(uid, asyncio.Lock()):
-            known = self._indexes.get(uid)
-            access = await self.http_access(repository, spec)
-            async with access.client() as client:
-                answer = await client.index(known.etag if known else None, self.index_limits.max_bytes)
-            what = f"{ObjectRef.of(repository)}: {spec.url}/index.yaml"
-            if answer.body is None:
-                if known is None:
-                    raise ChartRepositoryError(f"{what}: answered 304 Not Modified to a request without an ETag")
-                return IndexRefresh(known.index, changed=False)
-            index = await asyncio.to_thread(parse_index, answer.body, what, self.index_limits)
-            changed = known is None or known.index.revision != index.revision
-            self._indexes[uid] = _KnownIndex(index, answer.etag)
-            return IndexRefresh(index, changed=changed)
+            return await self._read_index(uid, repository, spec)
 
     def forget(self, repository: KubeObject) -> None:
         """Drops a deleted repository's index from memory."""
@@ -195,33 +184,62 @@ class ChartStore:
         return credentials, certificates
 
     async def _current_index(self, repository: KubeObject, spec: HelmRepositorySpec) -> ChartIndex:
-        """The index in memory when it is the one the status names (or no status names one), else read anew."""
-        known = self._indexes.get(_uid(repository))
+        """The index in memory when it is the one the status names (or no status names one), else read anew:
+        Syncs that ask together while none is in memory (after a restart) wait for one read."""
+        uid = _uid(repository)
         named = str(((repository.get("status") or {}).get("artifact") or {}).get("revision", ""))
-        if known is not None and (not named or named == known.index.revision):
-            return known.index
-        return (await self.refresh(repository, spec)).index
+        async with self._locks.setdefault(uid, asyncio.Lock()):
+            known = self._indexes.get(uid)
+            if known is not None and (not named or named == known.index.revision):
+                return known.index
+            return (await self._read_index(uid, repository, spec)).index
 
-    async def _download(self, repository: KubeObject, spec: HelmRepositorySpec, entry: ChartEntry) -> source.Artifact:
+    async def _read_index(self, uid: str, repository: KubeObject, spec: HelmRepositorySpec) -> IndexRefresh:
+        known = self._indexes.get(uid)
         access = await self.http_access(repository, spec)
         async with access.client() as client:
+            answer = await client.index(known.etag if known else None, self.index_limits.max_bytes)
+        what = f"{ObjectRef.of(repository)}: {spec.url}/index.yaml"
+        if answer.body is None:
+            if known is None:
+                raise ChartRepositoryError(f"{what}: answered 304 Not Modified to a request without an ETag")
+            return IndexRefresh(known.index, changed=False)
+        index = await asyncio.to_thread(parse_index, answer.body, what, self.index_limits)
+        changed = known is None or known.index.revision != index.revision
+        self._indexes[uid] = _KnownIndex(index, answer.etag)
+        return IndexRefresh(index, changed=changed)
+
+    async def _download(self, repository: KubeObject, spec: HelmRepositorySpec, entry: ChartEntry) -> source.Artifact:
+        """The version's files; downloaded straight into the cache (once, however many ask) when its digest is
+        known, else first into a scratch file whose digest then keys the cache."""
+        access = await self.http_access(repository, spec)
+        limit = self.cache.limits.max_bytes
+        what = f"{ObjectRef.of(repository)}: {entry.name} {entry.version}"
+        async with access.client() as client:
             url = client.chart_url(entry.urls[0])
-            what = f"{ObjectRef.of(repository)}: {entry.name} {entry.version}"
             digest = entry.digest or self._digests.get(str(url))
             if digest is not None:
-                cached = await self.cache.get(digest)
-                if cached is not None:
-                    return _chart_artifact(_revision(entry, digest), cached, entry.name)
+                known = digest
+
+                async def download(tarball: Path) -> None:
+                    await client.download(url, tarball, limit, known)
+
+                stored = await self._store(known, download, entry.name, entry.version, entry.created, what)
+                return _chart_artifact(_revision(entry, known), stored, entry.name)
             await asyncio.to_thread(self.cache.root.mkdir, parents=True, exist_ok=True)
             scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=".chart-", dir=self.cache.root))
             try:
-                tarball = scratch / _TARBALL
-                digest = await client.download(url, tarball, self.cache.limits.max_bytes, entry.digest)
+                downloaded = scratch / _TARBALL
+                digest = await client.download(url, downloaded, limit, None)
                 self._digests[str(url)] = digest
-                cache_entry = await self._extract(tarball, digest, entry.name, entry.version, entry.created, what)
+
+                async def move(tarball: Path) -> None:
+                    await asyncio.to_thread(downloaded.rename, tarball)
+
+                stored = await self._store(digest, move, entry.name, entry.version, entry.created, what)
             finally:
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
-        return _chart_artifact(_revision(entry, digest), cache_entry, entry.name)
+        return _chart_artifact(_revision(entry, digest), stored, entry.name)
 
     async def _oci_chart(
         self, repository: KubeObject, spec: HelmRepositorySpec, name: str, wanted: SemverRange
@@ -249,27 +267,24 @@ class ChartStore:
     async def _obtain_blob(
         self, client: RegistryClient, chart: OciReference, name: str, version: str, digest: str
     ) -> source.Artifact:
-        revision = f"{name}@{version}@{digest}"
-        cached = await self.cache.get(digest)
-        if cached is None:
-            await asyncio.to_thread(self.cache.root.mkdir, parents=True, exist_ok=True)
-            scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=".chart-", dir=self.cache.root))
-            try:
-                tarball = scratch / _TARBALL
-                await client.blob_to(chart.repository, digest, tarball, self.cache.limits.max_bytes)
-                cached = await self._extract(tarball, digest, name, version, "", f"{chart}:{version}")
-            finally:
-                await asyncio.to_thread(shutil.rmtree, scratch, True)
-        return _chart_artifact(revision, cached, name)
+        async def download(tarball: Path) -> None:
+            await client.blob_to(chart.repository, digest, tarball, self.cache.limits.max_bytes)
 
-    async def _extract(
-        self, tarball: Path, digest: str, name: str, version: str, created: str, what: str
+        stored = await self._store(digest, download, name, version, "", f"{chart}:{version}")
+        return _chart_artifact(f"{name}@{version}@{digest}", stored, name)
+
+    async def _store(
+        self, digest: str, fetch: Callable[[Path], Awaitable[None]], name: str, version: str, created: str, what: str
     ) -> CacheEntry:
+        """The cache entry of the chart whose .tgz has `digest`: `fetch` writes the .tgz (only when the cache
+        lacks it), which is extracted safely and must hold `<name>/Chart.yaml`."""
         limits = self.cache.limits
 
         async def populate(staging: Path) -> CommitInfo:
-            tree = staging / TREE_DIR
+            tarball, tree = staging / _TARBALL, staging / TREE_DIR
+            await fetch(tarball)
             await asyncio.to_thread(extract_tarball, tarball, tree, limits, what)
+            await asyncio.to_thread(tarball.unlink)
             if not await asyncio.to_thread((tree / name / "Chart.yaml").is_file):
                 raise UnsupportedArtifact(f"{what}: the chart's tarball holds no {name}/Chart.yaml", url=what)
             return CommitInfo(commit=digest, author="", message=f"{name} {version}", committed_at=_created(created))
