@@ -141,6 +141,23 @@ def test_a_refused_password_is_authentication_failed_naming_the_host(
     assert chart_server.username in condition["message"] and WRONG_PASSWORD not in condition["message"]
 
 
+def test_a_failing_index_keeps_the_last_one_in_status(moor: Moor, chart_server: ChartServer, tmp_path: Path) -> None:
+    subdirectory = f"{moor.namespace}-kept"
+    url = serve(chart_server, subdirectory, [("web", "1.0.0")], tmp_path)
+    chart_secrets(moor, chart_server)
+    helm_repository(moor, url)
+    moor.wait_condition("helmrepository", "charts", "True", timeout=90)
+    before = status_of(moor)
+
+    (chart_server.directory / subdirectory / "index.yaml").write_text("entries: {web: [\n")
+    reconcile_now(moor)
+    condition = moor.wait_condition("helmrepository", "charts", "False", reason="InvalidIndex", timeout=90)
+    assert "not valid YAML" in condition["message"]
+    after = status_of(moor)
+    assert after["artifact"] == before["artifact"]
+    assert (after["charts"], after["versions"]) == (1, 1)
+
+
 def test_an_index_of_50_mb_is_refused_naming_the_cap(moor: Moor, chart_server: ChartServer) -> None:
     directory = chart_server.directory / f"{moor.namespace}-huge"
     directory.mkdir()
