@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.cluster_fixtures import Kubectl
 from tests.support.moor_fixtures import ControllerProcess, Moor, manifest
 from tests.support.registry_fixtures import ChartServer
@@ -267,7 +265,6 @@ def test_values_from_config_maps_and_secrets_reach_the_chart_and_secret_values_a
     assert leaked == []
 
 
-@pytest.mark.xfail(strict=True, reason="moor diff must read valuesFrom: cli/diff.py to pass helm_values_from")
 def test_moor_diff_of_a_chart_with_secret_values_never_shows_them(
     moor: Moor, chart_server: ChartServer, tmp_path: Path
 ) -> None:

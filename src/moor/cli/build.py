@@ -26,8 +26,8 @@ import yaml
 from moor import render
 from moor.cli.options import Target, run_async, target_options
 from moor.cli.syncs import fetch
-from moor.cluster.discovery import Discovery
-from moor.controller.rendering import desired_objects
+from moor.cluster.discovery import Discovery, ResourceType
+from moor.controller.rendering import desired_objects, helm_values_from
 from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
 from moor.objects import KubeObject, split_api_version
@@ -77,6 +77,9 @@ class OfflineDiscovery(Discovery):
 
     async def refresh(self, *, force: bool = True) -> None:
         return None
+
+    def served(self) -> tuple[ResourceType, ...]:
+        return ()
 
     def known_namespaced(self, api_version: str, kind: str) -> bool | None:
         if split_api_version(api_version)[0] not in BUILTIN_GROUPS:
@@ -199,14 +202,20 @@ async def _build_sync(
                     root = checkout_root(local_path)
                     local_spec = _with_path(sync, _relative_path(local_path, root))
                     local = SyncSpec.from_object(local_spec)
+                    values = await helm_values_from(local_spec, local, api)
                     objects = await desired_objects(
-                        local_spec, local, root, api.discovery, keys, keep_encrypted=keys is None
+                        local_spec, local, root, api.discovery, keys, keep_encrypted=keys is None, values_from=values
                     )
                 else:
                     repository = await fetch(api, spec.source_ref.kind, spec.source_ref.namespace, spec.source_ref.name)
-                    artifact = await SourceStore(api, ArtifactCache(Path(scratch))).artifact(repository, revision)
+                    sources = SourceStore(api, ArtifactCache(Path(scratch)))
+                    if revision is None:
+                        artifact = await sources.newest(repository, spec)
+                    else:
+                        artifact = await sources.artifact(repository, revision)
+                    values = await helm_values_from(sync, spec, api)
                     objects = await desired_objects(
-                        sync, spec, artifact.path, api.discovery, keys, keep_encrypted=keys is None
+                        sync, spec, artifact.path, api.discovery, keys, keep_encrypted=keys is None, values_from=values
                     )
             except MANIFEST_ERRORS as error:
                 return _manifest_error(error)

@@ -25,7 +25,7 @@ from moor.cli.options import Target, run_async, target_options
 from moor.cli.syncs import fetch
 from moor.cluster.api import KubeApi, UnknownKind
 from moor.cluster.client import ApiError
-from moor.controller.rendering import decryption_keys, desired_objects, sync_key
+from moor.controller.rendering import decryption_keys, desired_objects, helm_values_from, sync_key
 from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
 from moor.objects import SYNC_LABEL, Identity, KubeObject, ObjectRef
@@ -96,12 +96,13 @@ async def _render(api: KubeApi, sync: KubeObject, spec: SyncSpec, local_root: Pa
     with tempfile.TemporaryDirectory(prefix="moor-diff-") as scratch:
         sources = SourceStore(api, ArtifactCache(Path(scratch)))
         keys = await decryption_keys(sync, spec, sources)
+        values = await helm_values_from(sync, spec, api)
         if local_root is not None:
             local_spec, checkout = _local(spec, local_root)
-            return await desired_objects(sync, local_spec, checkout, api.discovery, keys)
+            return await desired_objects(sync, local_spec, checkout, api.discovery, keys, values_from=values)
         repository = await fetch(api, spec.source_ref.kind, spec.source_ref.namespace, spec.source_ref.name)
-        artifact = await sources.artifact(repository)
-        return await desired_objects(sync, spec, artifact.path, api.discovery, keys)
+        artifact = await sources.newest(repository, spec)
+        return await desired_objects(sync, spec, artifact.path, api.discovery, keys, values_from=values)
 
 
 async def _live_objects(api: KubeApi, refs: Sequence[ObjectRef]) -> dict[Identity, KubeObject]:

@@ -157,7 +157,7 @@ async def _rollback(
             commit = await _revert_in_git(api, repository, revision, author, name)
             click.echo(f"pushed {commit[:12]}, reverting to {short_revision(revision)}; the Sync applies it next")
             return 0
-        source_revision = str(((repository.get("status") or {}).get("artifact") or {}).get("revision", ""))
+        source_revision = await _source_revision(api, repository, spec)
         await api.merge_patch(
             ref,
             {
@@ -200,6 +200,15 @@ async def _rollback_target(api: KubeApi, sync: KubeObject, wanted: str | None) -
         problem = "matches several revisions" if matches else "is not a revision this Sync applied successfully"
         raise RevisionError(f"{wanted!r} {problem} (healthy revisions: {known})")
     return matches.pop()
+
+
+async def _source_revision(api: KubeApi, repository: KubeObject, spec: SyncSpec) -> str:
+    """The revision the Sync's source offers now, which a pin holds against: the newest version of its
+    chart in range for a HelmRepository, the source's artifact otherwise."""
+    if spec.chart is None:
+        return str(((repository.get("status") or {}).get("artifact") or {}).get("revision", ""))
+    with tempfile.TemporaryDirectory(prefix="moor-rollback-") as scratch:
+        return (await SourceStore(api, ArtifactCache(Path(scratch))).newest(repository, spec)).revision
 
 
 async def _revert_in_git(api: KubeApi, repository: KubeObject, revision: str, author: str, sync_name: str) -> str:

@@ -69,6 +69,10 @@ class Discovery:
         resource = self._types.get((*split_api_version(api_version), kind))
         return None if resource is None else resource.namespaced
 
+    def served(self) -> tuple[ResourceType, ...]:
+        """Every resource type the cluster served when discovery last loaded, without any request."""
+        return tuple(self._types.values())
+
     def preferred_version(self, group: str, kind: str) -> str | None:
         return self._preferred.get((group, kind))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from moor import render
 from moor.cluster.api import KubeApi
-from moor.cluster.discovery import Discovery, ResourceType
+from moor.cluster.discovery import Discovery
 from moor.controller.secrets import SecretMissing
 from moor.controller.source_store import SourceStore
 from moor.names import LABEL_VALUE_MAX, fit_name
@@ -92,11 +92,9 @@ def render_fingerprint(layers: Sequence[ValuesLayer], api_versions: Sequence[str
 def served_api_versions(discovery: Discovery) -> tuple[str, ...]:
     """Every group/version the cluster serves and every group/version/Kind, as `helm template --api-versions`
     takes them (what `helm install` would learn from discovery), sorted so that renders are deterministic."""
-    # Discovery keeps its resource types private and has no accessor for all of them yet (OfflineDiscovery,
-    # for renders without a cluster, has none): read them here until Discovery offers one.
-    types: Mapping[tuple[str, str, str], ResourceType] = getattr(discovery, "_types", None) or {}
-    versions = {resource.api_version for resource in types.values()}
-    kinds = {f"{resource.api_version}/{resource.kind}" for resource in types.values()}
+    types = discovery.served()
+    versions = {resource.api_version for resource in types}
+    kinds = {f"{resource.api_version}/{resource.kind}" for resource in types}
     return tuple(sorted(versions | kinds))
 
 

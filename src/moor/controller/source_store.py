@@ -12,7 +12,7 @@ from moor.controller.registry_store import RegistryStore
 from moor.controller.secrets import SecretMissing, read_secret
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
-from moor.resources import HELMREPOSITORY, OCIREPOSITORY, GitRepositorySpec, SpecError, VerifyMode
+from moor.resources import HELMREPOSITORY, OCIREPOSITORY, GitRepositorySpec, SpecError, SyncSpec, VerifyMode
 from moor.resources.fields import describe
 
 _TAG_REFS = ("tag", "semver")
@@ -41,7 +41,8 @@ def check_verify_mode(repository: KubeObject, spec: GitRepositorySpec) -> None:
 
 
 class SourceStore:
-    """Resolves and fetches revisions for GitRepository objects, sharing one on-disk artifact cache."""
+    """Resolves and fetches revisions of Moor's sources, sharing one on-disk artifact cache: GitRepositories
+    here, OCIRepositories through `registries`, the charts of HelmRepositories through `charts`."""
 
     def __init__(self, api: KubeApi, cache: source.ArtifactCache) -> None:
         self.api = api
@@ -93,6 +94,13 @@ class SourceStore:
         return await source.fetch(
             access.url, resolved, access.auth, cache=self.cache, timeout=access.timeout, verify=verify
         )
+
+    async def newest(self, repository: KubeObject, spec: SyncSpec) -> source.Artifact:
+        """What a Sync of `spec` would apply next: the newest version of its chart in range for a
+        HelmRepository, the revision the source's status names otherwise."""
+        if spec.chart is not None:
+            return (await self.charts.chart(repository, spec.chart.name, spec.chart.version)).artifact
+        return await self.artifact(repository)
 
     async def artifact(self, repository: KubeObject, revision: str | None = None) -> source.Artifact:
         """The files of `revision` (default: the one the source's status names), from the cache or fetched
