@@ -5,6 +5,7 @@ without being read whole, a 304 brings no body."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -19,6 +20,10 @@ CREDENTIALS = RegistryCredentials("reader", "s3cret")
 INDEX = b"apiVersion: v1\nentries: {}\n"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def written(path: Path) -> bytes:
+    return path.read_bytes() if path.exists() else b""
 
 
 class Server:
@@ -57,6 +62,7 @@ async def serve() -> AsyncIterator[Callable[[str, Handler], Awaitable[Server]]]:
 
 async def test_a_redirect_to_another_host_drops_the_credentials(
     serve: Callable[[str, Handler], Awaitable[Server]],
+    tmp_path: Path,
 ) -> None:
     async def index(request: web.Request) -> web.Response:
         return web.Response(body=INDEX, headers={"ETag": '"v1"'})
@@ -68,15 +74,17 @@ async def test_a_redirect_to_another_host_drops_the_credentials(
 
     origin = await serve("127.0.0.1", redirect)
     async with ChartRepositoryClient(origin.url, CREDENTIALS) as client:
-        answer = await client.index(None, 1024)
+        answer = await client.index(None, tmp_path / "index.yaml", 1024)
 
-    assert answer.body == INDEX and answer.etag == '"v1"'
+    assert answer.etag == '"v1"' and answer.revision == f"sha256:{hashlib.sha256(INDEX).hexdigest()}"
+    assert written(tmp_path / "index.yaml") == INDEX
     assert origin.authorizations == [CREDENTIALS.basic_authorization()]
     assert elsewhere.authorizations == [None]
 
 
 async def test_a_304_brings_no_body_and_refused_credentials_name_the_host(
     serve: Callable[[str, Handler], Awaitable[Server]],
+    tmp_path: Path,
 ) -> None:
     async def conditional(request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != CREDENTIALS.basic_authorization():
@@ -87,14 +95,16 @@ async def test_a_304_brings_no_body_and_refused_credentials_name_the_host(
 
     server = await serve("127.0.0.1", conditional)
     async with ChartRepositoryClient(server.url, CREDENTIALS) as client:
-        assert (await client.index('"v1"', 1024)).body is None
+        assert (await client.index('"v1"', tmp_path / "index.yaml", 1024)).revision is None
+    assert not written(tmp_path / "index.yaml"), "a 304 writes nothing"
     async with ChartRepositoryClient(server.url, RegistryCredentials("reader", "wrong")) as client:
         with pytest.raises(AuthenticationFailed, match=rf"{server.url.removeprefix('http://')}.*'reader'"):
-            await client.index(None, 1024)
+            await client.index(None, tmp_path / "index.yaml", 1024)
 
 
 async def test_an_index_over_the_cap_is_refused_and_redirect_loops_end(
     serve: Callable[[str, Handler], Awaitable[Server]],
+    tmp_path: Path,
 ) -> None:
     async def huge(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
@@ -106,7 +116,7 @@ async def test_an_index_over_the_cap_is_refused_and_redirect_loops_end(
     big = await serve("127.0.0.1", huge)
     async with ChartRepositoryClient(big.url, None) as client:
         with pytest.raises(IndexTooLarge, match="16 KiB"):
-            await client.index(None, 16 * 1024)
+            await client.index(None, tmp_path / "index.yaml", 16 * 1024)
 
     async def loop(request: web.Request) -> web.Response:
         raise web.HTTPFound("/again")
@@ -114,7 +124,7 @@ async def test_an_index_over_the_cap_is_refused_and_redirect_loops_end(
     looping = await serve("127.0.0.1", loop)
     async with ChartRepositoryClient(looping.url, None) as client:
         with pytest.raises(ChartRepositoryError, match="redirected more than"):
-            await client.index(None, 1024)
+            await client.index(None, tmp_path / "index.yaml", 1024)
 
 
 async def test_a_download_whose_digest_differs_leaves_no_file(
@@ -134,6 +144,7 @@ async def test_a_download_whose_digest_differs_leaves_no_file(
 
 async def test_an_index_that_arrives_in_pieces_is_read_whole(
     serve: Callable[[str, Handler], Awaitable[Server]],
+    tmp_path: Path,
 ) -> None:
     pieces = [b"# %03d\n" % number * 100 for number in range(20)]
 
@@ -147,8 +158,8 @@ async def test_an_index_that_arrives_in_pieces_is_read_whole(
 
     server = await serve("127.0.0.1", trickle)
     async with ChartRepositoryClient(server.url, None) as client:
-        answer = await client.index(None, 1024 * 1024)
-    assert answer.body == b"".join(pieces)
+        answer = await client.index(None, tmp_path / "index.yaml", 1024 * 1024)
+    assert answer.revision is not None and written(tmp_path / "index.yaml") == b"".join(pieces)
 
 
 def test_chart_urls_resolve_against_the_repository_and_never_downgrade() -> None:

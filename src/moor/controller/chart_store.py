@@ -12,6 +12,7 @@ layer `application/vnd.cncf.helm.chart.content.v1.tar+gzip` is the .tgz.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -30,13 +31,14 @@ from moor.source.artifact import TREE_DIR, CacheEntry, CommitInfo
 from moor.source.errors import RepositoryNotFound
 from moor.source.helm.client import ChartRepositoryClient
 from moor.source.helm.errors import ChartNotFound, ChartRepositoryError, NoMatchingVersion
-from moor.source.helm.index import ChartEntry, ChartIndex, IndexLimits, check_chart_name, parse_index
+from moor.source.helm.index import ChartEntry, ChartIndex, IndexLimits, check_chart_name, parse_index_file
 from moor.source.oci import OciReference, RegistryClient, RegistryCredentials, UnsupportedArtifact, extract_tarball
 from moor.source.oci.manifest import ImageManifest, parse_manifest, select_layer
 from moor.source.semver_range import SemverRange, tag_version
 
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 _TARBALL = "chart.tgz"
+_INDEX_PREFIX = ".index-"
 _VERSIONS_SHOWN = 5
 
 
@@ -95,6 +97,7 @@ class ChartStore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._digests: dict[str, str] = {}
         """Chart URL -> digest downloaded, for index entries that give none."""
+        self._index_files_ready = False
 
     async def chart(self, repository: KubeObject, name: str, version: str) -> ChartVersion:
         """The newest version of chart `name` that `version` (exact or a semver range) admits, downloaded
@@ -197,17 +200,35 @@ class ChartStore:
     async def _read_index(self, uid: str, repository: KubeObject, spec: HelmRepositorySpec) -> IndexRefresh:
         known = self._indexes.get(uid)
         access = await self.http_access(repository, spec)
-        async with access.client() as client:
-            answer = await client.index(known.etag if known else None, self.index_limits.max_bytes)
         what = f"{ObjectRef.of(repository)}: {spec.url}/index.yaml"
-        if answer.body is None:
-            if known is None:
-                raise ChartRepositoryError(f"{what}: answered 304 Not Modified to a request without an ETag")
-            return IndexRefresh(known.index, changed=False)
-        index = await asyncio.to_thread(parse_index, answer.body, what, self.index_limits)
+        downloaded = await self._index_file(uid)
+        wrote = False
+        try:
+            async with access.client() as client:
+                answer = await client.index(known.etag if known else None, downloaded, self.index_limits.max_bytes)
+            wrote = answer.revision is not None
+            if answer.revision is None:
+                if known is None:
+                    raise ChartRepositoryError(f"{what}: answered 304 Not Modified to a request without an ETag")
+                return IndexRefresh(known.index, changed=False)
+            if known is not None and known.index.revision == answer.revision:  # the same bytes: no parse
+                self._indexes[uid] = _KnownIndex(known.index, answer.etag)
+                return IndexRefresh(known.index, changed=False)
+            index = await asyncio.to_thread(parse_index_file, downloaded, answer.revision, what, self.index_limits)
+        finally:
+            if wrote:
+                await asyncio.to_thread(downloaded.unlink, missing_ok=True)
         changed = known is None or known.index.revision != index.revision
         self._indexes[uid] = _KnownIndex(index, answer.etag)
         return IndexRefresh(index, changed=changed)
+
+    async def _index_file(self, uid: str) -> Path:
+        """Where a repository's index is downloaded to be parsed (one file per repository: its reads are
+        serialized); the first call makes the cache's root and removes what a crashed process left."""
+        if not self._index_files_ready:
+            await asyncio.to_thread(_prepare_index_files, self.cache.root)
+            self._index_files_ready = True
+        return self.cache.root / f"{_INDEX_PREFIX}{hashlib.sha256(uid.encode()).hexdigest()[:32]}.yaml"
 
     async def _download(self, repository: KubeObject, spec: HelmRepositorySpec, entry: ChartEntry) -> source.Artifact:
         """The version's files; downloaded straight into the cache (once, however many ask) when its digest is
@@ -290,6 +311,12 @@ class ChartStore:
             return CommitInfo(commit=digest, author="", message=f"{name} {version}", committed_at=_created(created))
 
         return await self.cache.obtain(digest, populate)
+
+
+def _prepare_index_files(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for leftover in root.glob(f"{_INDEX_PREFIX}*"):
+        leftover.unlink(missing_ok=True)
 
 
 def _choose(entries: tuple[ChartEntry, ...], wanted: SemverRange, what: str) -> ChartEntry:

@@ -50,9 +50,10 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 @dataclass(frozen=True)
 class IndexAnswer:
-    """The index's bytes and ETag, or `body` None when the server said it has not changed (304)."""
+    """What asking for index.yaml gave: `revision` (`sha256:<hex>` of the file written) None when the
+    server said it has not changed (304), and the ETag to send next time."""
 
-    body: bytes | None
+    revision: str | None
     etag: str | None
 
 
@@ -104,19 +105,20 @@ class ChartRepositoryClient:
             )
         return target
 
-    async def index(self, etag: str | None, max_bytes: int) -> IndexAnswer:
-        """index.yaml, unless its ETag is still `etag` (then no body is read); IndexTooLarge over `max_bytes`."""
+    async def index(self, etag: str | None, dest: Path, max_bytes: int) -> IndexAnswer:
+        """index.yaml streamed into the new file `dest`, unless its ETag is still `etag` (then nothing is
+        written); IndexTooLarge over `max_bytes`, before a body whose length says so is read."""
         url = self.base.join(URL(INDEX_FILE))
-        what = str(url)
         headers = {"If-None-Match": etag} if etag else {}
-        return await self._retrying(lambda: self._read_index(url, headers, max_bytes, what))
+        return await self._retrying(lambda: self._read_index(url, headers, dest, max_bytes))
 
     async def download(self, url: URL, dest: Path, max_size: int, digest: str | None) -> str:
         """Streams a chart into the new file `dest` and returns its `sha256:<hex>`, verified against
         `digest` when given; on any failure no file is left."""
         return await self._retrying(lambda: self._download(url, dest, max_size, digest))
 
-    async def _read_index(self, url: URL, headers: dict[str, str], max_bytes: int, what: str) -> IndexAnswer:
+    async def _read_index(self, url: URL, headers: dict[str, str], dest: Path, max_bytes: int) -> IndexAnswer:
+        what = str(url)
         async with self._exchange(url, what, headers, not_found=RepositoryNotFound) as response:
             etag = response.headers.get("ETag")
             if response.status == 304:
@@ -124,40 +126,49 @@ class ChartRepositoryClient:
             declared = response.content_length
             if declared is not None and declared > max_bytes:
                 raise _too_large(what, max_bytes)
-            body = bytearray()
-            while True:
-                with self._transport_errors(what):
-                    chunk = await response.content.read(_CHUNK)  # at most _CHUNK: what has arrived
-                if not chunk:
-                    return IndexAnswer(bytes(body), etag)
-                body += chunk
-                if len(body) > max_bytes:
-                    raise _too_large(what, max_bytes)
+            revision = await self._stream_to(response, dest, max_bytes, lambda: _too_large(what, max_bytes), what)
+            return IndexAnswer(revision, etag)
 
     async def _download(self, url: URL, dest: Path, max_size: int, digest: str | None) -> str:
         what = _shown(url)
+
+        def too_large() -> Exception:
+            return ArtifactTooLarge(
+                f"{what} is over {format_size(max_size)}, the limit (moor run --max-artifact-size)", url=what
+            )
+
+        async with self._exchange(url, what, {}, not_found=ArtifactNotFound) as response:
+            return await self._stream_to(response, dest, max_size, too_large, what, digest)
+
+    async def _stream_to(
+        self,
+        response: aiohttp.ClientResponse,
+        dest: Path,
+        cap: int,
+        too_large: Callable[[], Exception],
+        what: str,
+        digest: str | None = None,
+    ) -> str:
+        """Writes the body into the new file `dest` (whole or not at all) and returns its `sha256:<hex>`,
+        checked against `digest` when given; `too_large()` is raised once more than `cap` bytes came."""
         algorithm = hashlib.sha256()
         partial = Path(await asyncio.to_thread(_new_partial_file, dest))
         try:
-            async with self._exchange(url, what, {}, not_found=ArtifactNotFound) as response:
-                received = 0
-                file = await asyncio.to_thread(partial.open, "wb")
-                try:
-                    while True:
-                        with self._transport_errors(what):
-                            chunk = await response.content.read(_CHUNK)
-                        if not chunk:
-                            break
-                        received += len(chunk)
-                        if received > max_size:
-                            raise ArtifactTooLarge(
-                                f"{what} is over {format_size(max_size)}, the limit (moor run --max-artifact-size)",
-                                url=what,
-                            )
-                        algorithm.update(chunk)
-                        await asyncio.to_thread(file.write, chunk)
-                finally:
-                    await asyncio.to_thread(file.close)
+            received = 0
+            file = await asyncio.to_thread(partial.open, "wb")
+            try:
+                while True:
+                    with self._transport_errors(what):
+                        chunk = await response.content.read(_CHUNK)  # at most _CHUNK: what has arrived
+                    if not chunk:
+                        break
+                    received += len(chunk)
+                    if received > cap:
+                        raise too_large()
+                    algorithm.update(chunk)
+                    await asyncio.to_thread(file.write, chunk)
+            finally:
+                await asyncio.to_thread(file.close)
             actual = f"sha256:{algorithm.hexdigest()}"
             if digest is not None and actual != digest:
                 raise DigestMismatch(
@@ -293,7 +304,7 @@ def _describe(error: BaseException) -> str:
 
 def _new_partial_file(dest: Path) -> str:
     if dest.exists():
-        raise FileExistsError(f"{dest} exists: a chart is downloaded into a new file")
+        raise FileExistsError(f"{dest} exists: a download goes into a new file")
     descriptor, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
     os.close(descriptor)
     return name

@@ -15,10 +15,12 @@ an entry without URLs. One hostile entry does not take the other charts down.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from yaml.error import MarkedYAMLError, YAMLError
 from yaml.events import (
@@ -100,15 +102,26 @@ def parse_index(data: bytes, what: str, limits: IndexLimits | None = None) -> Ch
             f"{what} is larger than {format_size(limits.max_bytes)}, the limit for a Helm repository index",
             url=what,
         )
+    revision = "sha256:" + hashlib.sha256(data).hexdigest()
+    return _parse(io.BytesIO(data), revision, what, limits)
+
+
+def parse_index_file(path: Path, revision: str, what: str, limits: IndexLimits | None = None) -> ChartIndex:
+    """The charts of an index.yaml on disk (written, capped and digested as it was downloaded), read in
+    chunks so the file is never in memory whole."""
+    with path.open("rb") as stream:
+        return _parse(stream, revision, what, limits or IndexLimits())
+
+
+def _parse(stream: BinaryIO, revision: str, what: str, limits: IndexLimits) -> ChartIndex:
     reader = _IndexReader(what, limits)
     try:
-        charts = reader.read(_events(data))
+        charts = reader.read(_events(stream))
     except MarkedYAMLError as error:
         line = f" at line {error.problem_mark.line + 1}" if error.problem_mark else ""
         raise InvalidIndex(f"{what} is not valid YAML{line}: {error.problem}", url=what) from None
     except YAMLError as error:
         raise InvalidIndex(f"{what} is not valid YAML: {error}", url=what) from None
-    revision = "sha256:" + hashlib.sha256(data).hexdigest()
     return ChartIndex(
         revision=revision,
         charts=charts,
@@ -264,8 +277,8 @@ class _EventSource(Protocol):
     def dispose(self) -> None: ...
 
 
-def _events(data: bytes) -> Iterator[Event]:
-    parser = _parser(data)
+def _events(stream: BinaryIO) -> Iterator[Event]:
+    parser = _parser(stream)
     try:
         while parser.check_event():
             event = parser.get_event()
@@ -284,7 +297,7 @@ def _take(events: Iterator[Event]) -> Event:
     return event
 
 
-_parser: Callable[[bytes], _EventSource]
+_parser: Callable[[BinaryIO], _EventSource]
 try:
     from yaml._yaml import CParser
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
