@@ -47,6 +47,7 @@ def test_every_crd_loads_from_package_data() -> None:
     assert [entry["metadata"]["name"] for entry in crds] == [
         "gitrepositories.moor.dev",
         "ocirepositories.moor.dev",
+        "helmrepositories.moor.dev",
         "syncs.moor.dev",
         "syncrecords.moor.dev",
         "providers.moor.dev",
@@ -151,7 +152,7 @@ def test_every_field_of_the_api_is_in_the_schema(kind: str, path: str) -> None:
         ("GitRepository", "spec.verify.mode", ["HEAD", "Tag", "TagAndHEAD"]),
         ("Sync", "spec.drift.mode", ["correct", "alert", "ignore"]),
         ("Sync", "spec.approval.mode", ["auto", "manual"]),
-        ("Sync", "spec.sourceRef.kind", ["GitRepository", "OCIRepository"]),
+        ("Sync", "spec.sourceRef.kind", ["GitRepository", "OCIRepository", "HelmRepository"]),
         ("Sync", "status.conditions[].status", ["True", "False", "Unknown"]),
     ],
 )

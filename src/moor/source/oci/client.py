@@ -401,11 +401,14 @@ class RegistryClient:
                 await asyncio.sleep(wait)
 
     async def _read_capped(self, response: aiohttp.ClientResponse, cap: int, what: str) -> bytes:
+        """The whole body (a read returns what has arrived, so read to the end), refused past `cap`."""
+        body = bytearray()
         with self._transport_errors(what):
-            body = await response.content.read(cap + 1)
-        if len(body) > cap:
-            raise RegistryError(f"{what}: the registry's answer is larger than {format_size(cap)}; refused")
-        return body
+            while chunk := await response.content.read(cap + 1 - len(body)):
+                body += chunk
+                if len(body) > cap:
+                    raise RegistryError(f"{what}: the registry's answer is larger than {format_size(cap)}; refused")
+        return bytes(body)
 
     async def _read_chunk(self, response: aiohttp.ClientResponse, what: str) -> bytes:
         with self._transport_errors(what):
