@@ -75,6 +75,8 @@ from moor.objects import RECONCILE_ANNOTATION, ObjectRef
 
 CHART = "bench-app"
 FIRST_VERSION = "1.0.0"
+HELM_WAITS = {"watcher": "helm upgrade -i --wait", "legacy": "helm upgrade -i --wait=legacy"}
+"""The measurement's name for each of helm's wait strategies."""
 HELM_REPO = "bench"  # the name `helm repo add` gives the repository
 LOOPBACK = "127.0.0.1"
 
@@ -385,14 +387,16 @@ class ChartBench(Bench):
                 progress(f"chart {CHART} {FIRST_VERSION}: {counts}; sha256 {digest[:12]}; served at {repository.url}")
                 for repeat in range(1, self.args.repeat + 1):
                     steps = [
-                        partial(self.helm_run, fixture, repeat, wait=True),
+                        partial(self.helm_run, fixture, repeat, wait="watcher"),
                         partial(self.chart_moor_run, fixture, repeat, wait=None),
                     ]
                     if repeat % 2 == 0:  # alternate who goes first, so a drift in the machine's load favours neither
                         steps.reverse()
+                    if self.args.helm_legacy_wait:
+                        steps.append(partial(self.helm_run, fixture, repeat, wait="legacy"))
                     steps += [
                         partial(self.chart_moor_run, fixture, repeat, wait=False),
-                        partial(self.helm_run, fixture, repeat, wait=False),
+                        partial(self.helm_run, fixture, repeat, wait=None),
                     ]
                     for step in steps:
                         await step()
@@ -443,6 +447,10 @@ class ChartBench(Bench):
                     timeline=targets.timeline(watch.started),
                 )
             )
+            if self.args.trace is not None:
+                self.args.trace.mkdir(parents=True, exist_ok=True)
+                name = f"moor-wait-{'false' if wait is False else 'default'}-{repeat}.requests"
+                targets.write_trace(self.args.trace / name, watch.started)
             if wait is None:
                 await self.noop_reconcile(fixture, repeat, namespace, controller, client, targets, task, None)  # type: ignore[arg-type]
         await self.clean(namespace)
@@ -470,7 +478,8 @@ class ChartBench(Bench):
 
     # -- helm --
 
-    async def helm_run(self, fixture: ChartFixture, repeat: int, *, wait: bool) -> None:
+    async def helm_run(self, fixture: ChartFixture, repeat: int, *, wait: str | None) -> None:
+        """`wait` is helm's strategy: `watcher` (what `--wait` alone means), `legacy`, or None (no --wait)."""
         namespace = await self.fresh_namespace(fixture.size, "helm")
         assert self.repository is not None
         env = {**helm_env(self.root / f"helm-{namespace}"), "KUBECONFIG": str(self.cluster.kubeconfig)}
@@ -489,12 +498,12 @@ class ChartBench(Bench):
             "--timeout",
             f"{int(self.args.timeout)}s",
         ]
-        if wait:
-            argv.append("--wait")
+        if wait is not None:
+            argv.append(f"--wait={wait}")
         watch = Stopwatch(self.cluster.pids)
         await asyncio.to_thread(run_helm, self.helm, argv, env, self.args.timeout + 60)
         wall, cpu = watch.stop()
-        tool = "helm upgrade -i --wait" if wait else "helm upgrade -i"
+        tool = "helm upgrade -i" if wait is None else HELM_WAITS[wait]
         notes = [f"helm repo add (not timed) took {repo_add:.2f}s"]
         self.record(Measurement(fixture.size, tool, repeat, wall, {}, cpu=cpu, load=watch.load, notes=notes))
         await self.clean(namespace)
@@ -572,7 +581,12 @@ class ChartBench(Bench):
 
 # -- output ----------------------------------------------------------------------------------------
 
-BASELINES = {"moor (wait, default)": "helm upgrade -i --wait", "moor wait:false": "helm upgrade -i"}
+RATIOS = (
+    ("moor (wait, default)", "helm upgrade -i --wait"),
+    ("moor (wait, default)", "helm upgrade -i --wait=legacy"),
+    ("moor wait:false", "helm upgrade -i"),
+)
+"""Which of Moor's measurements is compared with which of helm's."""
 
 
 def table(results: Sequence[Measurement]) -> str:
@@ -580,23 +594,14 @@ def table(results: Sequence[Measurement]) -> str:
     for measurement in results:
         groups.setdefault(measurement.tool, []).append(measurement)
     medians = {tool: statistics.median(m.wall for m in runs) for tool, runs in groups.items()}
-    by_repeat = {(m.tool, m.repeat): m.wall for m in results}
     header = (
-        f"{'tool':<24} {'wall s':>7} {'min-max':>13} {'requests':>8}  {'Moor/helm':>9}  {'paired (range)':>18}  "
+        f"{'tool':<30} {'wall s':>7} {'min-max':>13} {'requests':>8}  "
         f"{'CPU s client':>12} {'apiserver':>9} {'etcd':>5} {'load':>5}  by verb"
     )
     lines = [header, "-" * len(header)]
     for tool, runs in groups.items():
-        wall = medians[tool]
         spread = f"{min(m.wall for m in runs):.2f}-{max(m.wall for m in runs):.2f}" if len(runs) > 1 else ""
         requests = median_counts([m.requests for m in runs])
-        ratio = paired = ""
-        baseline = BASELINES.get(tool)
-        if baseline in medians:
-            ratio = f"{wall / medians[baseline]:.2f}x"
-            pairs = [m.wall / by_repeat[(baseline, m.repeat)] for m in runs if (baseline, m.repeat) in by_repeat]
-            if len(pairs) > 1:
-                paired = f"{statistics.median(pairs):.2f}x ({min(pairs):.2f}-{max(pairs):.2f})"
 
         def cpu(name: str, runs: list[Measurement] = runs) -> str:
             values = [m.cpu[name] for m in runs if name in m.cpu]
@@ -606,15 +611,23 @@ def table(results: Sequence[Measurement]) -> str:
         verbs = " ".join(f"{verb}={count}" for verb, count in requests.items())
         load = statistics.median(m.load for m in runs)
         lines.append(
-            f"{tool:<24} {wall:>7.2f} {spread:>13} {total:>8}  {ratio:>9}  {paired:>18}  "
+            f"{tool:<30} {medians[tool]:>7.2f} {spread:>13} {total:>8}  "
             f"{cpu('client'):>12} {cpu('kube-apiserver'):>9} {cpu('etcd'):>5} {load:>5.2f}  {verbs}"
         )
+    lines += ["", "Moor/helm: ratio of the medians; paired: the median (range) of each repetition's own ratio"]
+    by_repeat = {(m.tool, m.repeat): m.wall for m in results}
+    for moor, helm in RATIOS:
+        if moor in medians and helm in medians:
+            pairs = [m.wall / by_repeat[(helm, m.repeat)] for m in groups[moor] if (helm, m.repeat) in by_repeat]
+            paired = f"{statistics.median(pairs):.2f}x ({min(pairs):.2f}-{max(pairs):.2f})" if pairs else ""
+            ratio = medians[moor] / medians[helm]
+            lines.append(f"  {moor} / {helm}: {ratio:.2f}x; paired {paired}")
     targets = [(tool, runs) for tool, runs in groups.items() if runs[0].targets]
     if targets:
         lines += ["", "Moor's requests by what they are for (median):"]
         for tool, runs in targets:
             counts = median_counts([m.targets for m in runs])
-            lines.append(f"{tool:<24} " + " ".join(f"{name}={count}" for name, count in counts.items()))
+            lines.append(f"  {tool:<28} " + " ".join(f"{name}={count}" for name, count in counts.items()))
     return "\n".join(lines)
 
 
@@ -649,17 +662,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--publications", type=int, default=10, help="new versions published for the p50/p95 (default 10; 0: none)"
     )
+    parser.add_argument(
+        "--helm-legacy-wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure `helm upgrade --install --wait=legacy` (default: yes)",
+    )
     parser.add_argument("--replicas", type=int, default=1, help="replicas of each Deployment (default 1)")
     parser.add_argument(
         "--max-connections", type=int, default=32, help="Moor's connection pool size (default 32, as `moor run`)"
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="bound of every wait, in seconds (default 600)")
+    parser.add_argument("--trace", type=Path, help="write every request Moor sent, per run, into this directory")
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (cluster logs, charts)")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.objects < 3 or args.replicas < 0 or args.publications < 0 or args.timeout <= 0:
         parser.error("--repeat >= 1, --objects >= 3, --replicas >= 0, --publications >= 0, --timeout > 0")
-    args.profile = args.trace = None  # what initial_sync's no-op reconcile reads
+    args.profile = None  # what initial_sync's no-op reconcile reads (it reads `trace` too)
     return args
 
 
