@@ -12,24 +12,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from moor import source
-from moor.controller.scheduling import Requeue, cluster_failed, jittered
-from moor.controller.source_status import INVALID_SPEC, SourceReporter, replacing
+from moor.controller.scheduling import Requeue
+from moor.controller.source_status import SourceReporter, replacing, source_pass
 from moor.controller.source_store import SourceStore, check_verify_mode
-from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
 from moor.record.events import NORMAL, EventRecorder
 from moor.record.metrics import Metrics
-from moor.resources import GitRepositorySpec, SpecError, VerifySpec, conditions
+from moor.resources import GitRepositorySpec, VerifySpec
 from moor.resources.conditions import format_time
+from moor.resources.gitrepository import DEFAULT_INTERVAL
 
 log = logging.getLogger(__name__)
 
 FETCH_FAILED = "GitOperationFailed"
-DEFAULT_INTERVAL = 60.0
-"""Seconds before retrying a GitRepository whose spec gives no interval (it does not parse)."""
 
 
 @dataclass
@@ -42,51 +41,31 @@ class GitRepositoryReconciler:
         self.report = SourceReporter(self.sources.api, self.events, self.metrics)
 
     async def reconcile(self, repository: KubeObject, failures: int) -> Requeue:
-        """One pass: resolve the ref, fetch the commit if it is new, verify it if asked, record the artifact.
-
-        Never raises: an error no step expected is reported as Ready=False (ClusterUnreachable or
-        ReconcileError) and retried with backoff."""
-        status: dict[str, Any] = dict(repository.get("status") or {})
-        try:
-            return await self.run_pass(repository, status, failures)
-        except Exception as error:
-            await self.report_error(repository, error, status)
-            return Requeue.after_error(error, _interval_of(repository), failures)
+        """One pass: resolve the ref, fetch the commit if it is new, verify it if asked, record the artifact."""
+        return await source_pass(
+            self.report,
+            repository,
+            failures,
+            _read_spec,
+            partial(self._fetch, repository),
+            reason_of=lambda error: FETCH_FAILED,
+            default_interval=DEFAULT_INTERVAL,
+        )
 
     async def report_error(
         self, repository: KubeObject, error: Exception, status: dict[str, Any] | None = None
     ) -> None:
         await self.report.report_error(repository, error, status)
 
-    async def run_pass(self, repository: KubeObject, status: dict[str, Any], failures: int) -> Requeue:
-        try:
-            spec = GitRepositorySpec.from_object(repository)
-            check_verify_mode(repository, spec)
-        except SpecError as error:
-            await self.report.failed(repository, status, INVALID_SPEC, str(error), stalled=True)
-            return Requeue.never()
-        if spec.suspend:
-            return Requeue.never()
-        try:
-            access = await self.sources.access(repository, spec)
-            verify = await self.sources.verification(repository, spec)
-            artifact = await self.sources.latest(access, verify)
-        except source.VerificationFailed as error:
-            # Not transient: the refused revision stays refused, so look again at the usual pace.
-            await self.report.failed(repository, status, conditions.VERIFICATION_FAILED, str(error), stalled=False)
-            return Requeue.after(jittered(spec.interval.total_seconds()))
-        except MoorError as error:
-            if cluster_failed(error):  # reading its Secret: the cluster failed, not Git
-                raise
-            await self.report.failed(repository, status, FETCH_FAILED, str(error), stalled=False)
-            return Requeue.backoff(spec.interval.total_seconds(), failures)
-
+    async def _fetch(self, repository: KubeObject, spec: GitRepositorySpec, status: dict[str, Any]) -> str:
+        access = await self.sources.access(repository, spec)
+        verify = await self.sources.verification(repository, spec)
+        artifact = await self.sources.latest(access, verify)
         await self._record_artifact(repository, status, spec.verify, artifact)
         message = f"stored artifact for revision {artifact.revision}"
         if artifact.signatures:
             message += f" ({artifact.signatures})"
-        await self.report.ready(repository, status, message)
-        return Requeue.after(jittered(spec.interval.total_seconds()))
+        return message
 
     async def _record_artifact(
         self, repository: KubeObject, status: dict[str, Any], verify: VerifySpec | None, artifact: source.Artifact
@@ -125,11 +104,10 @@ class GitRepositoryReconciler:
 _VERIFICATION_FIELDS = ("verified", "verification")
 
 
-def _interval_of(repository: KubeObject) -> float:
-    try:
-        return GitRepositorySpec.from_object(repository).interval.total_seconds()
-    except SpecError:
-        return DEFAULT_INTERVAL
+def _read_spec(repository: KubeObject) -> GitRepositorySpec:
+    spec = GitRepositorySpec.from_object(repository)
+    check_verify_mode(repository, spec)
+    return spec
 
 
 def _verification_status(verify: VerifySpec | None, signatures: source.Signatures | None) -> dict[str, Any]:

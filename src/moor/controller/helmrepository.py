@@ -14,16 +14,16 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from moor.controller.chart_store import ChartStore
-from moor.controller.scheduling import Requeue, cluster_failed, jittered
-from moor.controller.source_status import INVALID_SPEC, SourceReporter, replacing
+from moor.controller.scheduling import Requeue
+from moor.controller.source_status import SourceReporter, replacing, source_pass
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
 from moor.record.events import NORMAL, EventRecorder
 from moor.record.metrics import Metrics
-from moor.resources import SpecError
 from moor.resources.conditions import format_time
 from moor.resources.helmrepository import DEFAULT_INTERVAL, HelmRepositorySpec, HelmRepositoryType
 from moor.source.errors import RepositoryNotFound, SourceError
@@ -46,14 +46,16 @@ class HelmRepositoryReconciler:
         self.report = SourceReporter(self.charts.api, self.events, self.metrics)
 
     async def reconcile(self, repository: KubeObject, failures: int) -> Requeue:
-        """One pass: read the index if it changed (or check the registry), record it. Never raises: an
-        error no step expected is Ready=False (ClusterUnreachable or ReconcileError), retried with backoff."""
-        status: dict[str, Any] = dict(repository.get("status") or {})
-        try:
-            return await self._pass(repository, status, failures)
-        except Exception as error:
-            await self.report.report_error(repository, error, status)
-            return Requeue.after_error(error, _interval_of(repository), failures)
+        """One pass: read the index if it changed (or check the registry), record it."""
+        return await source_pass(
+            self.report,
+            repository,
+            failures,
+            HelmRepositorySpec.from_object,
+            partial(self._read, repository),
+            reason_of=_reason_of,
+            default_interval=DEFAULT_INTERVAL,
+        )
 
     async def report_error(self, repository: KubeObject, error: Exception) -> None:
         await self.report.report_error(repository, error)
@@ -62,28 +64,10 @@ class HelmRepositoryReconciler:
         """A deleted repository's index leaves memory."""
         self.charts.forget(repository)
 
-    async def _pass(self, repository: KubeObject, status: dict[str, Any], failures: int) -> Requeue:
-        try:
-            spec = HelmRepositorySpec.from_object(repository)
-        except SpecError as error:
-            await self.report.failed(repository, status, INVALID_SPEC, str(error), stalled=True)
-            return Requeue.never()
-        if spec.suspend:
-            return Requeue.never()
-        interval = spec.interval.total_seconds()
-        try:
-            if spec.type is HelmRepositoryType.OCI:
-                message = await self._check_registry(repository, spec, status)
-            else:
-                message = await self._read_index(repository, spec, status)
-        except MoorError as error:
-            if cluster_failed(error):  # reading its Secret: the cluster failed, not the repository
-                raise
-            reason = error.reason if isinstance(error, SourceError) else FETCH_FAILED
-            await self.report.failed(repository, status, reason, str(error), stalled=False)
-            return Requeue.backoff(interval, failures)
-        await self.report.ready(repository, status, message)
-        return Requeue.after(jittered(interval))
+    async def _read(self, repository: KubeObject, spec: HelmRepositorySpec, status: dict[str, Any]) -> str:
+        if spec.type is HelmRepositoryType.OCI:
+            return await self._check_registry(repository, spec, status)
+        return await self._read_index(repository, spec, status)
 
     async def _read_index(self, repository: KubeObject, spec: HelmRepositorySpec, status: dict[str, Any]) -> str:
         refreshed = await self.charts.refresh(repository, spec)
@@ -126,8 +110,5 @@ def _counts(index: ChartIndex) -> str:
     return f"{index.chart_count} charts, {index.version_count} versions"
 
 
-def _interval_of(repository: KubeObject) -> float:
-    try:
-        return HelmRepositorySpec.from_object(repository).interval.total_seconds()
-    except SpecError:
-        return DEFAULT_INTERVAL.total_seconds()
+def _reason_of(error: MoorError) -> str:
+    return error.reason if isinstance(error, SourceError) else FETCH_FAILED

@@ -16,19 +16,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from moor.controller.registry_store import PulledVersion, RegistryStore
-from moor.controller.scheduling import Requeue, cluster_failed, jittered
-from moor.controller.source_status import INVALID_SPEC, SourceReporter, replacing
+from moor.controller.scheduling import Requeue
+from moor.controller.source_status import SourceReporter, replacing, source_pass
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
 from moor.record.events import NORMAL, EventRecorder
 from moor.record.metrics import Metrics
-from moor.resources import SpecError, conditions
 from moor.resources.conditions import format_time
 from moor.resources.ocirepository import DEFAULT_INTERVAL, OCIRepositorySpec, OciVerifySpec
-from moor.source.errors import SourceError, VerificationFailed
+from moor.source.errors import SourceError
 from moor.source.oci.cosign import CosignSignature
 
 log = logging.getLogger(__name__)
@@ -48,45 +48,27 @@ class OCIRepositoryReconciler:
         self.report = SourceReporter(self.registries.api, self.events, self.metrics)
 
     async def reconcile(self, repository: KubeObject, failures: int) -> Requeue:
-        """One pass: resolve the ref, pull the version if it is new, record the artifact. Never raises: an
-        error no step expected is Ready=False (ClusterUnreachable or ReconcileError), retried with backoff."""
-        status: dict[str, Any] = dict(repository.get("status") or {})
-        try:
-            return await self._pass(repository, status, failures)
-        except Exception as error:
-            await self.report.report_error(repository, error, status)
-            return Requeue.after_error(error, _interval_of(repository), failures)
+        """One pass: resolve the ref, verify the version if asked, pull it if it is new, record it."""
+        return await source_pass(
+            self.report,
+            repository,
+            failures,
+            OCIRepositorySpec.from_object,
+            partial(self._pull, repository),
+            reason_of=_reason_of,
+            default_interval=DEFAULT_INTERVAL,
+        )
 
     async def report_error(self, repository: KubeObject, error: Exception) -> None:
         await self.report.report_error(repository, error)
 
-    async def _pass(self, repository: KubeObject, status: dict[str, Any], failures: int) -> Requeue:
-        try:
-            spec = OCIRepositorySpec.from_object(repository)
-        except SpecError as error:
-            await self.report.failed(repository, status, INVALID_SPEC, str(error), stalled=True)
-            return Requeue.never()
-        if spec.suspend:
-            return Requeue.never()
-        interval = spec.interval.total_seconds()
-        try:
-            access = await self.registries.access(repository, spec)
-            keys = await self.registries.trusted_keys(repository, spec)
-            version = await self.registries.latest(access, spec, keys)
-        except VerificationFailed as error:
-            # Not transient: the refused version stays refused, so look again at the usual pace.
-            await self.report.failed(repository, status, conditions.VERIFICATION_FAILED, str(error), stalled=False)
-            return Requeue.after(jittered(interval))
-        except MoorError as error:
-            if cluster_failed(error):  # reading its Secret: the cluster failed, not the registry
-                raise
-            reason = error.reason if isinstance(error, SourceError) else PULL_FAILED
-            await self.report.failed(repository, status, reason, str(error), stalled=False)
-            return Requeue.backoff(interval, failures)
+    async def _pull(self, repository: KubeObject, spec: OCIRepositorySpec, status: dict[str, Any]) -> str:
+        access = await self.registries.access(repository, spec)
+        keys = await self.registries.trusted_keys(repository, spec)
+        version = await self.registries.latest(access, spec, keys)
         await self._record_artifact(repository, status, spec.verify, version)
         signed = f" ({version.signature})" if version.signature else ""
-        await self.report.ready(repository, status, f"stored artifact for revision {version.artifact.revision}{signed}")
-        return Requeue.after(jittered(interval))
+        return f"stored artifact for revision {version.artifact.revision}{signed}"
 
     async def _record_artifact(
         self, repository: KubeObject, status: dict[str, Any], verify: OciVerifySpec | None, version: PulledVersion
@@ -136,8 +118,5 @@ def _signer(artifact_status: dict[str, Any]) -> tuple[Any, Any]:
     return verification.get("provider"), verification.get("key")
 
 
-def _interval_of(repository: KubeObject) -> float:
-    try:
-        return OCIRepositorySpec.from_object(repository).interval.total_seconds()
-    except SpecError:
-        return DEFAULT_INTERVAL.total_seconds()
+def _reason_of(error: MoorError) -> str:
+    return error.reason if isinstance(error, SourceError) else PULL_FAILED

@@ -1,29 +1,48 @@
-"""What a pass over a source (GitRepository, OCIRepository) writes: Ready with its reason, events,
-the failure metric, and `status.artifact` replaced without leaving stale fields behind.
+"""One pass over a source (GitRepository, OCIRepository, HelmRepository) and what it writes: Ready with
+its reason, events, the failure metric, and `status.artifact` replaced without leaving stale fields.
 
-Whatever goes wrong ends as Ready=False with its reason, never as a Ready=True left standing at the old
-revision; when even that cannot be written, it is logged.
+`source_pass` is the shape every source reconciler shares: a spec that does not read is InvalidSpec
+(stalled); a suspended source does nothing; a refused signature is looked at again at the usual pace
+(the refused version stays refused); any other failure of the source is Ready=False with its reason and
+a backoff; the cluster failing is retried soon; whatever else goes wrong ends as Ready=False too, never
+as a Ready=True left standing at the old revision. When even that cannot be written, it is logged.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol, TypeVar
 
 from moor.cluster.api import KubeApi
-from moor.controller.scheduling import UnexpectedFailure
+from moor.controller.scheduling import Requeue, UnexpectedFailure, cluster_failed, jittered
 from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 from moor.record import readiness
 from moor.record.events import WARNING, EventRecorder
 from moor.record.metrics import Metrics
 from moor.record.status import write_status
-from moor.resources import conditions
+from moor.resources import SpecError, conditions
+from moor.source.errors import VerificationFailed
 
 log = logging.getLogger(__name__)
 
 INVALID_SPEC = "InvalidSpec"
+
+
+class SourceSpec(Protocol):
+    @property
+    def interval(self) -> timedelta: ...
+
+    @property
+    def suspend(self) -> bool: ...
+
+
+S = TypeVar("S", bound=SourceSpec)
+Fetch = Callable[[S, dict[str, Any]], Awaitable[str]]
+"""Does a pass's work for a spec, filling in the status, and returns the Ready message."""
 
 
 @dataclass
@@ -71,6 +90,46 @@ class SourceReporter:
         if handled:
             status["lastHandledReconcileAt"] = handled
         await write_status(self.api, source, status)
+
+
+async def source_pass(
+    report: SourceReporter,
+    source: KubeObject,
+    failures: int,
+    read_spec: Callable[[KubeObject], S],
+    fetch: Fetch[S],
+    *,
+    reason_of: Callable[[MoorError], str],
+    default_interval: timedelta,
+) -> Requeue:
+    """One reconcile of `source` (see the module's docstring); never raises. `reason_of` names the
+    condition reason of a failure of the source itself."""
+    status: dict[str, Any] = dict(source.get("status") or {})
+    interval = default_interval.total_seconds()
+    try:
+        try:
+            spec = read_spec(source)
+        except SpecError as error:
+            await report.failed(source, status, INVALID_SPEC, str(error), stalled=True)
+            return Requeue.never()
+        if spec.suspend:
+            return Requeue.never()
+        interval = spec.interval.total_seconds()
+        try:
+            message = await fetch(spec, status)
+        except VerificationFailed as error:
+            await report.failed(source, status, conditions.VERIFICATION_FAILED, str(error), stalled=False)
+            return Requeue.after(jittered(interval))
+        except MoorError as error:
+            if cluster_failed(error):  # reading a Secret: the cluster failed, not the source
+                raise
+            await report.failed(source, status, reason_of(error), str(error), stalled=False)
+            return Requeue.backoff(interval, failures)
+        await report.ready(source, status, message)
+        return Requeue.after(jittered(interval))
+    except Exception as error:
+        await report.report_error(source, error, status)
+        return Requeue.after_error(error, interval, failures)
 
 
 def replacing(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
