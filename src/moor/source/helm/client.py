@@ -1,51 +1,32 @@
 """The HTTP(S) client to a Helm chart repository: its index.yaml (with If-None-Match) and chart tarballs.
 
 Credentials (Basic, sent up front as helm does) go only to the repository's own origin (scheme, host
-and port): redirects are followed here, not by aiohttp, and a hop to another origin goes without
-`Authorization`, as does a chart URL of the index that points at another host. A redirect from https
-to plain http is refused. Reads are idempotent, so each is retried whole on 429, 5xx, lost connections
-and timeouts (`CHART_RETRY`). Every exception leaving this module is a SourceError:
-`_transport_errors` is the one boundary where aiohttp's and the socket's exceptions become ours.
+and port): a redirect to another origin goes without `Authorization`, as does a chart URL of the index
+that points at another host, and a redirect from https to plain http is refused (moor.source.http_transport,
+shared with the registry client). Reads are idempotent, so each is retried whole on 429, 5xx, lost
+connections and timeouts (`CHART_RETRY`). Every exception leaving this module is a SourceError.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hashlib
-import os
-import ssl
-import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import aiohttp
 from yarl import URL
 
 from moor.retry import RetryPolicy, parse_retry_after
-from moor.source.errors import AuthenticationFailed, InvalidSourceSpec, RepositoryNotFound
+from moor.source.errors import AuthenticationFailed, RepositoryNotFound
 from moor.source.helm.errors import ChartRepositoryError, IndexTooLarge
+from moor.source.http_transport import HttpTransport
 from moor.source.limits import ArtifactTooLarge, format_size
 from moor.source.oci.credentials import RegistryCredentials
-from moor.source.oci.errors import (
-    ArtifactNotFound,
-    CertificateRejected,
-    DigestMismatch,
-    RegistryTimeout,
-    RegistryUnreachable,
-)
-from moor.tls import client_tls_context
-
-T = TypeVar("T")
+from moor.source.oci.errors import ArtifactNotFound, DigestMismatch
 
 CHART_RETRY = RetryPolicy(attempts=4, first_delay=0.5, max_delay=10.0, jitter=0.5, budget=60.0)
-MAX_REDIRECTS = 5
 INDEX_FILE = "index.yaml"
-_CHUNK = 1024 * 1024
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True)
@@ -74,24 +55,27 @@ class ChartRepositoryClient:
         self.base = URL(url.rstrip("/") + "/")
         self.retry = retry
         self._credentials = credentials
-        self._timeout = timeout
-        self._tls: ssl.SSLContext | bool = (
-            _tls_context(ca_pem, cert_pem, key_pem) if self.base.scheme == "https" else False
+        self._transport = HttpTransport(
+            self.base,
+            "chart repository",
+            self.host,
+            answered=ChartRepositoryError,
+            timeout=timeout,
+            ca_pem=ca_pem,
+            cert_pem=cert_pem,
+            key_pem=key_pem,
         )
-        self._session: aiohttp.ClientSession | None = None
 
     @property
     def host(self) -> str:
         return str(self.base.authority)
 
     async def __aenter__(self) -> ChartRepositoryClient:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._tls), trust_env=False)
+        self._transport.open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._transport.close()
 
     def chart_url(self, url: str) -> URL:
         """A chart URL of the index, relative ones resolved against the repository's URL; refused when it
@@ -110,12 +94,12 @@ class ChartRepositoryClient:
         written); IndexTooLarge over `max_bytes`, before a body whose length says so is read."""
         url = self.base.join(URL(INDEX_FILE))
         headers = {"If-None-Match": etag} if etag else {}
-        return await self._retrying(lambda: self._read_index(url, headers, dest, max_bytes))
+        return await self._transport.retrying(self.retry, lambda: self._read_index(url, headers, dest, max_bytes))
 
     async def download(self, url: URL, dest: Path, max_size: int, digest: str | None) -> str:
         """Streams a chart into the new file `dest` and returns its `sha256:<hex>`, verified against
         `digest` when given; on any failure no file is left."""
-        return await self._retrying(lambda: self._download(url, dest, max_size, digest))
+        return await self._transport.retrying(self.retry, lambda: self._download(url, dest, max_size, digest))
 
     async def _read_index(self, url: URL, headers: dict[str, str], dest: Path, max_bytes: int) -> IndexAnswer:
         what = str(url)
@@ -149,83 +133,31 @@ class ChartRepositoryClient:
         what: str,
         digest: str | None = None,
     ) -> str:
-        """Writes the body into the new file `dest` (whole or not at all) and returns its `sha256:<hex>`,
-        checked against `digest` when given; `too_large()` is raised once more than `cap` bytes came."""
-        algorithm = hashlib.sha256()
-        partial = Path(await asyncio.to_thread(_new_partial_file, dest))
-        try:
-            received = 0
-            file = await asyncio.to_thread(partial.open, "wb")
-            try:
-                while True:
-                    with self._transport_errors(what):
-                        chunk = await response.content.read(_CHUNK)  # at most _CHUNK: what has arrived
-                    if not chunk:
-                        break
-                    received += len(chunk)
-                    if received > cap:
-                        raise too_large()
-                    algorithm.update(chunk)
-                    await asyncio.to_thread(file.write, chunk)
-            finally:
-                await asyncio.to_thread(file.close)
-            actual = f"sha256:{algorithm.hexdigest()}"
-            if digest is not None and actual != digest:
-                raise DigestMismatch(
-                    f"{what}: the chart's digest is {actual}, not {digest} as the index says; it was thrown away",
-                    url=what,
-                )
-            await asyncio.to_thread(os.link, partial, dest)
-            return actual
-        finally:
-            await asyncio.to_thread(partial.unlink, missing_ok=True)
+        def mismatch(actual: str) -> Exception:
+            return DigestMismatch(
+                f"{what}: the chart's digest is {actual}, not {digest} as the index says; it was thrown away", url=what
+            )
+
+        return await self._transport.stream_to(
+            response, dest, cap=cap, too_large=too_large, expected=digest, mismatch=mismatch, what=what
+        )
 
     @contextlib.asynccontextmanager
     async def _exchange(
         self, url: URL, what: str, headers: dict[str, str], *, not_found: type[Exception]
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One GET with credentials for the repository's own origin and redirects; yields a 2xx or 304."""
-        session = self._open_session()
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout, sock_read=self._timeout)
-        for _ in range(MAX_REDIRECTS + 1):
-            sent = dict(headers)
-            own_origin = url.origin() == self.base.origin()
-            if own_origin and self._credentials is not None:
-                sent["Authorization"] = self._credentials.basic_authorization()
-            with self._transport_errors(what):
-                response = await session.get(url, headers=sent, allow_redirects=False, timeout=timeout)
-            if response.status in _REDIRECTS:
-                response.release()
-                url = self._redirect_target(url, response, what)
-                continue
+        authorization = self._credentials.basic_authorization() if self._credentials is not None else None
+        async with self._transport.exchange(
+            "GET", url, what, authorization=authorization, headers=headers, streaming=True
+        ) as response:
             if response.status >= 400:
-                response.release()
-                raise self._error(response, url, own_origin, what, not_found)
-            try:
-                yield response
-            finally:
-                response.release()
-            return
-        raise ChartRepositoryError(f"{what}: the chart repository redirected more than {MAX_REDIRECTS} times")
+                raise self._error(response, what, not_found)
+            yield response
 
-    def _redirect_target(self, url: URL, response: aiohttp.ClientResponse, what: str) -> URL:
-        location = response.headers.get("Location")
-        if not location:
-            raise ChartRepositoryError(f"{what}: {url.host} answered {response.status} without a Location", url=what)
-        target = url.join(URL(location))
-        if target.scheme not in ("http", "https"):
-            raise ChartRepositoryError(f"{what}: {url.host} redirected to a {target.scheme!r} URL; refused", url=what)
-        if url.scheme == "https" and target.scheme != "https":
-            raise ChartRepositoryError(
-                f"{what}: {url.host} redirected to plain http ({target.host}); refused", url=what
-            )
-        return target
-
-    def _error(
-        self, response: aiohttp.ClientResponse, url: URL, own_origin: bool, what: str, not_found: type[Exception]
-    ) -> Exception:
-        status = response.status
-        if status in (401, 403) and own_origin:
+    def _error(self, response: aiohttp.ClientResponse, what: str, not_found: type[Exception]) -> Exception:
+        status, url = response.status, response.url
+        if status in (401, 403) and self._transport.is_own_origin(url):
             if self._credentials is None:
                 return AuthenticationFailed(f"{what}: the chart repository {self.host} needs credentials", url=what)
             return AuthenticationFailed(
@@ -242,76 +174,13 @@ class ChartRepositoryClient:
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
 
-    async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await operation()
-            except (ChartRepositoryError, RegistryUnreachable) as error:
-                if isinstance(error, CertificateRejected) or not _transient(error):
-                    raise
-                retry_after = error.retry_after if isinstance(error, ChartRepositoryError) else None
-                wait = self.retry.next_delay(attempt, time.monotonic() - started, retry_after)
-                if wait is None:
-                    raise
-                await asyncio.sleep(wait)
-
-    @contextlib.contextmanager
-    def _transport_errors(self, what: str) -> Iterator[None]:
-        """Translates every way the network can fail into RegistryUnreachable (or a subclass)."""
-        try:
-            yield
-        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too
-            raise RegistryTimeout(
-                f"{what}: no answer from the chart repository {self.host} within {self._timeout:g} s", url=what
-            ) from None
-        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError) as error:
-            raise CertificateRejected(f"{what}: TLS with {self.host} failed: {_describe(error)}", url=what) from None
-        except (aiohttp.ClientError, OSError) as error:
-            raise RegistryUnreachable(
-                f"{what}: cannot reach the chart repository {self.host}: {_describe(error)}", url=what
-            ) from None
-
-    def _open_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("ChartRepositoryClient is used outside `async with`")
-        return self._session
-
 
 def _shown(url: URL) -> str:
     """A URL fit for a message: without user and password."""
     return str(url.with_user(None)) if url.host else str(url)
 
 
-def _transient(error: Exception) -> bool:
-    if isinstance(error, RegistryUnreachable):
-        return True
-    status = error.status if isinstance(error, ChartRepositoryError) else None
-    return status is not None and (status == 429 or status >= 500)
-
-
 def _too_large(what: str, max_bytes: int) -> IndexTooLarge:
     return IndexTooLarge(
         f"{what} is larger than {format_size(max_bytes)}, the limit for a Helm repository index", url=what
     )
-
-
-def _describe(error: BaseException) -> str:
-    return str(error) or type(error).__name__
-
-
-def _new_partial_file(dest: Path) -> str:
-    if dest.exists():
-        raise FileExistsError(f"{dest} exists: a download goes into a new file")
-    descriptor, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-    os.close(descriptor)
-    return name
-
-
-def _tls_context(ca_pem: bytes | None, cert_pem: bytes | None, key_pem: bytes | None) -> ssl.SSLContext:
-    try:
-        return client_tls_context(ca_pem, cert_pem, key_pem)
-    except ssl.SSLError as error:
-        raise InvalidSourceSpec(f"the chart repository's CA or client certificate is not valid PEM: {error}") from None

@@ -4,27 +4,21 @@ Auth follows the registry's challenge: anonymous first, then Basic, or the Beare
 `WWW-Authenticate: Bearer realm, service, scope` answer names a token service, asked with the
 credentials in Basic; the token is kept per repository scope for the client's life). Credentials and
 tokens are sent only to the registry's own origin (scheme, host and port) and to the token service
-it names: redirects are followed here, not by aiohttp, and a hop to any other origin (a blob store,
-a CDN) goes without `Authorization`; a redirect from https to plain http is refused.
+it names: a redirect to any other origin (a blob store, a CDN) goes without `Authorization`, and one
+from https to plain http is refused (moor.source.http_transport, shared with the chart repository client).
 
 Every registry operation is idempotent (content is addressed by digest, a tag is put whole), so each
 is retried as a whole on 429, 5xx, lost connections and timeouts, following `REGISTRY_RETRY` (a
-Retry-After honoured up to its cap). Every exception leaving this module is a SourceError:
-`_transport_errors` is the one boundary where aiohttp's and the socket's exceptions become ours.
+Retry-After honoured up to its cap). Every exception leaving this module is a SourceError.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import hashlib
 import json
-import os
-import ssl
-import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,21 +27,14 @@ import aiohttp
 from yarl import URL
 
 from moor.retry import RetryPolicy, parse_retry_after
-from moor.source.errors import AuthenticationFailed, InvalidSourceSpec, RepositoryNotFound
+from moor.source import http_transport  # the module, not its class: it imports this package's errors
+from moor.source.errors import AuthenticationFailed, RepositoryNotFound
 from moor.source.limits import ArtifactTooLarge, format_size
 from moor.source.oci.credentials import RegistryCredentials
-from moor.source.oci.errors import (
-    ArtifactNotFound,
-    CertificateRejected,
-    DigestMismatch,
-    RegistryError,
-    RegistryTimeout,
-    RegistryUnreachable,
-)
+from moor.source.oci.errors import ArtifactNotFound, DigestMismatch, RegistryError
 from moor.source.oci.headers import next_page, parse_challenge
 from moor.source.oci.manifest import MANIFEST_TYPES, sha256_digest
 from moor.source.oci.reference import SCHEME, check_digest
-from moor.tls import client_tls_context
 
 T = TypeVar("T")
 
@@ -56,11 +43,8 @@ REGISTRY_RETRY = RetryPolicy(attempts=4, first_delay=0.5, max_delay=10.0, jitter
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 """A manifest or a page of tags is never this large (the distribution spec suggests 4 MiB for manifests)."""
-MAX_REDIRECTS = 5
 MAX_TAG_PAGES = 1000
 _ERROR_BODY_BYTES = 64 * 1024
-_CHUNK = 1024 * 1024
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True)
@@ -98,22 +82,27 @@ class RegistryClient:
         self._credentials = credentials
         self._insecure_http = insecure_http
         self._base = URL(f"{'http' if insecure_http else 'https'}://{registry}")
-        self._timeout = timeout
-        self._tls: ssl.SSLContext | bool = False if insecure_http else _tls_context(ca_pem, cert_pem, key_pem)
-        self._session: aiohttp.ClientSession | None = None
+        self._transport = http_transport.HttpTransport(
+            self._base,
+            "registry",
+            registry,
+            answered=RegistryError,
+            timeout=timeout,
+            ca_pem=ca_pem,
+            cert_pem=cert_pem,
+            key_pem=key_pem,
+        )
         self._basic: str | None = None
         """`Authorization` for every scope, once the registry asked for Basic."""
         self._tokens: dict[str, str] = {}
         """`Authorization: Bearer …` per scope, from the token service."""
 
     async def __aenter__(self) -> RegistryClient:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._tls), trust_env=False)
+        self._transport.open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._transport.close()
 
     async def tags(self, repository: str) -> list[str]:
         """Every tag of the repository, following the registry's `Link` pagination."""
@@ -168,34 +157,30 @@ class RegistryClient:
 
     async def _download(self, repository: str, digest: str, dest: Path, max_size: int, what: str) -> None:
         url = self._url(f"/v2/{repository}/blobs/{digest}")
-        algorithm = hashlib.new(digest.partition(":")[0])
-        partial = Path(await asyncio.to_thread(_new_partial_file, dest))
-        try:
-            async with self._exchange("GET", url, _pull(repository), what, streaming=True) as response:
-                received = 0
-                file = await asyncio.to_thread(partial.open, "wb")
-                try:
-                    while chunk := await self._read_chunk(response, what):
-                        received += len(chunk)
-                        if received > max_size:
-                            raise ArtifactTooLarge(
-                                f"{what} is too large: it is over {format_size(max_size)}, the limit "
-                                "(moor run --max-artifact-size)"
-                            )
-                        algorithm.update(chunk)
-                        await asyncio.to_thread(file.write, chunk)
-                finally:
-                    await asyncio.to_thread(file.close)
-            actual = f"{digest.partition(':')[0]}:{algorithm.hexdigest()}"
-            if actual != digest:
-                raise DigestMismatch(
-                    f"{what}: the registry sent content whose digest is {actual}, not the one asked for; it was "
-                    "thrown away",
-                    url=what,
-                )
-            await asyncio.to_thread(os.link, partial, dest)
-        finally:
-            await asyncio.to_thread(partial.unlink, missing_ok=True)
+
+        def too_large() -> Exception:
+            return ArtifactTooLarge(
+                f"{what} is too large: it is over {format_size(max_size)}, the limit (moor run --max-artifact-size)"
+            )
+
+        def mismatch(actual: str) -> Exception:
+            return DigestMismatch(
+                f"{what}: the registry sent content whose digest is {actual}, not the one asked for; it was "
+                "thrown away",
+                url=what,
+            )
+
+        async with self._exchange("GET", url, _pull(repository), what, streaming=True) as response:
+            await self._transport.stream_to(
+                response,
+                dest,
+                cap=max_size,
+                too_large=too_large,
+                expected=digest,
+                mismatch=mismatch,
+                what=what,
+                algorithm=digest.partition(":")[0],
+            )
 
     async def _upload(self, repository: str, digest: str, data: bytes, what: str) -> None:
         scope = _push(repository)
@@ -228,7 +213,7 @@ class RegistryClient:
         if accept:
             sent["Accept"] = accept
         async with self._exchange(method, url, scope, what, data=data, headers=sent) as response:
-            body = await self._read_capped(response, MAX_MANIFEST_BYTES, what)
+            body = await self._transport.read_capped(response, MAX_MANIFEST_BYTES, what)
             return _Answer(response.status, response.headers, body)
 
     @contextlib.asynccontextmanager
@@ -244,64 +229,35 @@ class RegistryClient:
         streaming: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One request with auth and redirects; yields the final answer once it is a success."""
-        session = self._open_session()
-        timeout = (
-            aiohttp.ClientTimeout(total=None, sock_connect=self._timeout, sock_read=self._timeout)
-            if streaming
-            else aiohttp.ClientTimeout(total=self._timeout)
-        )
-        authorized = False
-        for _ in range(MAX_REDIRECTS + 1):
-            sent = dict(headers or {})
-            own_origin = url.origin() == self._base.origin()
-            authorization = self._authorization(scope) if own_origin else None
-            if authorization:
-                sent["Authorization"] = authorization
-            with self._transport_errors(what):
-                response = await session.request(
-                    method, url, data=data, headers=sent, allow_redirects=False, timeout=timeout
-                )
-            if response.status in _REDIRECTS:
-                url = self._redirect_target(url, response, what)
-                response.release()
-                if response.status == 303:
-                    method, data = "GET", None
-                continue
-            if response.status == 401 and own_origin and not authorized:
-                challenge = response.headers.get("WWW-Authenticate")
-                response.release()
-                await self._authorize(scope, challenge, what)
-                authorized = True
-                continue
-            if response.status >= 400 and not own_origin:
-                response.release()
-                raise RegistryError(
-                    f"{what}: {url.host}, where the registry sent the download, answered {response.status}",
-                    url=what,
-                    status=response.status,
-                )
-            if response.status >= 400:
-                with self._transport_errors(what):
-                    body = await response.content.read(_ERROR_BODY_BYTES)
-                response.release()
-                raise self._error(response.status, body, response.headers, what)
-            try:
-                yield response
-            finally:
-                response.release()
-            return
-        raise RegistryError(f"{what}: the registry redirected more than {MAX_REDIRECTS} times")
-
-    def _redirect_target(self, url: URL, response: aiohttp.ClientResponse, what: str) -> URL:
-        location = response.headers.get("Location")
-        if not location:
-            raise RegistryError(f"{what}: the registry answered {response.status} without a Location")
-        target = url.join(URL(location))
-        if url.scheme == "https" and target.scheme != "https":
-            raise RegistryError(f"{what}: the registry redirected to plain http ({target.host}); refused")
-        if target.scheme not in ("http", "https"):
-            raise RegistryError(f"{what}: the registry redirected to a {target.scheme!r} URL; refused")
-        return target
+        for authorized in (False, True):
+            challenge: str | None = None
+            async with self._transport.exchange(
+                method,
+                url,
+                what,
+                authorization=self._authorization(scope),
+                headers=headers,
+                data=data,
+                streaming=streaming,
+            ) as response:
+                own_origin = self._transport.is_own_origin(response.url)
+                if response.status == 401 and own_origin and not authorized:
+                    challenge = response.headers.get("WWW-Authenticate")
+                elif response.status >= 400 and not own_origin:
+                    raise RegistryError(
+                        f"{what}: {response.url.host}, where the registry sent the download, answered "
+                        f"{response.status}",
+                        url=what,
+                        status=response.status,
+                    )
+                elif response.status >= 400:
+                    with self._transport.errors(what):
+                        body = await response.content.read(_ERROR_BODY_BYTES)
+                    raise self._error(response.status, body, response.headers, what)
+                else:
+                    yield response
+                    return
+            await self._authorize(scope, challenge, what)
 
     def _authorization(self, scope: str) -> str | None:
         return self._tokens.get(scope) or self._basic
@@ -334,13 +290,12 @@ class RegistryClient:
         headers = {"Accept": "application/json"}
         if self._credentials is not None:
             headers["Authorization"] = self._credentials.basic_authorization()
-        session = self._open_session()
-        with self._transport_errors(what):
-            async with session.get(
+        with self._transport.errors(what):
+            async with self._transport.session.get(
                 realm.update_query(query),
                 headers=headers,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                timeout=aiohttp.ClientTimeout(total=self._transport.timeout),
             ) as response:
                 body = await response.content.read(MAX_MANIFEST_BYTES)
                 status = response.status
@@ -385,57 +340,7 @@ class RegistryClient:
         )
 
     async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await operation()
-            except (RegistryError, RegistryUnreachable) as error:
-                if not _worth_another_try(error):
-                    raise
-                retry_after = error.retry_after if isinstance(error, RegistryError) else None
-                wait = self.retry.next_delay(attempt, time.monotonic() - started, retry_after)
-                if wait is None:
-                    raise
-                await asyncio.sleep(wait)
-
-    async def _read_capped(self, response: aiohttp.ClientResponse, cap: int, what: str) -> bytes:
-        """The whole body (a read returns what has arrived, so read to the end), refused past `cap`."""
-        body = bytearray()
-        with self._transport_errors(what):
-            while chunk := await response.content.read(cap + 1 - len(body)):
-                body += chunk
-                if len(body) > cap:
-                    raise RegistryError(f"{what}: the registry's answer is larger than {format_size(cap)}; refused")
-        return bytes(body)
-
-    async def _read_chunk(self, response: aiohttp.ClientResponse, what: str) -> bytes:
-        with self._transport_errors(what):
-            return await response.content.read(_CHUNK)
-
-    @contextlib.contextmanager
-    def _transport_errors(self, what: str) -> Iterator[None]:
-        """Translates every way the network can fail into RegistryUnreachable (or a subclass)."""
-        try:
-            yield
-        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too
-            raise RegistryTimeout(
-                f"{what}: no answer from the registry {self.registry} within {self._timeout:g} s", url=what
-            ) from None
-        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError) as error:
-            raise CertificateRejected(
-                f"{what}: TLS with the registry {self.registry} failed: {_describe(error)}", url=what
-            ) from None
-        except (aiohttp.ClientError, OSError) as error:
-            raise RegistryUnreachable(
-                f"{what}: cannot reach the registry {self.registry}: {_describe(error)}", url=what
-            ) from None
-
-    def _open_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("RegistryClient is used outside `async with`")
-        return self._session
+        return await self._transport.retrying(self.retry, operation)
 
     def _url(self, path: str) -> URL:
         return self._base.with_path(path, encoded=False)
@@ -451,15 +356,6 @@ def _pull(repository: str) -> str:
 
 def _push(repository: str) -> str:
     return f"repository:{repository}:pull,push"
-
-
-def _worth_another_try(error: Exception) -> bool:
-    if isinstance(error, CertificateRejected):
-        return False
-    if isinstance(error, RegistryUnreachable):
-        return True
-    status = error.status if isinstance(error, RegistryError) else None
-    return status is not None and (status == 429 or status >= 500)
 
 
 def _verified_digest(raw: bytes, expected: str | None, what: str) -> str:
@@ -498,23 +394,3 @@ def _registry_errors(body: bytes) -> tuple[set[str], str]:
     codes = {str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")}
     messages = [f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
     return codes, (messages[0][:200] if messages else "")
-
-
-def _describe(error: BaseException) -> str:
-    return str(error) or type(error).__name__
-
-
-def _new_partial_file(dest: Path) -> str:
-    """An empty private file beside `dest`, to download into before the digest is known to be right."""
-    if dest.exists():
-        raise FileExistsError(f"{dest} exists: a blob is downloaded into a new file")
-    descriptor, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-    os.close(descriptor)
-    return name
-
-
-def _tls_context(ca_pem: bytes | None, cert_pem: bytes | None, key_pem: bytes | None) -> ssl.SSLContext:
-    try:
-        return client_tls_context(ca_pem, cert_pem, key_pem)
-    except ssl.SSLError as error:
-        raise InvalidSourceSpec(f"the registry's CA or client certificate is not valid PEM: {error}") from None
