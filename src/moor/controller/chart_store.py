@@ -22,8 +22,8 @@ from pathlib import Path
 
 from moor import source
 from moor.cluster.api import KubeApi
-from moor.controller.registry_store import CA_KEY, CERT_KEY, KEY_KEY, RegistryAccess
-from moor.controller.secrets import read_secret
+from moor.controller.registry_store import RegistryAccess
+from moor.controller.secrets import ClientSecrets, read_client_secrets
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
 from moor.resources.helmrepository import HelmRepositorySpec, HelmRepositoryType
@@ -32,7 +32,7 @@ from moor.source.errors import RepositoryNotFound
 from moor.source.helm.client import ChartRepositoryClient
 from moor.source.helm.errors import ChartNotFound, ChartRepositoryError, NoMatchingVersion
 from moor.source.helm.index import ChartEntry, ChartIndex, IndexLimits, check_chart_name, parse_index_file
-from moor.source.oci import OciReference, RegistryClient, RegistryCredentials, UnsupportedArtifact, extract_tarball
+from moor.source.oci import OciReference, RegistryClient, UnsupportedArtifact, extract_tarball
 from moor.source.oci.manifest import ImageManifest, parse_manifest, select_layer
 from moor.source.semver_range import SemverRange, tag_version
 
@@ -68,19 +68,16 @@ class ChartRepositoryAccess:
     """What it takes to talk to one chart repository over HTTP(S)."""
 
     url: str
-    credentials: RegistryCredentials | None
-    ca_pem: bytes | None
-    cert_pem: bytes | None
-    key_pem: bytes | None
+    secrets: ClientSecrets
     timeout: float
 
     def client(self) -> ChartRepositoryClient:
         return ChartRepositoryClient(
             self.url,
-            self.credentials,
-            ca_pem=self.ca_pem,
-            cert_pem=self.cert_pem,
-            key_pem=self.key_pem,
+            self.secrets.credentials,
+            ca_pem=self.secrets.ca_pem,
+            cert_pem=self.secrets.cert_pem,
+            key_pem=self.secrets.key_pem,
             timeout=self.timeout,
         )
 
@@ -149,42 +146,16 @@ class ChartStore:
         self._locks.pop(uid, None)
 
     async def http_access(self, repository: KubeObject, spec: HelmRepositorySpec) -> ChartRepositoryAccess:
-        credentials, certificates = await self._secrets(repository, spec)
-        return ChartRepositoryAccess(
-            url=spec.url,
-            credentials=credentials,
-            ca_pem=certificates.get(CA_KEY),
-            cert_pem=certificates.get(CERT_KEY),
-            key_pem=certificates.get(KEY_KEY),
-            timeout=spec.timeout.total_seconds(),
-        )
+        return ChartRepositoryAccess(spec.url, await self._secrets(repository, spec), spec.timeout.total_seconds())
 
     async def registry_access(self, repository: KubeObject, spec: HelmRepositorySpec) -> RegistryAccess:
-        credentials, certificates = await self._secrets(repository, spec)
-        return RegistryAccess(
-            repository=spec.oci_repository,
-            credentials=credentials,
-            ca_pem=certificates.get(CA_KEY),
-            cert_pem=certificates.get(CERT_KEY),
-            key_pem=certificates.get(KEY_KEY),
-            insecure=spec.insecure,
-            timeout=spec.timeout.total_seconds(),
-        )
+        secrets = await self._secrets(repository, spec)
+        return RegistryAccess(spec.oci_repository, secrets, spec.insecure, spec.timeout.total_seconds())
 
-    async def _secrets(
-        self, repository: KubeObject, spec: HelmRepositorySpec
-    ) -> tuple[RegistryCredentials | None, dict[str, bytes]]:
-        credentials = None
-        if spec.secret_name:
-            secret = await read_secret(self.api, repository, spec.secret_name)
-            credentials = RegistryCredentials.from_secret(secret.type, secret.data, spec.host)
-        certificates: dict[str, bytes] = {}
-        if spec.cert_secret_name:
-            certificates = (await read_secret(self.api, repository, spec.cert_secret_name)).data
-            if (CERT_KEY in certificates) != (KEY_KEY in certificates):
-                where = f"{ObjectRef.of(repository)}: the Secret {spec.cert_secret_name}"
-                raise source.InvalidSourceSpec(f"{where} must hold both {CERT_KEY} and {KEY_KEY}, or neither")
-        return credentials, certificates
+    async def _secrets(self, repository: KubeObject, spec: HelmRepositorySpec) -> ClientSecrets:
+        return await read_client_secrets(
+            self.api, repository, secret_name=spec.secret_name, cert_secret_name=spec.cert_secret_name, host=spec.host
+        )
 
     async def _current_index(self, repository: KubeObject, spec: HelmRepositorySpec) -> ChartIndex:
         """The index in memory when it is the one the status names (or no status names one), else read anew:

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from moor import source
 from moor.cluster.api import KubeApi
-from moor.controller.secrets import SecretMissing, read_secret
+from moor.controller.secrets import ClientSecrets, SecretMissing, read_client_secrets, read_secret
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
 from moor.resources.ocirepository import OCIRepositorySpec
 from moor.source.artifact import TREE_DIR, CommitInfo
-from moor.source.oci import OciReference, PulledArtifact, RegistryClient, RegistryCredentials, choose_tag, pull
+from moor.source.oci import OciReference, PulledArtifact, RegistryClient, choose_tag, pull
 from moor.source.oci.cosign import CosignKeys, CosignSignature, verify_signed
 from moor.source.oci.manifest import (
     ANNOTATION_CREATED,
@@ -31,28 +31,23 @@ from moor.source.oci.manifest import (
     parse_manifest,
 )
 
-CA_KEY, CERT_KEY, KEY_KEY = "ca.crt", "tls.crt", "tls.key"
-
 
 @dataclass(frozen=True)
 class RegistryAccess:
     """What it takes to talk to one registry: the repository, credentials, certificates and timeout."""
 
     repository: OciReference
-    credentials: RegistryCredentials | None
-    ca_pem: bytes | None
-    cert_pem: bytes | None
-    key_pem: bytes | None
+    secrets: ClientSecrets
     insecure: bool
     timeout: float
 
     def client(self) -> RegistryClient:
         return RegistryClient(
             self.repository.registry,
-            self.credentials,
-            ca_pem=self.ca_pem,
-            cert_pem=self.cert_pem,
-            key_pem=self.key_pem,
+            self.secrets.credentials,
+            ca_pem=self.secrets.ca_pem,
+            cert_pem=self.secrets.cert_pem,
+            key_pem=self.secrets.key_pem,
             timeout=self.timeout,
             insecure_http=self.insecure,
         )
@@ -80,25 +75,14 @@ class RegistryStore:
         self.cache = cache
 
     async def access(self, repository: KubeObject, spec: OCIRepositorySpec) -> RegistryAccess:
-        credentials = None
-        if spec.secret_name:
-            secret = await read_secret(self.api, repository, spec.secret_name)
-            credentials = RegistryCredentials.from_secret(secret.type, secret.data, spec.repository.registry)
-        certificates: dict[str, bytes] = {}
-        if spec.cert_secret_name:
-            certificates = (await read_secret(self.api, repository, spec.cert_secret_name)).data
-            if (CERT_KEY in certificates) != (KEY_KEY in certificates):
-                where = f"{ObjectRef.of(repository)}: the Secret {spec.cert_secret_name}"
-                raise source.InvalidSourceSpec(f"{where} must hold both {CERT_KEY} and {KEY_KEY}, or neither")
-        return RegistryAccess(
-            repository=spec.repository,
-            credentials=credentials,
-            ca_pem=certificates.get(CA_KEY),
-            cert_pem=certificates.get(CERT_KEY),
-            key_pem=certificates.get(KEY_KEY),
-            insecure=spec.insecure,
-            timeout=spec.timeout.total_seconds(),
+        secrets = await read_client_secrets(
+            self.api,
+            repository,
+            secret_name=spec.secret_name,
+            cert_secret_name=spec.cert_secret_name,
+            host=spec.repository.registry,
         )
+        return RegistryAccess(spec.repository, secrets, spec.insecure, spec.timeout.total_seconds())
 
     async def trusted_keys(self, repository: KubeObject, spec: OCIRepositorySpec) -> CosignKeys | None:
         """The cosign public keys `spec.verify` trusts; None without it. A trust Secret that is missing or
