@@ -251,7 +251,10 @@ def test_a_tenant_pass_where_nothing_changed_sends_no_request_per_object(
     after = api_requests(hardened_controller)
     sent = {verb: after[verb] - before[verb] for verb in before if after[verb] != before[verb]}
     assert "apply" not in sent and "dry-run" not in sent, sent
-    assert sum(sent.values()) < 10, f"two passes over 40 unchanged objects sent {sent}"
+    # Each pass reads its Sync and patches its status; the first may still finish the last apply's
+    # bookkeeping (its healthy snapshot, an Event) or renew an expired access review. A handful, never
+    # one per object: 40 objects checked per object would be at least 80 requests.
+    assert sum(sent.values()) < 20, f"two passes over 40 unchanged objects sent {sent}"
 
 
 def test_a_source_in_another_namespace_is_refused(tenant: Moor, git_repo: GitWorkspace) -> None:
