@@ -18,9 +18,9 @@ from rich.table import Table
 from moor.cli.options import Target, lines_output_option, print_document, run_async, target_options
 from moor.cli.syncs import short_revision
 from moor.errors import MoorError
-from moor.record.dora import parse_time
 from moor.record.history import HistoryStore
 from moor.resources import DurationError, parse_duration
+from moor.resources.conditions import parse_time
 
 DEPLOYMENT = "deployment"
 DRIFT_CORRECTION = "drift-correction"

@@ -17,12 +17,11 @@ import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from moor import source
 from moor.cluster.api import KubeApi
-from moor.controller.registry_store import RegistryAccess
+from moor.controller.registry_store import RegistryAccess, created_time
 from moor.controller.secrets import ClientSecrets, read_client_secrets
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
@@ -279,7 +278,7 @@ class ChartStore:
             await asyncio.to_thread(tarball.unlink)
             if not await asyncio.to_thread((tree / name / "Chart.yaml").is_file):
                 raise UnsupportedArtifact(f"{what}: the chart's tarball holds no {name}/Chart.yaml", url=what)
-            return CommitInfo(commit=digest, author="", message=f"{name} {version}", committed_at=_created(created))
+            return CommitInfo(commit=digest, author="", message=f"{name} {version}", committed_at=created_time(created))
 
         return await self.cache.obtain(digest, populate)
 
@@ -318,15 +317,6 @@ def _parse_revision(revision: str, ref: ObjectRef) -> tuple[str, str, str]:
 
 def _chart_artifact(revision: str, entry: CacheEntry, name: str) -> source.Artifact:
     return replace(source.Artifact.of(revision, entry), path=entry.tree / name)
-
-
-def _created(text: str) -> datetime:
-    if text:
-        try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
-            pass
-    return datetime.now(UTC)
 
 
 def _uid(repository: KubeObject) -> str:

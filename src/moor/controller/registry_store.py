@@ -19,6 +19,7 @@ from moor.cluster.api import KubeApi
 from moor.controller.secrets import ClientSecrets, SecretMissing, read_client_secrets, read_secret
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
+from moor.resources.conditions import parse_time
 from moor.resources.ocirepository import OCIRepositorySpec
 from moor.source.artifact import TREE_DIR, CommitInfo
 from moor.source.oci import OciReference, PulledArtifact, RegistryClient, choose_tag, pull
@@ -159,14 +160,11 @@ def _version_info(pulled: PulledArtifact) -> CommitInfo:
         commit=pulled.digest,
         author="",
         message=origin or f"{pulled.reference}",
-        committed_at=_created(pulled.annotations.get(ANNOTATION_CREATED)),
+        committed_at=created_time(pulled.annotations.get(ANNOTATION_CREATED)),
     )
 
 
-def _created(text: str | None) -> datetime:
-    if text:
-        try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
-            pass
-    return datetime.now(UTC)
+def created_time(text: str | None) -> datetime:
+    """When an artifact or chart was made, as its annotation or index entry says, in UTC; now when it
+    does not say (its commit time in history and lead times)."""
+    return (parse_time(text) or datetime.now(UTC)).astimezone(UTC)

@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+from moor.resources.conditions import parse_time
 
 SUCCEEDED = "Succeeded"
 ROLLED_BACK = "RolledBack"
@@ -34,16 +36,6 @@ RESTORING = frozenset({SUCCEEDED, ROLLED_BACK})
 DEFAULT_WINDOW = timedelta(days=30)
 ALL = ("", "")
 """The key of the figures over every Sync."""
-
-
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)  # a time without a zone is UTC
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ class Condition:
             reason=str(data.get("reason") or "Unknown"),
             message=str(data.get("message") or ""),
             observed_generation=int(data.get("observedGeneration") or 0),
-            last_transition_time=_parse_time(stamp) if stamp else None,
+            last_transition_time=parse_time(stamp),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,8 +145,16 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 time as the API (and OCI annotations) write them; None when it is not one. A time
+    without a zone is UTC."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _truncate(message: str) -> str:
