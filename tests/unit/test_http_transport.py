@@ -16,10 +16,10 @@ from yarl import URL
 
 from moor.devcluster import pki
 from moor.retry import RetryPolicy
-from moor.source.errors import SourceError
+from moor.source.errors import RegistryUnreachable, SourceError
 from moor.source.http_transport import HttpTransport
 from moor.source.limits import ArtifactTooLarge
-from moor.source.oci.errors import RegistryError, RegistryUnreachable
+from moor.source.oci.errors import RegistryError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Serve = Callable[[Handler, ssl.SSLContext | None], Awaitable[URL]]

@@ -16,8 +16,9 @@ from pathlib import Path
 import click
 
 from moor.cli.options import output_option, print_document, run_async
+from moor.source.errors import RegistryUnreachable
 from moor.source.oci import OciReference, RegistryClient, RegistryCredentials, from_docker_config, push
-from moor.source.oci.errors import RegistryError, RegistryUnreachable
+from moor.source.oci.errors import RegistryError
 
 
 @click.group("push")

@@ -68,3 +68,31 @@ class VerificationFailed(SourceError):
     """The revision is not signed by a trusted key (unsigned, unknown or expired key, altered object)."""
 
     reason = "VerificationFailed"
+
+
+class AnsweredWithError(SourceError):
+    """A registry or chart repository answered with an error none of the narrower classes names; the
+    message quotes it. `status` and `retry_after` decide whether to ask again."""
+
+    def __init__(
+        self, message: str, *, url: str | None = None, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, url=url)
+        self.status = status
+        self.retry_after = retry_after
+        """Seconds the server asked to wait (Retry-After of a 429 or 503), if it said."""
+
+
+class RegistryUnreachable(HostUnreachable):
+    """No answer from a registry or chart repository: the name does not resolve, the connection is
+    refused or reset."""
+
+
+class RegistryTimeout(RegistryUnreachable):
+    reason = "Timeout"
+
+
+class CertificateRejected(RegistryUnreachable):
+    """The server's TLS certificate is not trusted (or it refused ours): retrying will not help."""
+
+    reason = "CertificateRejected"

@@ -21,19 +21,21 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import aiohttp
 from yarl import URL
 
 from moor.retry import RetryPolicy
-from moor.source.errors import InvalidSourceSpec
+from moor.source.errors import (
+    AnsweredWithError,
+    CertificateRejected,
+    InvalidSourceSpec,
+    RegistryTimeout,
+    RegistryUnreachable,
+)
 from moor.source.limits import format_size
-from moor.source.oci.errors import CertificateRejected, RegistryError, RegistryTimeout, RegistryUnreachable
 from moor.tls import client_tls_context
-
-if TYPE_CHECKING:  # at run time a cycle: the helm package imports its client, which imports this module
-    from moor.source.helm.errors import ChartRepositoryError
 
 T = TypeVar("T")
 
@@ -51,7 +53,7 @@ class HttpTransport:
         kind: str,
         host: str,
         *,
-        answered: type[RegistryError | ChartRepositoryError],
+        answered: type[AnsweredWithError],
         timeout: float,
         ca_pem: bytes | None = None,
         cert_pem: bytes | None = None,
@@ -220,7 +222,7 @@ class HttpTransport:
         return target
 
 
-def _transient(error: RegistryError | ChartRepositoryError | RegistryUnreachable) -> bool:
+def _transient(error: AnsweredWithError | RegistryUnreachable) -> bool:
     if isinstance(error, CertificateRejected):
         return False
     if isinstance(error, RegistryUnreachable):

@@ -7,7 +7,7 @@ Timeout and CertificateRejected kinds), a tarball that fails a check a `DigestMi
 
 from __future__ import annotations
 
-from moor.source.errors import NoMatchingTag, RefNotFound, SourceError
+from moor.source.errors import AnsweredWithError, NoMatchingTag, RefNotFound, SourceError
 
 
 class IndexTooLarge(SourceError):
@@ -22,17 +22,10 @@ class InvalidIndex(SourceError):
     reason = "InvalidIndex"
 
 
-class ChartRepositoryError(SourceError):
+class ChartRepositoryError(AnsweredWithError):
     """The chart repository answered with an error none of the narrower classes names."""
 
     reason = "ChartRepositoryError"
-
-    def __init__(
-        self, message: str, *, url: str | None = None, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message, url=url)
-        self.status = status
-        self.retry_after = retry_after
 
 
 class ChartNotFound(RefNotFound):

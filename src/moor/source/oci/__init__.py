@@ -5,16 +5,14 @@ The controller turns an OCIRepository into an `OciReference`, `RegistryCredentia
 `<tag>@sha256:<digest>`, origin source and revision) or a SourceError. `moor push artifact` is `push`.
 """
 
+from moor.source.errors import CertificateRejected, RegistryTimeout, RegistryUnreachable
 from moor.source.oci.artifacts import PulledArtifact, choose_tag, pull, push
 from moor.source.oci.client import FetchedManifest, RegistryClient
 from moor.source.oci.credentials import RegistryCredentials, from_docker_config
 from moor.source.oci.errors import (
     ArtifactNotFound,
-    CertificateRejected,
     DigestMismatch,
     RegistryError,
-    RegistryTimeout,
-    RegistryUnreachable,
     UnsafeArtifact,
     UnsupportedArtifact,
 )

@@ -27,8 +27,8 @@ import aiohttp
 from yarl import URL
 
 from moor.retry import RetryPolicy, parse_retry_after
-from moor.source import http_transport  # the module, not its class: it imports this package's errors
 from moor.source.errors import AuthenticationFailed, RepositoryNotFound
+from moor.source.http_transport import HttpTransport
 from moor.source.limits import ArtifactTooLarge, format_size
 from moor.source.oci.credentials import RegistryCredentials
 from moor.source.oci.errors import ArtifactNotFound, DigestMismatch, RegistryError
@@ -82,7 +82,7 @@ class RegistryClient:
         self._credentials = credentials
         self._insecure_http = insecure_http
         self._base = URL(f"{'http' if insecure_http else 'https'}://{registry}")
-        self._transport = http_transport.HttpTransport(
+        self._transport = HttpTransport(
             self._base,
             "registry",
             registry,

@@ -7,35 +7,13 @@ is an `InvalidSourceSpec`, refused credentials an `AuthenticationFailed`, an unk
 
 from __future__ import annotations
 
-from moor.source.errors import HostUnreachable, RefNotFound, SourceError
+from moor.source.errors import AnsweredWithError, RefNotFound, SourceError
 
 
-class RegistryError(SourceError):
+class RegistryError(AnsweredWithError):
     """The registry answered with an error none of the narrower classes names; the message quotes it."""
 
     reason = "RegistryError"
-
-    def __init__(
-        self, message: str, *, url: str | None = None, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message, url=url)
-        self.status = status
-        self.retry_after = retry_after
-        """Seconds the registry asked to wait (Retry-After of a 429 or 503), if it said."""
-
-
-class RegistryUnreachable(HostUnreachable):
-    """No answer: the name does not resolve, the connection is refused or reset."""
-
-
-class RegistryTimeout(RegistryUnreachable):
-    reason = "Timeout"
-
-
-class CertificateRejected(RegistryUnreachable):
-    """The registry's TLS certificate is not trusted (or it refused ours): retrying will not help."""
-
-    reason = "CertificateRejected"
 
 
 class ArtifactNotFound(RefNotFound):
