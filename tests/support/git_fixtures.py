@@ -16,14 +16,12 @@ so commit ids are reproducible.
 from __future__ import annotations
 
 import base64
-import contextlib
 import getpass
 import hmac
 import itertools
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -39,6 +37,8 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import pytest
+
+from tests.support.processes import stop_group
 
 DEFAULT_AUTHOR = "Moor Test <test@moor.invalid>"
 COMMITTER = ("Moor Committer", "committer@moor.invalid")
@@ -514,14 +514,7 @@ class GitSshServer:
         process, self._process = self._process, None
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_group(process)
 
     def _write_config(self) -> Path:
         d = self.directory

@@ -20,7 +20,6 @@ session for reading a failure; the registry is stopped at session end.
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import hashlib
 import hmac
@@ -28,7 +27,6 @@ import io
 import json
 import os
 import secrets
-import signal
 import socket
 import ssl
 import subprocess
@@ -50,6 +48,7 @@ import pytest
 
 from moor import binaries
 from moor.devcluster import pki
+from tests.support.processes import stop_group
 
 FLUX_CONTENT_MEDIA_TYPE = "application/vnd.cncf.flux.content.v1.tar+gzip"
 FLUX_CONFIG_MEDIA_TYPE = "application/vnd.cncf.flux.config.v1+json"
@@ -373,14 +372,7 @@ class Registry:
         process, self._process = self._process, None
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_group(process)
 
     def _scratch(self) -> Path:
         path = self.directory / "scratch" / secrets.token_hex(6)
