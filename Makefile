@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := git openssh-server openssh-client gnupg ca-certificates
+DEBIAN_PACKAGES := git openssh-server openssh-client gnupg ca-certificates chromium
 
 .PHONY: setup system-packages venv tools lint unit test demo demo-down clean
 

@@ -7,7 +7,18 @@ from typing import Any
 import pytest
 
 from moor.crds import load_crds
-from moor.resources import ALERT, GITREPOSITORY, GROUP, PROVIDER, SYNC, SYNC_RECORD, parse_duration
+from moor.resources import (
+    ALERT,
+    GITREPOSITORY,
+    GROUP,
+    IMAGEPOLICY,
+    IMAGEREPOSITORY,
+    IMAGEUPDATE,
+    PROVIDER,
+    SYNC,
+    SYNC_RECORD,
+    parse_duration,
+)
 from moor.resources import gitrepository as gitrepository_spec
 from moor.resources import sync as sync_spec
 
@@ -48,6 +59,9 @@ def test_every_crd_loads_from_package_data() -> None:
         "gitrepositories.moor.dev",
         "ocirepositories.moor.dev",
         "helmrepositories.moor.dev",
+        "imagerepositories.moor.dev",
+        "imagepolicies.moor.dev",
+        "imageupdates.moor.dev",
         "syncs.moor.dev",
         "syncrecords.moor.dev",
         "providers.moor.dev",
@@ -57,7 +71,9 @@ def test_every_crd_loads_from_package_data() -> None:
     assert all(entry["kind"] == "CustomResourceDefinition" for entry in crds)
 
 
-@pytest.mark.parametrize("kind", [GITREPOSITORY, SYNC, SYNC_RECORD, PROVIDER, ALERT])
+@pytest.mark.parametrize(
+    "kind", [GITREPOSITORY, IMAGEREPOSITORY, IMAGEPOLICY, IMAGEUPDATE, SYNC, SYNC_RECORD, PROVIDER, ALERT]
+)
 def test_names_scope_and_version(kind: Any) -> None:
     definition = crd(kind.kind)
     assert definition["metadata"]["name"] == kind.crd_name
