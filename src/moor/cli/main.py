@@ -17,11 +17,12 @@ from moor.cli.diff import diff
 from moor.cli.events import events
 from moor.cli.export import export
 from moor.cli.install import install
+from moor.cli.managed import drift, tree
 from moor.cli.push import push_group
 from moor.cli.revisions import approve, history, rollback
 from moor.cli.run import run
 from moor.cli.stats import stats
-from moor.cli.syncs import drift, get, reconcile, resume, suspend, tree
+from moor.cli.syncs import get, reconcile, resume, suspend
 from moor.cli.trace import trace
 from moor.cli.uninstall import uninstall
 from moor.errors import MoorError
