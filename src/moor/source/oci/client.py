@@ -35,6 +35,7 @@ from moor.source.oci.errors import ArtifactNotFound, DigestMismatch, RegistryErr
 from moor.source.oci.headers import next_page, parse_challenge
 from moor.source.oci.manifest import MANIFEST_TYPES, sha256_digest
 from moor.source.oci.reference import SCHEME, check_digest
+from moor.source.oci.token import IssuedToken, RegistryAuth, parse_token_answer
 
 T = TypeVar("T")
 
@@ -44,6 +45,7 @@ REGISTRY_RETRY = RetryPolicy(attempts=4, first_delay=0.5, max_delay=10.0, jitter
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 """A manifest or a page of tags is never this large (the distribution spec suggests 4 MiB for manifests)."""
 MAX_TAG_PAGES = 1000
+TAG_PAGE_SIZE = 1000
 _ERROR_BODY_BYTES = 64 * 1024
 
 
@@ -56,10 +58,21 @@ class FetchedManifest:
 
 
 @dataclass(frozen=True)
+class TagPage:
+    """One page of a repository's tags: `tags` None when the registry said it has not changed (304)."""
+
+    url: str
+    """The page as asked for (the key its ETag is remembered by)."""
+    tags: list[str] | None
+    etag: str | None
+
+
+@dataclass(frozen=True)
 class _Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    url: URL
 
 
 class RegistryClient:
@@ -76,6 +89,7 @@ class RegistryClient:
         timeout: float = 60.0,
         insecure_http: bool = False,
         retry: RetryPolicy = REGISTRY_RETRY,
+        auth: RegistryAuth | None = None,
     ) -> None:
         self.registry = registry
         self.retry = retry
@@ -92,10 +106,8 @@ class RegistryClient:
             cert_pem=cert_pem,
             key_pem=key_pem,
         )
-        self._basic: str | None = None
-        """`Authorization` for every scope, once the registry asked for Basic."""
-        self._tokens: dict[str, str] = {}
-        """`Authorization: Bearer …` per scope, from the token service."""
+        self._auth = auth if auth is not None else RegistryAuth()
+        """Basic once the registry asked for it, tokens per scope until they expire (maybe from an earlier client)."""
 
     async def __aenter__(self) -> RegistryClient:
         self._transport.open()
@@ -106,17 +118,45 @@ class RegistryClient:
 
     async def tags(self, repository: str) -> list[str]:
         """Every tag of the repository, following the registry's `Link` pagination."""
-        what = self._name(repository)
         found: list[str] = []
-        page: URL | None = self._url(f"/v2/{repository}/tags/list").with_query(n="1000")
+        async for page in self.tag_pages(repository):
+            found.extend(page.tags or ())
+        return found
+
+    async def tag_pages(
+        self, repository: str, known: Mapping[str, str] | None = None, *, page_size: int = TAG_PAGE_SIZE
+    ) -> AsyncIterator[TagPage]:
+        """The repository's tags a page at a time (only one page's body in memory), following `Link`.
+
+        `known` maps a page's URL to the ETag it was last answered with: that page is asked for with
+        If-None-Match, and a registry that says it did not change yields it with `tags` None. A page
+        must come from the registry itself: a redirect of the list to another host is refused.
+        """
+        what = self._name(repository)
+        page: URL | None = self._url(f"/v2/{repository}/tags/list").with_query(n=str(page_size))
         for _ in range(MAX_TAG_PAGES):
             if page is None:
-                return found
-            fetch = functools.partial(self._fetch, "GET", page, _pull(repository), what, accept="application/json")
+                return
+            asked = str(page)
+            etag = (known or {}).get(asked)
+            conditional = {"If-None-Match": etag} if etag else None
+            fetch = functools.partial(
+                self._fetch, "GET", page, _pull(repository), what, accept="application/json", headers=conditional
+            )
             answer = await self._retrying(fetch)
-            found.extend(_tags_in(answer.body, what))
+            if not self._transport.is_own_origin(answer.url):
+                raise RegistryError(
+                    f"{what}: the registry sent its list of tags to {answer.url.host}, another host; refused",
+                    url=what,
+                )
+            unchanged = answer.status == 304
+            yield TagPage(asked, None if unchanged else _tags_in(answer.body, what), answer.headers.get("ETag") or etag)
             link = next_page(answer.headers.get("Link"))
             page = self._base.join(URL(link)) if link else None
+            if page is not None and not self._transport.is_own_origin(page):
+                raise RegistryError(
+                    f"{what}: the registry's next page of tags is on {page.host}, another host; refused", url=what
+                )
         raise RegistryError(f"{what}: the registry's list of tags runs past {MAX_TAG_PAGES} pages")
 
     async def resolve(self, repository: str, tag_or_digest: str) -> FetchedManifest:
@@ -214,7 +254,7 @@ class RegistryClient:
             sent["Accept"] = accept
         async with self._exchange(method, url, scope, what, data=data, headers=sent) as response:
             body = await self._transport.read_capped(response, MAX_MANIFEST_BYTES, what)
-            return _Answer(response.status, response.headers, body)
+            return _Answer(response.status, response.headers, body, response.url)
 
     @contextlib.asynccontextmanager
     async def _exchange(
@@ -260,7 +300,7 @@ class RegistryClient:
             await self._authorize(scope, challenge, what)
 
     def _authorization(self, scope: str) -> str | None:
-        return self._tokens.get(scope) or self._basic
+        return self._auth.authorization(scope)
 
     async def _authorize(self, scope: str, header: str | None, what: str) -> None:
         """Answers the registry's challenge: remembers Basic, or fetches a Bearer token for the scope."""
@@ -270,9 +310,9 @@ class RegistryClient:
         if challenge.scheme == "basic":
             if self._credentials is None:
                 raise AuthenticationFailed(f"{what}: the registry {self.registry} needs credentials and none are given")
-            if self._basic is not None:
+            if self._auth.basic is not None:
                 raise self._refused(what)
-            self._basic = self._credentials.basic_authorization()
+            self._auth.basic = self._credentials.basic_authorization()
             return
         if challenge.scheme != "bearer" or not challenge.params.get("realm"):
             raise AuthenticationFailed(
@@ -280,10 +320,10 @@ class RegistryClient:
                 "which Moor does not speak"
             )
         params = challenge.params
-        token = await self._token(URL(params["realm"]), params.get("service"), params.get("scope") or scope, what)
-        self._tokens[scope] = f"Bearer {token}"
+        issued = await self._token(URL(params["realm"]), params.get("service"), params.get("scope") or scope, what)
+        self._auth.remember_token(scope, issued.token, issued.expires_in)
 
-    async def _token(self, realm: URL, service: str | None, scope: str, what: str) -> str:
+    async def _token(self, realm: URL, service: str | None, scope: str, what: str) -> IssuedToken:
         if realm.scheme != "https" and not (realm.scheme == "http" and self._insecure_http):
             raise AuthenticationFailed(f"{what}: the registry {self.registry} names a token service that is not https")
         query = {"scope": scope, **({"service": service} if service else {})}
@@ -303,14 +343,10 @@ class RegistryClient:
             raise self._refused(what, by=f"the token service {realm.host}")
         if status >= 300:
             raise RegistryError(f"{what}: the token service {realm.host} answered {status}", url=what, status=status)
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            document = None
-        token = (document.get("token") or document.get("access_token")) if isinstance(document, dict) else None
-        if not isinstance(token, str) or not token:
+        issued = parse_token_answer(body)
+        if issued is None:
             raise RegistryError(f"{what}: the token service {realm.host} answered without a token")
-        return token
+        return issued
 
     def _refused(self, what: str, by: str | None = None) -> AuthenticationFailed:
         refuser = by or f"the registry {self.registry}"
