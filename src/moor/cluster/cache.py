@@ -414,8 +414,16 @@ class KindInformer:
 class LiveCache:
     """Informers shared by all Syncs, started for a kind when some Sync first manages it."""
 
-    def __init__(self, api: KubeApi, *, concurrent_lists: int = CONCURRENT_LISTS) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        *,
+        concurrent_lists: int = CONCURRENT_LISTS,
+        on_recovered: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_recovered` is called whenever a kind's watch lists again after failing (see KindInformer)."""
         self.api = api
+        self._on_recovered = on_recovered
         self._informers: dict[tuple[str, str], KindInformer] = {}
         self._listeners: list[Listener] = []
         self._changed = asyncio.Event()
@@ -443,7 +451,12 @@ class LiveCache:
             key = (resource.group, resource.kind)
             if key not in self._informers:
                 informer = KindInformer(
-                    self.api, resource, self._publish, decode=self._decoder.loads, list_slots=self._list_slots
+                    self.api,
+                    resource,
+                    self._publish,
+                    decode=self._decoder.loads,
+                    list_slots=self._list_slots,
+                    on_recovered=self._on_recovered,
                 )
                 self._informers[key] = informer
                 informer.start()
