@@ -1,0 +1,1 @@
+"""Image automation's write-back: setter markers rewritten in Git, committed, signed and pushed."""

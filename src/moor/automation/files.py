@@ -1,0 +1,64 @@
+"""The setters applied to a work tree: every YAML file under a path, all rewritten or none."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from moor.automation.setters import MARKER_KEY, Change, ImageRef, PolicyName, apply_setters, find_markers
+
+YAML_SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TreeUpdate:
+    files: dict[str, str]
+    """Repository-relative path -> new text, for the files that change."""
+    changes: tuple[Change, ...]
+
+
+def marked_files(root: Path, path: str) -> dict[str, str]:
+    """The YAML files under `root/path` that hold a setter marker, by repository-relative path; symbolic
+    links are not followed, so nothing outside the repository is read."""
+    base = root / path
+    found: dict[str, str] = {}
+    if not base.is_dir() or base.is_symlink():
+        return found
+    for file in sorted(base.rglob("*")):
+        relative = file.relative_to(root)
+        if ".git" in relative.parts or file.suffix not in YAML_SUFFIXES or file.is_symlink() or not file.is_file():
+            continue
+        if any(parent.is_symlink() for parent in file.parents if root in parent.parents):
+            continue
+        if file.stat().st_size > MAX_FILE_BYTES:
+            continue
+        text = file.read_bytes().decode("utf-8", "replace")
+        if MARKER_KEY in text:
+            found[relative.as_posix()] = text
+    return found
+
+
+def referenced_policies(files: Mapping[str, str]) -> set[PolicyName]:
+    """Every ImagePolicy the markers of these files name (MarkerInvalid for a file that cannot be read)."""
+    return {marker.policy for name, text in files.items() for marker in find_markers(text, name)}
+
+
+def update_tree(
+    files: Mapping[str, str], images: Mapping[PolicyName, ImageRef | None], held: frozenset[PolicyName]
+) -> TreeUpdate:
+    """The rewrite of every marked file; the first SetterError stops it before anything is written."""
+    changed: dict[str, str] = {}
+    changes: list[Change] = []
+    for name, text in files.items():
+        rewrite = apply_setters(text, name, images, held)
+        if rewrite.changes:
+            changed[name] = rewrite.text
+            changes.extend(rewrite.changes)
+    return TreeUpdate(changed, tuple(changes))
+
+
+def write_tree(root: Path, update: TreeUpdate) -> None:
+    for name, text in update.files.items():
+        (root / name).write_bytes(text.encode("utf-8"))
