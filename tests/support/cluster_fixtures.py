@@ -2,7 +2,8 @@
 
 Set MOOR_TEST_CLUSTER_DIR to a directory to keep one cluster across sessions: a cluster already
 running there is reused, otherwise one is started there; either way it is left running afterwards
-(stop it with `moor cluster down --dir DIR`).
+(stop it with `moor cluster down --dir DIR`). Under pytest-xdist every worker has a cluster of its own
+(`DIR/gw0`, `DIR/gw1`, ...): tests of one worker never see another's controller.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
     """The session's control plane (see the module docstring for reusing one across sessions)."""
     reuse = os.environ.get(REUSE_ENV)
     if reuse:
-        yield running_cluster(Path(reuse)) or start_cluster(Path(reuse))
+        directory = Path(reuse) / os.environ.get("PYTEST_XDIST_WORKER", "")
+        yield running_cluster(directory) or start_cluster(directory)
         return
     directory = tmp_path_factory.mktemp("cluster")
     info = start_cluster(directory)
