@@ -215,6 +215,29 @@ class GitWorkspace:
     def head(self) -> str:
         return self.rev_parse("HEAD")
 
+    def protect(self, branch: str, message: str) -> None:
+        """Installs a pre-receive hook in the bare repository that refuses every push to `branch`,
+        saying `message` (as a protected branch of a Git host does)."""
+        hook = self.bare / "hooks" / "pre-receive"
+        hook.parent.mkdir(exist_ok=True)
+        hook.write_text(
+            "#!/bin/sh\n"
+            "while read old new ref; do\n"
+            f'  if [ "$ref" = "refs/heads/{branch}" ]; then echo "{message}" >&2; exit 1; fi\n'
+            "done\n"
+            "exit 0\n"
+        )
+        hook.chmod(0o755)
+
+    def remote_file(self, relpath: str, ref: str | None = None) -> str:
+        """A file as the bare repository holds it at `ref` (default: the branch)."""
+        return run_git("--git-dir", self.bare, "show", f"{ref or self.branch}:{relpath}", strip=False)
+
+    def remote_log(self, ref: str | None = None) -> list[str]:
+        """The full messages of the commits of `ref` (default: the branch) in the bare repository, newest first."""
+        said = run_git("--git-dir", self.bare, "log", "--format=%B%x00", ref or self.branch, strip=False)
+        return [entry.strip() for entry in said.split("\0") if entry.strip()]
+
     def __repr__(self) -> str:
         return f"GitWorkspace({self.url})"
 

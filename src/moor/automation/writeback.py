@@ -75,6 +75,8 @@ class Target:
     timeout: float = 120.0
     replace_own: str | None = None
     """For a review branch: the trailer line that marks this automation's own tip, which may be replaced."""
+    workdir: Path | None = None
+    """Where the work tree is cloned (None: the system's temporary directory)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,9 @@ class Pushed:
 async def write_back(target: Target, edit: Edit, author: Author, signing: SigningKey | None = None) -> Pushed | None:
     """Lands one commit made by `edit` on `target.push_branch`; None when the branch already holds it."""
     remote = GitUrl.parse(target.url)
-    work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="moor-image-update-"))
+    if target.workdir is not None:
+        await asyncio.to_thread(target.workdir.mkdir, 0o700, True, True)
+    work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="moor-image-update-", dir=target.workdir))
     try:
         async with (
             GitSession.open(remote, target.auth, target.timeout) as git,

@@ -31,6 +31,7 @@ from moor.controller.secrets import SecretMissing, read_secret
 from moor.controller.source_status import INVALID_SPEC, SourceReporter
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
+from moor.operations import request_reconcile
 from moor.record.events import NORMAL, WARNING, EventRecorder
 from moor.record.metrics import Metrics
 from moor.resources import API_VERSION, GITREPOSITORY, GROUP, IMAGEPOLICY, SYNC, VERSION, GitRepositorySpec, SpecError
@@ -152,6 +153,8 @@ class ImageUpdateReconciler:
             )
         if result.pushed:
             self._unchanged.pop(key, None)
+            if any(pushed.branch == repository_spec.ref.branch for pushed, _ in result.pushed):
+                await request_reconcile(self.api, ObjectRef.of(repository))  # roll it out now, not at its interval
             pushed_to = ", ".join(f"{p.commit[:12]} to {p.branch}" for p, _ in result.pushed)
             return f"pushed {pushed_to}"
         if remembered and (seen := self._fingerprint(obj, repository, status)) is not None:
@@ -198,13 +201,13 @@ class ImageUpdateReconciler:
         pushed: list[tuple[Pushed, TreeUpdate]] = []
         if spec.strategy is PushStrategy.BRANCH:
             push_branch = spec.push_branch or branch
-            target = Target(repository_spec.url, auth, branch, push_branch, timeout)
+            target = Target(repository_spec.url, auth, branch, push_branch, timeout, workdir=self.workdir)
             done = await write_back(target, edit_for(None, push_branch), author, signing)
             if done is not None:
                 pushed.append((done, updates[-1]))
             return _Pass(push_branch, seen, frozenset(held), pushed)
         # PerPolicy: one look at the checkout branch names the policies, then one review branch each.
-        survey = Target(repository_spec.url, auth, branch, branch, timeout)
+        survey = Target(repository_spec.url, auth, branch, branch, timeout, workdir=self.workdir)
 
         async def survey_policies(tree: Path) -> None:
             for name in await asyncio.to_thread(_referenced, tree, spec.path):
