@@ -278,3 +278,21 @@ def test_an_artifact_signed_by_an_untrusted_key_is_refused_until_its_key_is_trus
     moor.wait_condition("sync", "app", "True", revision=f"1.1.0@{second.digest}", timeout=90)
     assert applied_version(moor) == "second"
     assert artifact_of(moor)["verification"]["key"] == "partner.pub"
+
+
+def test_moor_diff_compares_what_the_artifact_applied_with_a_local_directory(
+    moor: Moor, registry: Registry, tmp_path: Path
+) -> None:
+    repository = f"{moor.namespace}/manifests"
+    pushed = registry.push_flux_artifact(write_app(tmp_path / "v1", "1.0.0"), repository, "1.0.0")
+    registry_secrets(moor, registry)
+    oci_source_and_sync(moor, registry, repository, {"tag": "1.0.0"})
+    moor.wait_condition("sync", "app", "True", revision=f"1.0.0@{pushed.digest}")
+
+    unchanged = moor.cli("diff", "sync", "app")
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+
+    changed = moor.cli("diff", "sync", "app", "--path", str(write_app(tmp_path / "next", "1.1.0")))
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    assert "app-config" in changed.stdout and "1.1.0" in changed.stdout
+    assert applied_version(moor) == "1.0.0", "a diff changes nothing"
