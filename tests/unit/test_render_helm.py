@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from moor.render import HelmOptions, RenderError, RenderRequest, render
+from moor.render.helm import CHART_CRD_ANNOTATION, GENERATE_NAME_ANNOTATION
 from moor.render.request import MAX_VALUES_LAYER_BYTES, ValuesLayer
 
 
@@ -237,3 +238,24 @@ async def test_install_or_upgrade_is_what_the_request_says(
     objects = await render(RenderRequest(root=tmp_path, path="charts/web", is_upgrade=is_upgrade))
     release = next(obj for obj in objects if obj["metadata"]["name"] == "release")
     assert (release["data"]["install"], release["data"]["upgrade"]) == (install, upgrade)
+
+
+async def test_the_charts_crds_and_hooks_with_only_a_generate_name_are_marked(tmp_path: Path) -> None:
+    hook = """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  generateName: migrate-{{ randAlphaNum 5 | lower }}-
+  annotations: {"helm.sh/hook": pre-install}
+spec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: busybox}]}}}
+"""
+    write_tree(tmp_path, {**CHART, "charts/web/templates/hook.yaml": hook})
+
+    objects = await render(RenderRequest(root=tmp_path, path="./charts/web"))
+
+    by_kind = {obj["kind"]: obj for obj in objects}
+    assert by_kind["CustomResourceDefinition"]["metadata"]["annotations"] == {CHART_CRD_ANNOTATION: "true"}
+    job = by_kind["Job"]["metadata"]
+    assert job["annotations"][GENERATE_NAME_ANNOTATION] == job["generateName"]
+    assert job["generateName"].startswith("migrate-")
+    assert "annotations" not in by_kind["ConfigMap"]["metadata"], "templates' objects are not marked"

@@ -7,6 +7,11 @@ written in two stages, CRDs and Namespaces first, and those deferred objects are
 the first stage, still before any other object is written. If one of them is rejected, only the new
 CRDs and Namespaces of the first stage have been written.
 
+With `Waves`, the objects after the first stage are written one wave at a time, lowest first, and the
+caller's `reached` is awaited after each (to wait until that wave is healthy, or run the hooks beside
+it): every object is still dry-run before the first write, but a later wave is written only once
+`reached` returned for the earlier ones.
+
 Requests run concurrently within a bound, as one task group: when the cluster itself fails (unreachable,
 timed out, answering 429/502/503/504) or anything unexpected is raised, the other requests are cancelled,
 and none is still running once `apply_set` or `delete_all` has returned or raised.
@@ -58,6 +63,16 @@ class ApplyOutcome:
     """The resourceVersion each apply returned: health waits until the live cache has caught up."""
 
 
+@dataclass(frozen=True)
+class Waves:
+    """How a change set is written in waves: each object's wave, every wave of the pass (also those with
+    nothing to write), and what to await once a wave is written."""
+
+    of: Callable[[KubeObject], int]
+    numbers: Sequence[int]
+    reached: Callable[[int, ApplyOutcome], Awaitable[None]]
+
+
 def is_first_stage(obj: KubeObject) -> bool:
     """CRDs and Namespaces go first: other objects of the set may need them to exist."""
     ref = ObjectRef.of(obj)
@@ -78,12 +93,14 @@ class Applier:
         *,
         take_over: Iterable[ObjectRef] = (),
         before_writes: Callable[[], Awaitable[None]] | None = None,
+        waves: Waves | None = None,
     ) -> ApplyOutcome:
         """Dry-runs every object in `changes`, then writes them; `existing` are those already live.
 
         Objects in `take_over` are applied with force even without the applier's `force`, taking their
         fields back from whoever holds them (what correcting drift means). `before_writes` is awaited once
-        every dry run has passed, before the first write.
+        every dry run has passed, before the first write. With `waves`, the objects after the first stage
+        are written wave by wave.
         """
         live = {ref.identity for ref in existing}
         self._forced = {ref.identity for ref in take_over}
@@ -128,8 +145,31 @@ class Applier:
             rejections = [Rejection(ObjectRef.of(o), _reason(e)) for o, e in zip(deferred, errors, strict=True) if e]
             if rejections:
                 raise ChangeSetRejected(rejections, written=[*outcome.created, *outcome.configured])
-        await self._write(rest, live, outcome)
+        if waves is None:
+            await self._write(rest, live, outcome)
+            return outcome
+        for number in sorted({*waves.numbers, *(waves.of(obj) for obj in rest)}):
+            await self._write([obj for obj in rest if waves.of(obj) == number], live, outcome)
+            await waves.reached(number, outcome)
         return outcome
+
+    async def write_hook(self, hook: KubeObject, *, recreate: bool, within: float = 60.0) -> KubeObject:
+        """Writes one hook and returns it as the server has it: created when it has a generateName (the server
+        names it), else applied, after deleting (and waiting for the end of) what an earlier pass left of it
+        when `recreate`. The API server's refusals raise ApiError."""
+        if not (hook.get("metadata") or {}).get("name"):
+            async with self._limit:
+                return await self.api.create(hook)
+        ref = ObjectRef.of(hook)
+        async with self._limit:
+            if recreate and await self.api.delete(ref):
+
+                async def gone() -> bool:
+                    return await self.api.get(ref) is None
+
+                if not await _poll(gone, within):
+                    raise MoorError(f"{ref}, left by an earlier pass, was not deleted within {within:.0f}s")
+            return await self.api.apply(hook, force=True)
 
     async def delete_all(self, refs: Sequence[ObjectRef], outcome: ApplyOutcome) -> list[Rejection]:
         """Deletes in the given order, one kind-group at a time so CRs go before CRDs, objects before Namespaces."""

@@ -17,8 +17,9 @@ from moor.cluster.discovery import Discovery
 from moor.controller.secrets import SecretMissing
 from moor.controller.source_store import SourceStore
 from moor.names import LABEL_VALUE_MAX, fit_name
-from moor.objects import KubeObject, ObjectRef
-from moor.plan import prepare_desired, with_arriving_kinds
+from moor.objects import PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
+from moor.plan import HOOK_LABEL, PhaseError, Phases, prepare_desired, split_phases, with_arriving_kinds
+from moor.render.helm import CHART_CRD_ANNOTATION, GENERATE_NAME_ANNOTATION
 from moor.render.request import ValuesLayer
 from moor.resources import SyncSpec
 from moor.resources.sync import HelmSpec, ValuesKind
@@ -114,8 +115,26 @@ async def desired_objects(
     keep_encrypted: bool = False,
     values_from: tuple[ValuesLayer, ...] | None = None,
 ) -> list[KubeObject]:
+    """The objects a Sync keeps (applied, inventoried, pruned) at one render: `phased_objects` without its hooks."""
+    objects, _ = await phased_objects(
+        sync, spec, root, discovery, decryption, keep_encrypted=keep_encrypted, values_from=values_from
+    )
+    return objects
+
+
+async def phased_objects(
+    sync: KubeObject,
+    spec: SyncSpec,
+    root: Path,
+    discovery: Discovery,
+    decryption: render.DecryptionKeys | None = None,
+    *,
+    keep_encrypted: bool = False,
+    values_from: tuple[ValuesLayer, ...] | None = None,
+) -> tuple[list[KubeObject], Phases]:
     """Renders `spec.path` under `root` (decrypting SOPS documents with `decryption`, or without keys and
-    with `keep_encrypted` leaving them encrypted) and prepares every object for server-side apply.
+    with `keep_encrypted` leaving them encrypted), splits the hooks from the objects the Sync keeps, and
+    prepares both for the cluster (hooks labelled `moor.dev/hook-of` instead of `moor.dev/sync`).
 
     `values_from` holds what `helm_values_from` read for `spec.helm.valuesFrom`; a render that was given
     none while the spec names some fails, so that no render silently lacks them.
@@ -132,6 +151,7 @@ async def desired_objects(
             values_from=values_from or (),
         )
     await discovery.ensure_loaded()
+    is_upgrade = has_installed(sync)
     request = render.RenderRequest(
         root=root,
         path=spec.path,
@@ -139,12 +159,61 @@ async def desired_objects(
         namespace=spec.target_namespace,
         kube_version=discovery.server_version or None,
         api_versions=served_api_versions(discovery),
-        is_upgrade=has_installed(sync),
+        is_upgrade=is_upgrade,
         decryption=decryption,
         keep_encrypted=keep_encrypted,
     )
-    objects = await render.render(request)
-    if any(discovery.known_namespaced(str(o.get("apiVersion", "")), str(o.get("kind", ""))) is None for o in objects):
+    rendered = await render.render(request)
+    if any(discovery.known_namespaced(str(o.get("apiVersion", "")), str(o.get("kind", ""))) is None for o in rendered):
         await discovery.refresh(force=False)
+    prune_crds = spec.helm is not None and spec.helm.prune_crds
+    objects = [_chart_crd(_with_generate_name(obj), prune=prune_crds) for obj in rendered]
+    kept, phases = split_phases(objects, is_upgrade=is_upgrade)
+    for obj in kept:
+        if not (obj.get("metadata") or {}).get("name"):
+            generated = obj["metadata"].get("generateName")
+            raise PhaseError(
+                f"{ObjectRef.of(obj).kind} {generated}* has only a metadata.generateName, which only hooks may have: "
+                "an object Moor keeps needs a name"
+            )
     scope = with_arriving_kinds(discovery.known_namespaced, objects)
-    return prepare_desired(objects, sync_key(sync), spec.target_namespace, scope, ObjectRef.of(sync).namespace)
+    key, home = sync_key(sync), ObjectRef.of(sync).namespace
+
+    def place_hook(hook: KubeObject) -> KubeObject:
+        placed = prepare_desired([hook], key, spec.target_namespace, scope, home)[0]
+        labels = dict(placed["metadata"]["labels"])
+        del labels[SYNC_LABEL]
+        placed["metadata"]["labels"] = {**labels, HOOK_LABEL: key}
+        return placed
+
+    return prepare_desired(kept, key, spec.target_namespace, scope, home), phases.placed(place_hook)
+
+
+def _with_generate_name(obj: KubeObject) -> KubeObject:
+    """An object the chart gave only a generateName, as the chart wrote it (without the placeholder name)."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if GENERATE_NAME_ANNOTATION not in annotations:
+        return obj
+    metadata = {key: value for key, value in obj["metadata"].items() if key != "name"}
+    metadata["generateName"] = annotations[GENERATE_NAME_ANNOTATION]
+    rest = {key: value for key, value in annotations.items() if key != GENERATE_NAME_ANNOTATION}
+    if rest:
+        metadata["annotations"] = rest
+    else:
+        metadata.pop("annotations", None)
+    return {**obj, "metadata": metadata}
+
+
+def _chart_crd(obj: KubeObject, *, prune: bool) -> KubeObject:
+    """A CRD of a chart's crds/ carries `moor.dev/prune: disabled` (never pruned, as Helm never deletes them)
+    unless the Sync sets `spec.helm.pruneCRDs`."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if CHART_CRD_ANNOTATION not in annotations:
+        return obj
+    kept = {key: value for key, value in annotations.items() if key != CHART_CRD_ANNOTATION}
+    if not prune:
+        kept[PRUNE_ANNOTATION] = PRUNE_DISABLED
+    metadata = {**obj["metadata"], "annotations": kept}
+    if not kept:
+        del metadata["annotations"]
+    return {**obj, "metadata": metadata}

@@ -1,7 +1,9 @@
 """Reconciling a Sync: the story of one pass, from the source's revision to a healthy cluster.
 
-choose the revision -> render it -> plan against the live cache -> dry-run and apply -> prune ->
-wait for health -> record. A revision that fails is replaced by the last healthy one when the Sync
+choose the revision -> render it -> plan against the live cache -> pre hooks -> dry-run and apply (wave
+by wave) -> prune -> wait for health -> post hooks -> record. Hooks run only when the revision or the
+spec moved (never on a pass that found nothing to do, nor on a rollback); a failure after they started
+runs the fail hooks. A revision that fails is replaced by the last healthy one when the Sync
 asks for rollbacks; a new revision waits for `moor approve` when the Sync asks for approvals. A pass
 where nothing changed sends no request at all (but a Helm chart's pass asks discovery, rate-limited and
 shared by every Sync, so that the chart sees API versions served since).
@@ -11,23 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from moor.cluster.access import AccessReviewer
 from moor.cluster.api import KubeApi
-from moor.cluster.apply import Applier, ChangeSetRejected
+from moor.cluster.apply import Applier, ApplyOutcome, ChangeSetRejected, Waves
 from moor.cluster.cache import InformerNotSynced, LiveCache
 from moor.cluster.client import ApiError
 from moor.cluster.discovery import ResourceType
 from moor.controller.ownership import CONFLICTS_FIELD, Claims, conflict_entries, conflict_message
 from moor.controller.rendering import (
     decryption_keys,
-    desired_objects,
     has_installed,
     helm_values_from,
+    phased_objects,
     render_fingerprint,
     served_api_versions,
     sync_key,
@@ -44,6 +46,7 @@ from moor.controller.source_store import SourceStore
 from moor.controller.sync_memory import PlanInputs, RenderKey, SyncMemory
 from moor.controller.sync_report import (
     DRIFT_CORRECTION,
+    HOOK_FAILED,
     ROLLED_BACK,
     Attempt,
     RecordFailed,
@@ -52,16 +55,22 @@ from moor.controller.sync_report import (
 )
 from moor.controller.tenancy import TenancyPolicy, check_reads
 from moor.errors import MoorError
-from moor.health import HealthState
-from moor.health.wait import wait_until_healthy
+from moor.health import HealthState, HealthStatus
+from moor.health.wait import poll_until_healthy, wait_until_healthy
 from moor.objects import KubeObject, ObjectRef
 from moor.plan import (
     Action,
+    DeletePolicy,
     DesiredSet,
+    Hook,
     ObjectChange,
+    Phase,
+    Phases,
     Plan,
     decide_drift,
+    main_waves,
     plan_changes,
+    wave_of,
 )
 from moor.record.snapshots import SnapshotStore
 from moor.resources import SYNC, ApprovalMode, SpecError, SyncSpec, conditions, format_duration
@@ -73,6 +82,7 @@ log = logging.getLogger(__name__)
 FINALIZER = "moor.dev/finalizer"
 DEFAULT_RETRY_INTERVAL = 5.0
 """Seconds before retrying a Sync whose spec gives no retry interval (it does not parse, or is being deleted)."""
+NO_HOOKS = Phases()
 WATCH_DEADLINE = 30.0
 """Seconds a pass waits for the first list of a kind it touches before it fails with WatchFailed."""
 
@@ -100,6 +110,8 @@ class SyncReconciler:
     """By the Sync's uid."""
     chart_choices: dict[str, tuple[ChartChoice, str]] = field(init=False, default_factory=dict)
     """By the Sync's uid: the chart revision its range chose from one index, reused while that index stays."""
+    phases: dict[str, Phases] = field(init=False, default_factory=dict)
+    """By the Sync's uid: the hooks of its last render (beside `memory.desired`, its main objects)."""
 
     def __post_init__(self) -> None:
         self.access = AccessReviewer(self.api)
@@ -111,6 +123,7 @@ class SyncReconciler:
         """The Sync is gone: drop what its passes kept."""
         self.memory.pop(str(sync["metadata"].get("uid", "")), None)
         self.chart_choices.pop(str(sync["metadata"].get("uid", "")), None)
+        self.phases.pop(str(sync["metadata"].get("uid", "")), None)
 
     async def reconcile(self, sync: KubeObject, failures: int) -> Requeue:
         """One pass. Whatever goes wrong ends as a failed attempt with a reason and a retry, never as an
@@ -189,8 +202,8 @@ class SyncReconciler:
             attempt.status["pinnedRevision"] = choice.revision
         else:
             attempt.status.pop("pinnedRevision", None)
-        desired = await self.desired_at(attempt, spec, repository, choice.revision)
-        await self.converge(attempt, spec, desired)
+        desired, phases = await self.desired_at(attempt, spec, repository, choice.revision)
+        await self.converge(attempt, spec, desired, phases)
         if choice.hold is Hold.AFTER_FAILURE:
             # Still holding the last healthy revision: the failure stays reported until Git moves on.
             rollback = attempt.status.get("rollback") or {}
@@ -201,9 +214,16 @@ class SyncReconciler:
         await self.report.succeeded(attempt, approved_by=self.approver(attempt, choice.hold))
 
     async def converge(
-        self, attempt: Attempt, spec: SyncSpec, desired: DesiredSet, *, rolling_back: bool = False
+        self,
+        attempt: Attempt,
+        spec: SyncSpec,
+        desired: DesiredSet,
+        phases: Phases = NO_HOOKS,
+        *,
+        rolling_back: bool = False,
     ) -> None:
-        """Makes the cluster equal to `desired`: plan, apply, prune, then check health."""
+        """Makes the cluster equal to `desired`: plan, pre hooks, apply by wave, prune, check health, post
+        hooks. A failure once hooks are due runs the fail hooks before it is reported."""
         inventory = self.inventory_of(attempt)
         self.refuse_empty_prune(attempt, spec, desired, inventory)
         await self.watch(desired.refs, inventory)
@@ -211,6 +231,7 @@ class SyncReconciler:
         plan = await self.plan(attempt, desired, inventory, take_over=spec.force)
         self.refuse_contested(attempt, plan)
         git_moved = rolling_back or not settled(attempt.status, attempt.revision, attempt.generation)
+        hooks_due = git_moved and not rolling_back and bool(phases.hooks)
         decision = decide_drift(
             plan,
             inventory=inventory,
@@ -235,28 +256,157 @@ class SyncReconciler:
             reporting = asyncio.ensure_future(self.report.progress(attempt, message, approved_by=approved_by))
             inventory_recorded = reporting if grows else None
         take_over = [change.ref for change in decision.writes] if rolling_back else [d.ref for d in decision.corrected]
+        if hooks_due:
+            attempt.status["hooks"] = attempt.hooks = []
         try:
-            await self.apply(attempt, spec, decision.writes, take_over, before_writes=inventory_recorded)
-            # Kinds whose CRD this pass created: watched from now on; the next plan waits for their list.
-            await self.watch(desired.refs, inventory, wait=False)
-            if spec.prune or rolling_back:
-                await self.prune(attempt, spec, plan)
-        except BaseException:
-            if reporting is not None:  # let it finish, but never let its error hide this one (or a cancel)
-                await asyncio.gather(reporting, return_exceptions=True)
-            raise
-        if reporting is not None:
-            await reporting
+            try:
+                if hooks_due and reporting is not None:
+                    await self.recorded_before_writes(reporting)
+                    reporting = inventory_recorded = None
+                if hooks_due:
+                    await self.run_hooks(attempt, spec, phases, Phase.PRE)
+                waves = self.waves(attempt, spec, desired, phases if hooks_due else NO_HOOKS, decision.writes)
+                await self.apply(
+                    attempt, spec, decision.writes, take_over, before_writes=inventory_recorded, waves=waves
+                )
+                # Kinds whose CRD this pass created: watched from now on; the next plan waits for their list.
+                await self.watch(desired.refs, inventory, wait=False)
+                if spec.prune or rolling_back:
+                    await self.prune(attempt, spec, plan)
+            except BaseException:
+                if reporting is not None:  # let it finish, but never let its error hide this one (or a cancel)
+                    await asyncio.gather(reporting, return_exceptions=True)
+                raise
+            if reporting is not None:
+                await reporting
 
-        attempt.status["inventory"] = list(desired.inventory_entries)
-        attempt.status["lastAppliedRevision"] = attempt.revision
-        attempt.corrected = list(decision.corrected)
-        attempt.drifted = list(decision.reported)
-        if spec.wait or spec.rollback_on_failure:
-            await self.check_health(attempt, spec, desired.refs)
-            if attempt.status.get("lastHealthyRevision") != attempt.revision:
-                await self.save_snapshot(attempt, desired)
-                attempt.status["lastHealthyRevision"] = attempt.revision
+            attempt.status["inventory"] = list(desired.inventory_entries)
+            attempt.status["lastAppliedRevision"] = attempt.revision
+            attempt.corrected = list(decision.corrected)
+            attempt.drifted = list(decision.reported)
+            keeps_healthy = spec.wait or spec.rollback_on_failure
+            post_due = hooks_due and bool(phases.waves_of(Phase.POST))
+            if keeps_healthy or post_due:
+                await self.check_health(attempt, spec, desired.refs)
+            if hooks_due:
+                await self.run_hooks(attempt, spec, phases, Phase.POST)
+        except SyncFailed:
+            if hooks_due:
+                await self.run_fail_hooks(attempt, spec, phases)
+            raise
+        if keeps_healthy and attempt.status.get("lastHealthyRevision") != attempt.revision:
+            await self.save_snapshot(attempt, desired)
+            attempt.status["lastHealthyRevision"] = attempt.revision
+
+    # -- phases and hooks --------------------------------------------------------------------------
+
+    async def recorded_before_writes(self, reporting: asyncio.Future[None]) -> None:
+        """The progress status, awaited before a hook is written (as `apply` awaits it before the first write)."""
+        try:
+            await progress_recorded(reporting)
+        except ProgressNotRecorded as error:
+            raise SyncFailed(conditions.RECORD_FAILED, str(error)) from None
+
+    def waves(
+        self, attempt: Attempt, spec: SyncSpec, desired: DesiredSet, phases: Phases, writes: Sequence[ObjectChange]
+    ) -> Waves | None:
+        """How the main objects are written when they use more than one wave (or hooks run beside them):
+        each wave healthy before the next is written. None when one stage is all there is."""
+        numbers = main_waves(desired.objects)
+        hook_waves = dict(phases.waves_of(Phase.MAIN))
+        if not hook_waves and (len(numbers) < 2 or not writes):
+            return None
+        every = sorted({*numbers, *hook_waves})
+        refs_of: dict[int, list[ObjectRef]] = {}
+        for obj, ref in zip(desired.objects, desired.refs, strict=True):
+            refs_of.setdefault(wave_of(obj), []).append(ref)
+
+        async def reached(number: int, outcome: ApplyOutcome) -> None:
+            if number in hook_waves:
+                await self.run_hook_wave(attempt, spec, hook_waves[number])
+            if number != every[-1] and refs_of.get(number):
+                what = f"wave {number} is"
+                await self.check_health(attempt, spec, refs_of[number], outcome.applied_versions, what=what)
+
+        return Waves(wave_of, every, reached)
+
+    async def run_hooks(self, attempt: Attempt, spec: SyncSpec, phases: Phases, phase: Phase) -> None:
+        """Runs the hooks of `phase`, one wave at a time: a wave must complete before the next one starts."""
+        for _, hooks in phases.waves_of(phase):
+            await self.run_hook_wave(attempt, spec, hooks)
+
+    async def run_fail_hooks(self, attempt: Attempt, spec: SyncSpec, phases: Phases) -> None:
+        """After a failure, the fail hooks: their own failure is recorded and logged, never reported in its place."""
+        try:
+            await self.run_hooks(attempt, spec, phases, Phase.FAIL)
+        except SyncFailed as failure:
+            log.warning("%s: a fail hook failed too: %s", attempt.ref, failure)
+
+    async def run_hook_wave(self, attempt: Attempt, spec: SyncSpec, hooks: Sequence[Hook]) -> None:
+        """Writes the hooks of one wave, waits until all are done (a Job complete), applies their delete
+        policies, and fails the revision (HookFailed) when one failed or did not finish in spec.timeout."""
+        applier = self.applier(attempt, spec)
+        written: list[tuple[Hook, ObjectRef]] = []
+        for hook in hooks:
+            recreate = DeletePolicy.BEFORE_HOOK_CREATION in hook.delete_policies
+            try:
+                live = await applier.write_hook(hook.obj, recreate=recreate)
+            except ApiError as error:
+                if cluster_failed(error):
+                    raise
+                self.note_hook(attempt, hook, hook.ref, "Failed")
+                message = f"revision {attempt.revision}: {hook.describe()} was refused: {error}"
+                raise SyncFailed(HOOK_FAILED, message, revision_failed=True) from None
+            except MoorError as error:
+                self.note_hook(attempt, hook, hook.ref, "Failed")
+                raise SyncFailed(HOOK_FAILED, f"revision {attempt.revision}: {error}", revision_failed=True) from None
+            written.append((hook, replace(hook.ref, name=str(live["metadata"]["name"]))))
+        names = {ref: hook.describe(ref.name) for hook, ref in written}
+
+        async def still_waiting(health: HealthStatus) -> None:
+            waiting = ", ".join(names.values())
+            message = f"revision {attempt.revision}: waiting for {waiting} to complete: {health.message}"
+            await self.report.waiting(attempt, message)
+
+        statuses = await poll_until_healthy(
+            applier.api.get, [ref for _, ref in written], spec.timeout.total_seconds(), still_waiting=still_waiting
+        )
+        done: list[ObjectRef] = []
+        failed: list[str] = []
+        for hook, ref in written:
+            status = statuses[ref]
+            result = "Succeeded" if status.healthy else "Failed"
+            self.note_hook(attempt, hook, ref, result)
+            policy = DeletePolicy.HOOK_SUCCEEDED if status.healthy else DeletePolicy.HOOK_FAILED
+            if policy in hook.delete_policies:
+                done.append(ref)
+            if not status.healthy:
+                why = (
+                    status.message
+                    if status.state is HealthState.FAILED
+                    else f"not done after {format_duration(spec.timeout)}: {status.message}"
+                )
+                failed.append(f"{names[ref]} failed: {why}")
+        if done:
+            for rejection in await applier.delete_all(done, ApplyOutcome()):
+                log.warning("%s: could not delete a hook as its delete policy asks: %s", attempt.ref, rejection)
+        if failed:
+            raise SyncFailed(HOOK_FAILED, f"revision {attempt.revision}: {'; '.join(failed)}", revision_failed=True)
+
+    @staticmethod
+    def note_hook(attempt: Attempt, hook: Hook, ref: ObjectRef, result: str) -> None:
+        """Adds a hook's outcome to the attempt (its record) and to status.hooks."""
+        entry = {
+            "phase": str(hook.phase),
+            "hook": hook.kind_of_hook,
+            "wave": hook.wave,
+            "kind": ref.kind,
+            "namespace": ref.namespace,
+            "name": ref.name,
+            "result": result,
+        }
+        attempt.hooks.append(entry)
+        attempt.status["hooks"] = list(attempt.hooks)
 
     # -- rollback, pins and approvals --------------------------------------------------------------
 
@@ -277,7 +427,7 @@ class SyncReconciler:
                 desired = DesiredSet.of(snapshot.objects)
             else:
                 repository = self.source_of(spec)
-                desired = await self.desired_at(attempt, spec, repository, healthy)
+                desired, _ = await self.desired_at(attempt, spec, repository, healthy)
             await self.converge(attempt, spec, desired, rolling_back=True)
         except SyncFailed as second:
             attempt.revision = failed_revision
@@ -291,7 +441,7 @@ class SyncReconciler:
         self, attempt: Attempt, spec: SyncSpec, repository: KubeObject, source_revision: str
     ) -> None:
         """Plans the new revision without writing anything, and says what approving it would change."""
-        desired = await self.desired_at(attempt, spec, repository, source_revision)
+        desired, _ = await self.desired_at(attempt, spec, repository, source_revision)
         inventory = self.inventory_of(attempt)
         await self.watch(desired.refs, inventory)
         await self.check_reads(attempt, spec, desired, inventory)
@@ -362,8 +512,10 @@ class SyncReconciler:
         self.chart_choices[uid] = (choice, chart.artifact.revision)
         return chart.artifact.revision
 
-    async def desired_at(self, attempt: Attempt, spec: SyncSpec, repository: KubeObject, revision: str) -> DesiredSet:
-        """The objects of `revision` (Git's newest or an earlier one), rendered and prepared."""
+    async def desired_at(
+        self, attempt: Attempt, spec: SyncSpec, repository: KubeObject, revision: str
+    ) -> tuple[DesiredSet, Phases]:
+        """The objects and hooks of `revision` (Git's newest or an earlier one), rendered and prepared."""
         artifact = await self.fetch(repository, revision)
         attempt.revision, attempt.author, attempt.message = artifact.revision, artifact.author, artifact.message
         attempt.commit_times[artifact.revision] = artifact.committed_at
@@ -377,9 +529,10 @@ class SyncReconciler:
                 raise
             raise SyncFailed(conditions.ARTIFACT_FAILED, str(error)) from None
 
-    async def build(self, attempt: Attempt, spec: SyncSpec, root: Path) -> DesiredSet:
+    async def build(self, attempt: Attempt, spec: SyncSpec, root: Path) -> tuple[DesiredSet, Phases]:
         """Renders `root` for the Sync, or reuses the last render when nothing it depends on changed."""
         memory = self.memory_of(attempt.sync)
+        uid = str(attempt.sync["metadata"].get("uid", ""))
         try:
             keys = await decryption_keys(attempt.sync, spec, self.sources)
             values_from = await helm_values_from(attempt.sync, spec, self.api)
@@ -390,9 +543,11 @@ class SyncReconciler:
                 values_from, served_api_versions(self.api.discovery), has_installed(attempt.sync)
             )
             key = RenderKey(str(root), attempt.generation, f"{keys.fingerprint if keys else ''}/{cluster_side}")
-            if memory.render_key == key:
-                return memory.desired
-            objects = await desired_objects(attempt.sync, spec, root, self.api.discovery, keys, values_from=values_from)
+            if memory.render_key == key and uid in self.phases:
+                return memory.desired, self.phases[uid]
+            objects, phases = await phased_objects(
+                attempt.sync, spec, root, self.api.discovery, keys, values_from=values_from
+            )
             desired = DesiredSet.of(objects)
         except MoorError as error:
             if cluster_failed(error):  # reading a decryption key or discovery: not the revision's fault
@@ -404,7 +559,8 @@ class SyncReconciler:
         known = self.api.discovery.known_namespaced
         served = all(known(str(obj["apiVersion"]), str(obj["kind"])) is not None for obj in desired.objects)
         memory.render_key, memory.desired = (key if served else None), desired
-        return desired
+        self.phases[uid] = phases
+        return desired, phases
 
     def refuse_empty_prune(
         self, attempt: Attempt, spec: SyncSpec, desired: DesiredSet, inventory: Sequence[ObjectRef]
@@ -504,16 +660,18 @@ class SyncReconciler:
         take_over: Sequence[ObjectRef] = (),
         *,
         before_writes: asyncio.Future[None] | None = None,
+        waves: Waves | None = None,
     ) -> None:
-        """Dry-runs and writes `changes`; `before_writes` (the progress status) is written before the first write."""
+        """Dry-runs and writes `changes` (by `waves`, if given); `before_writes` (the progress status) is
+        written before the first write."""
         writes = [change.desired for change in changes if change.desired is not None]
-        if not writes:
+        if not writes and waves is None:
             return
         existing = [change.ref for change in changes if change.action is Action.UPDATE]
         recorded = (lambda: progress_recorded(before_writes)) if before_writes is not None else None
         try:
             attempt.outcome = await self.applier(attempt, spec).apply_set(
-                writes, existing, take_over=take_over, before_writes=recorded
+                writes, existing, take_over=take_over, before_writes=recorded, waves=waves
             )
         except ChangeSetRejected as error:
             message = f"revision {attempt.revision}: {error}"
@@ -535,17 +693,27 @@ class SyncReconciler:
             listed = "; ".join(str(failure) for failure in failures)
             raise SyncFailed(conditions.PRUNE_FAILED, f"revision {attempt.revision}: could not prune {listed}")
 
-    async def check_health(self, attempt: Attempt, spec: SyncSpec, refs: Sequence[ObjectRef]) -> None:
-        health = await wait_until_healthy(
-            self.live, refs, attempt.outcome.applied_versions, spec.timeout.total_seconds()
-        )
+    async def check_health(
+        self,
+        attempt: Attempt,
+        spec: SyncSpec,
+        refs: Sequence[ObjectRef],
+        applied: Mapping[ObjectRef, int] | None = None,
+        *,
+        what: str = "",
+    ) -> None:
+        """Waits until `refs` are healthy (`what` names them in the failure: a wave, or the whole set)."""
+        versions = attempt.outcome.applied_versions if applied is None else applied
+        health = await wait_until_healthy(self.live, refs, versions, spec.timeout.total_seconds())
         attempt.health = health.message
         if health.state is HealthState.FAILED:  # the wait stopped as soon as an object failed
-            message = f"revision {attempt.revision}: {health.message}"
+            subject = f"{what} not healthy: " if what else ""
+            message = f"revision {attempt.revision}: {subject}{health.message}"
             raise SyncFailed(conditions.HEALTH_CHECK_FAILED, message, revision_failed=True)
         if health.state is not HealthState.HEALTHY:
             waited = format_duration(spec.timeout)
-            message = f"revision {attempt.revision}: not healthy after {waited}: {health.message}"
+            subject = f"{what} " if what else ""
+            message = f"revision {attempt.revision}: {subject}not healthy after {waited}: {health.message}"
             raise SyncFailed(conditions.HEALTH_CHECK_FAILED, message, revision_failed=True)
 
     async def save_snapshot(self, attempt: Attempt, desired: DesiredSet) -> None:

@@ -40,6 +40,8 @@ APPROVED = "Approved"
 DRIFT_CORRECTED = "DriftCorrected"
 DRIFT_CORRECTION = "drift correction"
 SETTLED_RESULTS = ("Succeeded", DRIFT_CORRECTED, ROLLED_BACK)
+HOOK_FAILED = "HookFailed"
+"""A hook failed, or did not finish within the Sync's timeout: the revision failed."""
 T = TypeVar("T")
 
 
@@ -101,6 +103,8 @@ class Attempt:
     """True when this attempt continues the record of a failed attempt at the same revision."""
     commit_times: dict[str, datetime] = field(default_factory=dict)
     """revision -> its commit's time, for every revision this pass fetched (history and lead times)."""
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+    """The hooks this pass ran, in order, each with its result (status.hooks and the record's hooks)."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -161,6 +165,13 @@ class SyncReporter:
         if not attempt.retry and attempt.trigger not in (DRIFT_CORRECTION, ROLLBACK):
             # Notifications and commit statuses hear that this revision is on its way (pending).
             await self._emit(attempt, NORMAL, conditions.PROGRESSING, message)
+
+    async def waiting(self, attempt: Attempt, message: str) -> None:
+        """The pass waits on something that takes a while (a hook): Ready=Unknown and Reconciling say what."""
+        status = attempt.status
+        status["conditions"] = readiness.reconciling(status.get("conditions"), message, attempt.generation)
+        attempt.sync = await recorded(f"the status of {attempt.ref}", write_status(self.api, attempt.sync, status))
+        attempt.status = dict(attempt.sync.get("status") or status)
 
     async def succeeded(self, attempt: Attempt, approved_by: str = "") -> None:
         status = attempt.status
@@ -368,6 +379,8 @@ class SyncReporter:
             "updated": [str(ref) for ref in outcome.configured],
             "pruned": [str(ref) for ref in outcome.deleted],
         }
+        if attempt.hooks:
+            fields["hooks"] = [hook_line(entry) for entry in attempt.hooks]
         if approved_by:
             fields["approvedBy"] = approved_by
         if rolled_back_to:
@@ -443,3 +456,10 @@ def _committed_at(attempt: Attempt, revision: str) -> dict[str, str]:
     """The record field `committedAt` of `revision`, when this pass fetched it."""
     committed = attempt.commit_times.get(revision)
     return {"committedAt": format_time(committed)} if committed is not None else {}
+
+
+def hook_line(entry: dict[str, Any]) -> str:
+    """One hook of status.hooks as a record keeps it: `pre-upgrade Job ns/migrate (wave 0): Succeeded`."""
+    where = f"{entry.get('namespace')}/" if entry.get("namespace") else ""
+    hook = f"{entry.get('hook')} {entry.get('kind')} {where}{entry.get('name')}"
+    return f"{hook} (wave {entry.get('wave')}): {entry.get('result')}"

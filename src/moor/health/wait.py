@@ -1,14 +1,15 @@
-"""Waiting until every object of a Sync is healthy, reading the live cache as watch events arrive.
+"""Waiting until every object of a Sync is healthy, reading the live cache as watch events arrive (or, for
+a pass's hooks, which are not watched, reading them from the API server until they are done).
 
-The one impure part of health: it waits on the live cache (`moor.cluster.cache`) and judges each object
-with the pure rules beside it. `moor.health` itself does not import it, so the rules stay free of I/O.
+The one impure part of health: it waits on the live cache (`moor.cluster.cache`) or polls, and judges each
+object with the pure rules beside it. `moor.health` itself does not import it, so the rules stay free of I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from moor.cluster.cache import LiveCache
 from moor.health import HealthState, HealthStatus, aggregate, assess_health, failures
@@ -68,3 +69,46 @@ async def wait_until_healthy(
         # Let a burst of watch events (a rollout updates many objects) settle before judging again.
         await asyncio.sleep(min(SETTLE, max(deadline - time.monotonic(), 0)))
         statuses.update((ref, object_health(cache, ref, applied)) for ref in waiting)
+
+
+Read = Callable[[ObjectRef], Awaitable[KubeObject | None]]
+"""GETs one object from the API server (None when it does not exist)."""
+POLL = 0.5
+"""Seconds between two looks at objects that are not watched (a pass's hooks)."""
+
+
+async def poll_until_healthy(
+    read: Read,
+    refs: Sequence[ObjectRef],
+    within: float,
+    *,
+    still_waiting: Callable[[HealthStatus], Awaitable[None]] | None = None,
+) -> dict[ObjectRef, HealthStatus]:
+    """Each object's health once all are healthy or one has failed, or as they stand after `within` seconds.
+
+    For objects outside the live cache (hooks are not watched): they are read every POLL seconds.
+    `still_waiting` is awaited once, with the set's health, when the first look finds it not done yet.
+    """
+    deadline = time.monotonic() + within
+    told = still_waiting is None
+    statuses: dict[ObjectRef, HealthStatus] = {}
+    while True:
+        for ref in refs:
+            if ref in statuses and statuses[ref].healthy:
+                continue
+            obj = await read(ref)
+            statuses[ref] = (
+                assess_health(obj)
+                if obj is not None
+                else HealthStatus(HealthState.PROGRESSING, f"{ref} does not exist yet", ref)
+            )
+        if all(status.healthy for status in statuses.values()) or any(
+            status.state is HealthState.FAILED for status in statuses.values()
+        ):
+            return statuses
+        if time.monotonic() >= deadline:
+            return statuses
+        if not told and still_waiting is not None:
+            told = True
+            await still_waiting(aggregate(statuses.values()))
+        await asyncio.sleep(min(POLL, max(deadline - time.monotonic(), 0)))

@@ -19,10 +19,19 @@ from moor.render.tool import run_tool, scratch_directory, tool_environment
 from moor.render.tree import CHART_FILE, Target, relative
 
 _SOURCE_COMMENT = re.compile(rb"^# Source: (.+?)[ \t\r]*$", re.MULTILINE)
+GENERATE_NAME_ANNOTATION = "moor.dev/generate-name"
+"""Stands in for `metadata.generateName` on a chart's object that has no name, which carries a placeholder
+name through validation; the controller restores `generateName` before it places hooks."""
+CHART_CRD_ANNOTATION = "moor.dev/chart-crd"
+"""Marks a CustomResourceDefinition that comes from a chart's `crds/` directory (not from its templates)."""
 
 
 async def template_chart(target: Target, request: RenderRequest, budget: ParseBudget) -> list[Document]:
     """`helm template` of the target chart, CRDs included, seeing the cluster's version and API versions.
+
+    Hooks come out like other objects (Moor orders them into phases); tests do not (`--skip-tests`). The
+    chart's `crds/` come out marked with CHART_CRD_ANNOTATION, and objects with only a `generateName` with
+    GENERATE_NAME_ANNOTATION (and a placeholder name).
 
     Values merge in this order, the later winning: the chart's own values.yaml, `values_files`, each
     `values_from` layer in order, then the inline values.
@@ -179,5 +188,34 @@ def _documents(output: bytes, target: Target, what: str, budget: ParseBudget) ->
         found = bisect.bisect_right(starts, document.line or 0) - 1
         source = f"{templates[found]} (chart {target.display})" if found >= 0 else what
         counts[source] += 1
-        named.append(Document(source, counts[source], None, document.body))
+        body = document.body
+        if isinstance(body, dict) and found >= 0:
+            body = _marked(body, templates[found], counts[source])
+        named.append(Document(source, counts[source], None, body))
     return named
+
+
+def _marked(body: dict[str, Any], template: str, index: int) -> dict[str, Any]:
+    """`body` with the annotations that say it is one of the chart's CRDs, or has only a generateName."""
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        return body
+    marks: dict[str, str] = {}
+    if _is_chart_crd(template) and body.get("kind") == "CustomResourceDefinition":
+        marks[CHART_CRD_ANNOTATION] = "true"
+    generate = metadata.get("generateName")
+    named = dict(metadata)
+    if isinstance(generate, str) and generate and not metadata.get("name"):
+        marks[GENERATE_NAME_ANNOTATION] = generate
+        named["name"] = f"{generate}{index}"  # a placeholder, unique within its template
+    if not marks:
+        return body
+    annotations = metadata.get("annotations")
+    named["annotations"] = {**(annotations if isinstance(annotations, dict) else {}), **marks}
+    return {**body, "metadata": named}
+
+
+def _is_chart_crd(template: str) -> bool:
+    """`chart/crds/x.yaml` or `chart/charts/sub/crds/x.yaml`: a file of a chart's (or subchart's) crds/."""
+    parts = template.split("/")
+    return any(part == "crds" and (index == 1 or parts[index - 2] == "charts") for index, part in enumerate(parts))

@@ -96,6 +96,7 @@ class HelmSpec:
     values: Mapping[str, Any] = field(default_factory=dict, hash=False)
     release_name: str | None = None  # defaults to the Sync's name (the controller decides)
     values_from: tuple[ValuesReference, ...] = ()  # merged in order after values_files, before values
+    prune_crds: bool = False  # the chart's crds/ are pruned like other objects (never, by default, as in Helm)
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,7 @@ def _read_helm(helm: FieldReader | None) -> HelmSpec | None:
         values=copy.deepcopy(dict(values or {})),
         release_name=release_name,
         values_from=_read_values_from(helm),
+        prune_crds=helm.boolean("pruneCRDs", False),
     )
 
 
