@@ -1,4 +1,4 @@
-"""Verbs on Syncs and sources: get, reconcile, suspend, resume."""
+"""Verbs on Syncs, sources and image automation: get, reconcile, suspend, resume."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from moor.resources import (
     GITREPOSITORY,
     GROUP,
     HELMREPOSITORY,
+    IMAGEPOLICY,
+    IMAGEREPOSITORY,
+    IMAGEUPDATE,
     OCIREPOSITORY,
     SYNC,
     VERSION,
@@ -30,8 +33,20 @@ from moor.resources import (
 
 STATE_STYLE = {HealthState.HEALTHY: "green", HealthState.PROGRESSING: "yellow", HealthState.FAILED: "red"}
 SOURCE_KINDS = (GITREPOSITORY.kind, OCIREPOSITORY.kind, HELMREPOSITORY.kind)
-LISTED = {"sources": SOURCE_KINDS, "syncs": (SYNC.kind,), "all": (*SOURCE_KINDS, SYNC.kind)}
+IMAGE_KINDS = (IMAGEREPOSITORY.kind, IMAGEPOLICY.kind, IMAGEUPDATE.kind)
+LISTED = {
+    "sources": SOURCE_KINDS,
+    "syncs": (SYNC.kind,),
+    "images": IMAGE_KINDS,
+    "all": (*SOURCE_KINDS, SYNC.kind),
+}
 """What `moor get WHAT` lists."""
+SUMMARY_COLUMN = {
+    IMAGEREPOSITORY.kind: "TAGS",
+    IMAGEPOLICY.kind: "LATEST",
+    IMAGEUPDATE.kind: "LAST COMMIT",
+}
+"""The third column of `moor get`, for the kinds whose summary is not a revision."""
 
 
 class NotFound(MoorError):
@@ -58,8 +73,6 @@ def ready_of(obj: KubeObject) -> tuple[str, str]:
 
 
 def _row(obj: KubeObject) -> tuple[str, ...]:
-    status = obj.get("status") or {}
-    revision = (status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision") or ""
     ready, message = ready_of(obj)
     style = {"True": "green", "False": "red"}.get(ready, "yellow")
     suspended = " (suspended)" if (obj.get("spec") or {}).get("suspend") else ""
@@ -67,11 +80,32 @@ def _row(obj: KubeObject) -> tuple[str, ...]:
     return (
         metadata["namespace"],
         metadata["name"],
-        short_revision(revision),
+        summary(obj),
         f"[{style}]{ready}[/]{suspended}",
         message,
         age(obj),
     )
+
+
+def summary(obj: KubeObject) -> str:
+    """What a row says an object is at: a revision; the tag count and last scan of an ImageRepository; the
+    latest and previous tag of an ImagePolicy; the last commit and branch of an ImageUpdate."""
+    status = obj.get("status") or {}
+    kind = obj.get("kind")
+    if kind == IMAGEREPOSITORY.kind:
+        if "tagCount" not in status:
+            return ""
+        scanned = status.get("lastScanTime")
+        return f"{status['tagCount']} (scanned {_since(scanned)} ago)" if scanned else str(status["tagCount"])
+    if kind == IMAGEPOLICY.kind:
+        latest = str(status.get("latestTag") or "")
+        previous = status.get("previousTag")
+        return f"{latest} (was {previous})" if latest and previous else latest
+    if kind == IMAGEUPDATE.kind:
+        commit = str(status.get("lastCommit") or "")[:12]
+        branch = status.get("lastPushBranch")
+        return f"{commit} on {branch}" if commit and branch else commit
+    return short_revision((status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision") or "")
 
 
 def short_revision(revision: str) -> str:
@@ -83,9 +117,12 @@ def short_revision(revision: str) -> str:
 
 def age(obj: KubeObject) -> str:
     created = obj["metadata"].get("creationTimestamp")
-    if not created:
-        return ""
-    seconds = (datetime.now(UTC) - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds()
+    return _since(created) if created else ""
+
+
+def _since(timestamp: str) -> str:
+    """How long ago an RFC 3339 time was, in the largest unit: `3d`, `5m`, `12s`."""
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(timestamp.replace("Z", "+00:00"))).total_seconds()
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
@@ -96,12 +133,14 @@ def age(obj: KubeObject) -> str:
 
 
 @click.command()
-@click.argument("what", type=click.Choice(["sources", "syncs", "all"]), default="all")
+@click.argument("what", type=click.Choice(["sources", "syncs", "images", "all"]), default="all")
 @click.option("-A", "--all-namespaces", is_flag=True, help="List across all namespaces.")
 @output_option
 @target_options
 def get(target: Target, what: str, all_namespaces: bool, output: str) -> None:
-    """Show sources (GitRepositories, OCIRepositories, HelmRepositories) and Syncs with their revision and readiness."""
+    """Show sources (GitRepositories, OCIRepositories, HelmRepositories) and Syncs with their revision and
+    readiness; `images`: ImageRepositories (tag count, last scan), ImagePolicies (latest and previous tag) and
+    ImageUpdates (last commit)."""
     raise SystemExit(run_async(_get(target, what, all_namespaces, output)))
 
 
@@ -122,7 +161,7 @@ async def _get(target: Target, what: str, all_namespaces: bool, output: str) -> 
     for kind, items in listed.items():
         rows = [_row(obj) for obj in items]
         table = Table(title=f"{kind} objects", title_justify="left", box=None, pad_edge=False)
-        columns = ("NAMESPACE", "NAME", "REVISION", "READY", "MESSAGE", "AGE")
+        columns = ("NAMESPACE", "NAME", SUMMARY_COLUMN.get(kind, "REVISION"), "READY", "MESSAGE", "AGE")
         widths = [
             max([len(column), *(len(Text.from_markup(row[i]).plain) for row in rows)])
             for i, column in enumerate(columns)
@@ -166,6 +205,15 @@ def reconcile_source(target: Target, name: str, timeout: float) -> None:
     raise SystemExit(run_async(_reconcile(target, GITREPOSITORY.kind, name, False, timeout)))
 
 
+@reconcile.command("image-repository")
+@click.argument("name")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait.")
+@target_options
+def reconcile_image_repository(target: Target, name: str, timeout: float) -> None:
+    """Scan the ImageRepository NAME's tags now and wait for the scan."""
+    raise SystemExit(run_async(_reconcile(target, IMAGEREPOSITORY.kind, name, False, timeout)))
+
+
 async def _reconcile(target: Target, kind: str, name: str, with_source: bool, timeout: float) -> int:
     namespace = target.resolve_namespace()
     err = Console(stderr=True)
@@ -201,9 +249,9 @@ async def request_and_wait(api: KubeApi, kind: str, namespace: str, name: str, t
             ready, message = ready_of(obj)
             spinner.update(f"waiting for {kind} {namespace}/{name}: {message}")
             if handled and ready != "Unknown":
-                revision = (status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision")
                 if ready == "True":
-                    err.print(f"[green]✔[/] {kind} {namespace}/{name} is Ready at {revision}", soft_wrap=True)
+                    at = "with" if kind in IMAGE_KINDS else "at"
+                    err.print(f"[green]✔[/] {kind} {namespace}/{name} is Ready {at} {summary(obj)}", soft_wrap=True)
                     return True
                 err.print(f"[red]✗[/] {kind} {namespace}/{name} is not Ready: {message}", soft_wrap=True)
                 return False
@@ -222,7 +270,14 @@ def _suspend_group(suspend: bool) -> click.Group:
     def group() -> None:
         pass
 
-    for noun, kind in (("sync", SYNC.kind), ("source", GITREPOSITORY.kind)):
+    nouns = (
+        ("sync", SYNC.kind),
+        ("source", GITREPOSITORY.kind),
+        ("image-repository", IMAGEREPOSITORY.kind),
+        ("image-policy", IMAGEPOLICY.kind),
+        ("image-update", IMAGEUPDATE.kind),
+    )
+    for noun, kind in nouns:
 
         @group.command(noun, help=f"{verb.capitalize()} the {kind} NAME.")
         @click.argument("name")

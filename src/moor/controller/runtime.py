@@ -18,15 +18,20 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from moor.cluster.api import KubeApi
 from moor.cluster.cache import KindInformer, LiveCache, LiveChange
 from moor.cluster.client import ApiError
 from moor.controller.gitrepository import GitRepositoryReconciler
 from moor.controller.helmrepository import HelmRepositoryReconciler
+from moor.controller.image_store import ImageStore
+from moor.controller.imagepolicy import ImagePolicyReconciler
+from moor.controller.imagerepository import ImageRepositoryReconciler
+from moor.controller.imageupdate import ImageUpdateReconciler
 from moor.controller.ocirepository import OCIRepositoryReconciler
 from moor.controller.ownership import Claims
 from moor.controller.queue import WorkQueue
@@ -50,6 +55,9 @@ from moor.resources import (
     GITREPOSITORY,
     GROUP,
     HELMREPOSITORY,
+    IMAGEPOLICY,
+    IMAGEREPOSITORY,
+    IMAGEUPDATE,
     OCIREPOSITORY,
     SYNC,
     VERSION,
@@ -98,12 +106,36 @@ class ControllerOptions:
 
 SOURCES = (GITREPOSITORY, OCIREPOSITORY, HELMREPOSITORY)
 SOURCE_KINDS = tuple(kind.kind for kind in SOURCES)
+IMAGE_KINDS = (IMAGEREPOSITORY, IMAGEPOLICY, IMAGEUPDATE)
+WATCHED = (*SOURCES, *IMAGE_KINDS, SYNC)
 CRDS_WAIT = 10.0
 """Seconds the controller waits at start for its CRDs to be served before it gives up."""
 
 
 class CrdsMissing(MoorError):
     pass
+
+
+class Reconciler(Protocol):
+    """What the runtime asks of the reconciler of each kind."""
+
+    async def reconcile(self, obj: KubeObject, failures: int) -> Requeue: ...
+
+    async def report_error(self, obj: KubeObject, error: Exception) -> None:
+        """Reports an error that escaped `reconcile` (the object could not even be read) on the object."""
+
+
+@dataclass
+class _Syncs:
+    """The Sync reconciler in the runtime's terms (it reports an error on an attempt, not an object)."""
+
+    syncs: SyncReconciler
+
+    async def reconcile(self, obj: KubeObject, failures: int) -> Requeue:
+        return await self.syncs.reconcile(obj, failures)
+
+    async def report_error(self, obj: KubeObject, error: Exception) -> None:
+        await self.syncs.report_error(Attempt(obj, dict(obj.get("status") or {})), error)
 
 
 class Controller:
@@ -138,6 +170,31 @@ class Controller:
         self.dora = DoraMetrics(HistoryStore(api), self.metrics, lambda: self._objects(GITREPOSITORY.kind))
         self.events.subscribe(self.notifier.listen)
         self.events.subscribe(self.dora.listen)
+        images = ImageStore(api)
+        images.subscribe(self._on_scanned)
+        self.image_repositories = ImageRepositoryReconciler(images, self.events, self.metrics)
+        self.image_policies = ImagePolicyReconciler(
+            images, self.events, self.lookup, self.metrics, cross_namespace=not options.tenancy.no_cross_namespace_refs
+        )
+        self.image_updates = ImageUpdateReconciler(
+            api, self.events, self.metrics, self.lookup, options.artifact_dir / "image-updates"
+        )
+        self.reconcilers: dict[str, Reconciler] = {
+            GITREPOSITORY.kind: self.repositories,
+            OCIREPOSITORY.kind: self.registries,
+            HELMREPOSITORY.kind: self.helm_repositories,
+            IMAGEREPOSITORY.kind: self.image_repositories,
+            IMAGEPOLICY.kind: self.image_policies,
+            IMAGEUPDATE.kind: self.image_updates,
+            SYNC.kind: _Syncs(self.syncs),
+        }
+        self.forgetters: dict[str, Callable[[KubeObject], None]] = {
+            SYNC.kind: self.syncs.forget,
+            HELMREPOSITORY.kind: self.helm_repositories.forget,
+            IMAGEREPOSITORY.kind: self.image_repositories.forget,
+            IMAGEUPDATE.kind: self.image_updates.forget,
+        }
+        """What each kind's reconciler drops when an object of it is deleted."""
         self.queue: WorkQueue[ObjectKey] = WorkQueue(self.reconcile, workers=options.workers)
         self.failures: Counter[ObjectKey] = Counter()
         self.tasks = Supervisor(self.metrics.task_restarts)
@@ -158,13 +215,16 @@ class Controller:
     async def run(self, stop: asyncio.Event) -> None:
         """Runs until `stop` is set; in-flight reconciles are cancelled at their next await."""
         await self.api.discovery.refresh()
-        for kind in (*SOURCES, SYNC):
+        for kind in WATCHED:
             await self._watch(kind)
         await self.notifier.start()
         self.dora.start()
         self.queue.start()
         self.tasks.start("release unused watches", self._release_unused_watches)
-        log.info("moor controller started; watching Git, OCI and Helm repositories and Syncs in all namespaces")
+        log.info(
+            "moor controller started; watching Git, OCI and Helm repositories, image automation and Syncs in all "
+            "namespaces"
+        )
         try:
             await stop.wait()
         finally:
@@ -238,29 +298,35 @@ class Controller:
         if key.kind == SYNC.kind:
             self._syncs_by_label[sync_key(obj)] = key
         if change.type == "DELETED":
-            if key.kind == SYNC.kind:
-                self.syncs.forget(obj)
-            elif key.kind == HELMREPOSITORY.kind:
-                self.helm_repositories.forget(obj)
+            forget = self.forgetters.get(key.kind)
+            if forget is not None:
+                forget(obj)
             self.queue.forget(key)
             self._seen.pop(key, None)
             self.failures.pop(key, None)
             return
         metadata = obj["metadata"]
         status = obj.get("status") or {}
-        fingerprint = (
+        own = (
             metadata.get("generation"),
             (metadata.get("annotations") or {}).get(RECONCILE_ANNOTATION),
             metadata.get("deletionTimestamp"),
+            # Written by the ImageUpdate controller: the policy must choose again without those tags.
+            _failed_tags(status) if key.kind == IMAGEPOLICY.kind else None,
+        )
+        outcome = (
             (status.get("artifact") or {}).get("revision"),
             ready.status if (ready := conditions.get_condition(status.get("conditions"), conditions.READY)) else None,
         )
+        followed = _followed_by_image_updates(key.kind, status)
         previous = self._seen.get(key)
-        self._seen[key] = fingerprint
-        if previous is None or previous[:3] != fingerprint[:3]:
+        self._seen[key] = (own, outcome, followed)
+        if previous is None or previous[0] != own:
             self.queue.add(key)
-        if previous is not None and previous[3:] != fingerprint[3:]:
+        if previous is not None and previous[1] != outcome:
             self._queue_dependents(obj)
+        if previous is not None and previous[1:] != (outcome, followed):
+            self._queue_image_updates(obj)
 
     def _on_managed_change(self, change: LiveChange) -> None:
         """Drift, caught from the watch: a managed object deleted, or a field Moor applied changed, wakes its
@@ -291,18 +357,26 @@ class Controller:
         if cluster_failed(error):
             log.warning("%s: %s", key, error)
             return
-        if key.kind == GITREPOSITORY.kind:
-            await self.repositories.report_error(cached, error)
-        elif key.kind == OCIREPOSITORY.kind:
-            await self.registries.report_error(cached, error)
-        elif key.kind == HELMREPOSITORY.kind:
-            await self.helm_repositories.report_error(cached, error)
-        else:
-            await self.syncs.report_error(Attempt(cached, dict(cached.get("status") or {})), error)
+        await self.reconcilers[key.kind].report_error(cached, error)
+
+    def _on_scanned(self, namespace: str, name: str) -> None:
+        """An ImageRepository's tags changed (or are known for the first time since the start): its
+        ImagePolicies choose again."""
+        for policy in self._objects(IMAGEPOLICY.kind):
+            ref = (policy.get("spec") or {}).get("imageRepositoryRef") or {}
+            own = policy["metadata"].get("namespace", "")
+            if ref.get("name") == name and (ref.get("namespace") or own) == namespace:
+                self.queue.add(ObjectKey.of(policy))
 
     def _queue_dependents(self, changed: KubeObject) -> None:
-        """A source's new revision or Ready status, or a Sync's Ready status, wakes the Syncs that use it."""
+        """A source's new revision or Ready status, or a Sync's Ready status, wakes the Syncs that use it; an
+        ImageRepository's Ready status, its ImagePolicies."""
         key = ObjectKey.of(changed)
+        if key.kind == IMAGEREPOSITORY.kind:
+            self._on_scanned(key.namespace, key.name)
+            return
+        if key.kind in (IMAGEPOLICY.kind, IMAGEUPDATE.kind):
+            return
         informer = self._informers.get(SYNC.kind)
         if informer is None:
             return
@@ -337,14 +411,7 @@ class Controller:
             obj = await self.api.get(key.ref)
             if obj is None:
                 return
-            if key.kind == GITREPOSITORY.kind:
-                requeue = await self.repositories.reconcile(obj, failures)
-            elif key.kind == OCIREPOSITORY.kind:
-                requeue = await self.registries.reconcile(obj, failures)
-            elif key.kind == HELMREPOSITORY.kind:
-                requeue = await self.helm_repositories.reconcile(obj, failures)
-            else:
-                requeue = await self.syncs.reconcile(obj, failures)
+            requeue = await self.reconcilers[key.kind].reconcile(obj, failures)
         except Exception as error:  # nothing escapes a reconcile
             await self._escaped(key, cached, error)
             requeue = Requeue.after_error(error, RETRY_AFTER_ERROR, failures)
@@ -356,3 +423,38 @@ class Controller:
             self.failures.pop(key, None)
         if requeue.delay is not None:
             self.queue.add(key, requeue.delay)
+
+    def _queue_image_updates(self, changed: KubeObject) -> None:
+        """An ImagePolicy's choice or failed tags changed: the ImageUpdates of its namespace write again. A
+        Sync's outcome changed (Ready, the applied revision, a rollback): the ImageUpdates writing to the
+        GitRepository it applies follow their commits."""
+        key = ObjectKey.of(changed)
+        if key.kind == IMAGEPOLICY.kind:
+            for update in self._objects(IMAGEUPDATE.kind):
+                if update["metadata"].get("namespace", "") == key.namespace:
+                    self.queue.add(ObjectKey.of(update))
+            return
+        if key.kind != SYNC.kind:
+            return
+        source = (changed.get("spec") or {}).get("sourceRef") or {}
+        if (source.get("kind") or GITREPOSITORY.kind) != GITREPOSITORY.kind:
+            return
+        repository = (source.get("namespace") or key.namespace, source.get("name"))
+        for update in self._objects(IMAGEUPDATE.kind):
+            target = (update.get("spec") or {}).get("sourceRef") or {}
+            own = update["metadata"].get("namespace", "")
+            if (target.get("namespace") or own, target.get("name")) == repository:
+                self.queue.add(ObjectKey.of(update))
+
+
+def _failed_tags(status: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(str(entry.get("tag")) for entry in status.get("failedTags") or [] if isinstance(entry, dict)))
+
+
+def _followed_by_image_updates(kind: str, status: dict[str, Any]) -> tuple[Any, ...]:
+    """The status fields of an ImagePolicy or a Sync, beyond Ready, whose change concerns ImageUpdates."""
+    if kind == IMAGEPOLICY.kind:
+        return (status.get("latestTag"), status.get("latestImage"), _failed_tags(status))
+    if kind == SYNC.kind:
+        return (status.get("lastAppliedRevision"), (status.get("rollback") or {}).get("failedRevision"))
+    return ()

@@ -27,7 +27,7 @@ import aiohttp
 from yarl import URL
 
 from moor.retry import RetryPolicy, parse_retry_after
-from moor.source.errors import AuthenticationFailed, RepositoryNotFound
+from moor.source.errors import AuthenticationFailed, InvalidSourceSpec, RepositoryNotFound
 from moor.source.http_transport import HttpTransport
 from moor.source.limits import ArtifactTooLarge, format_size
 from moor.source.oci.credentials import RegistryCredentials
@@ -170,6 +170,20 @@ class RegistryClient:
         digest = _verified_digest(answer.body, expected, what)
         media_type = answer.headers.get("Content-Type", "").partition(";")[0].strip()
         return FetchedManifest(digest=digest, media_type=media_type, raw=answer.body)
+
+    async def digest_of(self, repository: str, tag: str) -> str:
+        """The digest of the manifest `tag` names, from a HEAD (the whole manifest when the registry does not say)."""
+        what = self._name(repository, tag)
+        url = self._url(f"/v2/{repository}/manifests/{tag}")
+        answer = await self._retrying(
+            lambda: self._fetch("HEAD", url, _pull(repository), what, accept=", ".join(MANIFEST_TYPES))
+        )
+        digest = answer.headers.get("Docker-Content-Digest", "")
+        try:
+            check_digest(digest, what)
+        except InvalidSourceSpec:
+            return (await self.resolve(repository, tag)).digest
+        return digest
 
     async def blob_to(self, repository: str, digest: str, dest: Path, max_size: int) -> None:
         """Streams a blob into the new file `dest`, verifying its digest and size; on any failure no file is left."""
