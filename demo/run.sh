@@ -37,8 +37,8 @@ say "Installing Moor's CRDs and RBAC, then starting the controller (moor run)"
 pkill -f "moor run --artifact-dir $work/artifacts" 2>/dev/null || true
 "$moor" run --artifact-dir "$work/artifacts" >"$work/moor-run.log" 2>&1 &
 controller=$!
-registry=""
-trap 'kill $controller $registry 2>/dev/null; wait $controller $registry 2>/dev/null || true' EXIT
+registry="" charts=""
+trap 'kill $controller $registry $charts 2>/dev/null; wait $controller $registry $charts 2>/dev/null || true' EXIT
 echo "controller running (pid $controller, log $work/moor-run.log)"
 
 say "What CI runs on every pull request: moor build renders exactly what the Sync will apply, no cluster needed"
@@ -111,5 +111,49 @@ YAML
 "$moor" reconcile sync guestbook-staging -n moor-system --with-source
 "$moor" get sources -n moor-system
 "$kubectl" get deployments -n guestbook-staging
+
+say "A third-party chart from a Helm chart repository: a newer version inside the range rolls in like a commit"
+mkdir -p "$work/charts"
+cp -r "$root/examples/charts/guestbook-cache" "$work/guestbook-cache"
+"$(readlink -f "$tools/helm")" package "$work/guestbook-cache" -d "$work/charts" >/dev/null
+"$(readlink -f "$tools/helm")" repo index "$work/charts"
+charts_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server "$charts_port" --bind 127.0.0.1 --directory "$work/charts" >"$work/charts.log" 2>&1 &
+charts=$!
+python3 -c 'import sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/index.yaml", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.1)' "$charts_port"
+echo "a chart repository on http://127.0.0.1:$charts_port (helm repo index)"
+"$kubectl" create namespace guestbook-cache --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+"$kubectl" apply -f - <<YAML
+apiVersion: moor.dev/v1
+kind: HelmRepository
+metadata: {name: demo-charts, namespace: moor-system}
+spec:
+  url: http://127.0.0.1:$charts_port
+---
+apiVersion: moor.dev/v1
+kind: Sync
+metadata: {name: guestbook-cache, namespace: moor-system}
+spec:
+  sourceRef: {kind: HelmRepository, name: demo-charts}
+  chart: {name: guestbook-cache, version: ">=0.1.0 <1.0.0"}
+  targetNamespace: guestbook-cache
+  helm:
+    values: {replicas: 2}
+YAML
+"$moor" reconcile sync guestbook-cache -n moor-system --with-source
+sed -i 's/^version: 0.1.0/version: 0.2.0/; s/^appVersion: "7.2"/appVersion: "7.4"/' "$work/guestbook-cache/Chart.yaml"
+sed -i 's/cache:7.2/cache:7.4/' "$work/guestbook-cache/values.yaml"
+"$(readlink -f "$tools/helm")" package "$work/guestbook-cache" -d "$work/charts" >/dev/null
+"$(readlink -f "$tools/helm")" repo index "$work/charts"
+echo "guestbook-cache 0.2.0 published"
+"$moor" reconcile sync guestbook-cache -n moor-system --with-source
+"$moor" history sync guestbook-cache -n moor-system
+"$kubectl" get deployment guestbook-cache -n guestbook-cache -o jsonpath='{.spec.template.spec.containers[0].image}{"\n"}'
 
 say "Done. The cluster keeps running: KUBECONFIG=$KUBECONFIG; stop it with 'make demo-down'."
