@@ -2,6 +2,9 @@
 
 Read from the SyncRecords (the durable history): when, which Sync, what revision, who authored it,
 who approved it and what changed. `-o jsonl` gives one self-contained JSON object per line.
+`--from-git URL` reads the same entries from the deployment notes (refs/notes/moor) of a repository
+instead, with no cluster: the trail of every cluster that deployed from it, its own `cluster` field
+naming each.
 """
 
 from __future__ import annotations
@@ -18,14 +21,11 @@ from rich.table import Table
 from moor.cli.options import Target, lines_output_option, print_document, run_async, target_options
 from moor.cli.syncs import short_revision
 from moor.errors import MoorError
+from moor.record.git_notes import deployment_entry, read_deployment_notes
 from moor.record.history import HistoryStore
 from moor.resources import DurationError, parse_duration
 from moor.resources.conditions import parse_time
 
-DEPLOYMENT = "deployment"
-DRIFT_CORRECTION = "drift-correction"
-ROLLBACK = "rollback"
-PIN = "pin"
 _DAYS = re.compile(r"(\d+)([dw])")
 
 
@@ -60,47 +60,8 @@ def parse_since(text: str, now: datetime) -> datetime:
         ) from None
 
 
-def action_of(record: Mapping[str, Any]) -> str:
-    result = str(record.get("result") or "")
-    trigger = str(record.get("trigger") or "")
-    if result == "DriftCorrected" or trigger == "drift correction":
-        return DRIFT_CORRECTION
-    if result == "RolledBack" or trigger == ROLLBACK:
-        return ROLLBACK
-    if trigger == PIN:
-        return PIN
-    return DEPLOYMENT
-
-
-def audit_entry(record: Mapping[str, Any]) -> dict[str, Any]:
-    """One SyncRecord as an audit entry: self-contained, stable field names."""
-    spec: Mapping[str, Any] = record.get("spec") or {}
-    revision = str(spec.get("revision") or "")
-    return {
-        "time": spec.get("finishedAt") or spec.get("startedAt") or "",
-        "namespace": (record.get("metadata") or {}).get("namespace", ""),
-        "sync": spec.get("sync", ""),
-        "sequence": spec.get("sequence"),
-        "action": action_of(spec),
-        "result": spec.get("result", ""),
-        "revision": revision,
-        "commit": revision.rpartition(":")[2] if ":" in revision else revision,
-        "author": spec.get("author", ""),
-        "commitMessage": spec.get("message", ""),
-        "committedAt": spec.get("committedAt", ""),
-        "approvedBy": spec.get("approvedBy", ""),
-        "trigger": spec.get("trigger", ""),
-        "startedAt": spec.get("startedAt", ""),
-        "finishedAt": spec.get("finishedAt", ""),
-        "attempts": spec.get("attempts", 1),
-        "rolledBackTo": spec.get("rolledBackTo", ""),
-        "detail": spec.get("detail", ""),
-        "changes": {
-            "created": list(spec.get("created") or []),
-            "updated": list(spec.get("updated") or []),
-            "pruned": list(spec.get("pruned") or []),
-        },
-    }
+audit_entry = deployment_entry
+"""One SyncRecord as an audit entry (the same document a deployment note in Git holds)."""
 
 
 def audit_entries(records: Iterable[Mapping[str, Any]], since: datetime | None = None) -> list[dict[str, Any]]:
@@ -119,10 +80,24 @@ def audit_entries(records: Iterable[Mapping[str, Any]], since: datetime | None =
 @click.option("--since", default=None, help="Only entries from then on: 24h, 7d, or a date/time (2024-05-01).")
 @lines_output_option("entry")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
+@click.option(
+    "--from-git",
+    "from_git",
+    metavar="URL",
+    default=None,
+    help="Read the trail from the deployment notes of this Git repository instead (no cluster needed).",
+)
+@click.option("--branch", default=None, help="With --from-git: only deployments of commits on this branch.")
 @target_options
-def audit(target: Target, since: str | None, output: str, all_namespaces: bool) -> None:
+def audit(
+    target: Target, since: str | None, output: str, all_namespaces: bool, from_git: str | None, branch: str | None
+) -> None:
     """Every recorded deployment, drift correction, rollback and approval of every Sync."""
     since_time = parse_since(since, datetime.now(UTC)) if since else None
+    if branch and not from_git:
+        raise click.UsageError("--branch needs --from-git")
+    if from_git:
+        raise SystemExit(run_async(_audit_from_git(from_git, branch, since_time, output)))
     raise SystemExit(run_async(_audit(target, since_time, output, all_namespaces)))
 
 
@@ -130,11 +105,27 @@ async def _audit(target: Target, since: datetime | None, output: str, all_namesp
     namespace = "" if all_namespaces else target.resolve_namespace()
     async with target.connect() as api:
         entries = audit_entries(await HistoryStore(api).list(namespace), since)
+    _show(entries, output)
+    return 0
+
+
+async def _audit_from_git(url: str, branch: str | None, since: datetime | None, output: str) -> int:
+    """The trail from the repository's notes alone (credentials, when it needs them, in the URL's userinfo)."""
+    notes = await read_deployment_notes(url, branch=branch)
+    entries = []
+    for note in notes:
+        moment = parse_time(str(note.entry.get("time") or ""))
+        if since is None or (moment is not None and moment >= since):
+            entries.append(note.as_audit_entry())
+    _show(entries, output)
+    return 0
+
+
+def _show(entries: list[dict[str, Any]], output: str) -> None:
     if output == "table":
         _print(entries)
     else:
         print_document(entries, output)
-    return 0
 
 
 def _print(entries: list[dict[str, Any]]) -> None:
@@ -146,7 +137,9 @@ def _print(entries: list[dict[str, Any]]) -> None:
         counts = f"+{len(changes['created'])} ~{len(changes['updated'])} -{len(changes['pruned'])}"
         table.add_row(
             str(entry["time"]),
-            f"{entry['namespace']}/{entry['sync']}",
+            f"{entry['cluster']}:{entry['namespace']}/{entry['sync']}"
+            if entry.get("cluster")
+            else f"{entry['namespace']}/{entry['sync']}",
             entry["action"],
             str(entry["result"]),
             short_revision(entry["revision"]),
@@ -155,3 +148,9 @@ def _print(entries: list[dict[str, Any]]) -> None:
             counts,
         )
     Console().print(table if entries else "No recorded deployments.")
+
+
+def _where(entry: Mapping[str, Any]) -> str:
+    """`namespace/sync`, after `cluster:` for an entry read from Git (which knows its cluster)."""
+    sync = f"{entry['namespace']}/{entry['sync']}"
+    return f"{entry['cluster']}:{sync}" if entry.get("cluster") else sync

@@ -1,0 +1,136 @@
+"""The audit trail in Git: deployment notes pushed to refs/notes/moor of a real repository, read back
+with no cluster, by Moor and by git itself; races between writers; credentials over smart HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from moor.cli.audit import audit
+from moor.record.git_notes import DeploymentNote, NoteOutcome, push_deployment_note, read_deployment_notes
+from moor.source.auth import GitAuth
+from moor.source.errors import AuthenticationFailed
+from tests.support.git_fixtures import GitHttpServer, GitWorkspace, run_git
+
+pytestmark = pytest.mark.git
+
+
+def record(sync: str, sequence: int, commit: str, result: str = "Succeeded", finished: str = "10:00:09") -> dict:
+    return {
+        "metadata": {"name": f"{sync}.{sequence:06d}", "namespace": "moor-system"},
+        "spec": {
+            "sync": sync,
+            "sequence": sequence,
+            "result": result,
+            "revision": f"main@sha1:{commit}",
+            "author": "Ada <ada@example.com>",
+            "approvedBy": "grace",
+            "startedAt": "2026-12-01T10:00:00Z",
+            "finishedAt": f"2026-12-01T{finished}Z",
+        },
+    }
+
+
+def note(sync: str, sequence: int, commit: str, **fields: str) -> DeploymentNote:
+    return DeploymentNote.from_record(record(sync, sequence, commit, **fields), cluster="prod-eu")
+
+
+def history(git_repo: GitWorkspace, commits: int = 2) -> list[str]:
+    shas = []
+    for index in range(commits):
+        git_repo.write("app/config.yaml", f"replicas: {index + 1}\n")
+        shas.append(git_repo.commit(f"change {index}"))
+    git_repo.push()
+    return shas
+
+
+async def test_a_note_is_written_on_the_deployed_commit_and_git_reads_it(git_repo: GitWorkspace) -> None:
+    first, second = history(git_repo)
+
+    outcome = await push_deployment_note(git_repo.url, None, second, note("guestbook", 1, second))
+
+    assert outcome == NoteOutcome(second, added=True, attempts=1)
+    shown = run_git("--git-dir", git_repo.bare, "notes", "--ref=moor", "show", second)
+    document = json.loads(shown)
+    assert (document["sync"], document["result"], document["cluster"]) == ("guestbook", "Succeeded", "prod-eu")
+    listed = run_git("--git-dir", git_repo.bare, "notes", "--ref=moor", "list")
+    assert second in listed and first not in listed
+    assert git_repo.remote_rev_parse("main") == second, "the branch itself is untouched"
+
+
+async def test_deployments_of_one_commit_are_appended_and_a_repeated_push_adds_nothing(git_repo: GitWorkspace) -> None:
+    (commit,) = history(git_repo, 1)
+    await push_deployment_note(git_repo.url, None, commit, note("guestbook", 1, commit))
+    await push_deployment_note(git_repo.url, None, commit, note("frontend", 4, commit))
+
+    again = await push_deployment_note(git_repo.url, None, commit, note("guestbook", 1, commit))
+
+    assert not again.added
+    lines = run_git("--git-dir", git_repo.bare, "notes", "--ref=moor", "show", commit).splitlines()
+    assert [json.loads(line)["sync"] for line in lines] == ["guestbook", "frontend"]
+
+
+async def test_writers_racing_on_the_notes_ref_lose_nothing(git_repo: GitWorkspace) -> None:
+    commits = history(git_repo, 3)
+    pushes = [
+        push_deployment_note(git_repo.url, None, commit, note(f"sync-{index}", 1, commit, finished=f"10:00:1{index}"))
+        for index, commit in enumerate(commits * 2)
+    ]
+
+    outcomes = await asyncio.gather(*pushes)
+
+    assert all(outcome.added for outcome in outcomes)
+    notes = await read_deployment_notes(git_repo.url)
+    assert sorted(n.entry["sync"] for n in notes) == [f"sync-{index}" for index in range(6)]
+
+
+async def test_the_audit_trail_is_read_from_the_repository_alone(git_repo: GitWorkspace) -> None:
+    first, second = history(git_repo)
+    await push_deployment_note(git_repo.url, None, first, note("guestbook", 1, first, finished="10:00:05"))
+    await push_deployment_note(git_repo.url, None, second, note("guestbook", 2, second, result="RolledBack"))
+
+    result = await asyncio.to_thread(CliRunner().invoke, audit, ["--from-git", git_repo.url, "-o", "jsonl"])
+
+    assert result.exit_code == 0, result.output
+    entries = [json.loads(line) for line in result.output.splitlines()]
+    assert [(e["sequence"], e["commit"], e["action"]) for e in entries] == [
+        (1, first, "deployment"),
+        (2, second, "rollback"),
+    ]
+    assert entries[0]["cluster"] == "prod-eu" and entries[0]["approvedBy"] == "grace"
+
+
+async def test_from_git_with_a_branch_keeps_the_notes_of_that_branch(git_repo: GitWorkspace) -> None:
+    (on_main,) = history(git_repo, 1)
+    git_repo.checkout("feature", create=True)
+    git_repo.write("app/extra.yaml", "x: 1\n")
+    on_feature = git_repo.commit("feature work")
+    run_git("push", "--quiet", "origin", "feature", cwd=git_repo.work)
+    await push_deployment_note(git_repo.url, None, on_main, note("prod", 1, on_main))
+    await push_deployment_note(git_repo.url, None, on_feature, note("preview", 1, on_feature))
+
+    notes = await read_deployment_notes(git_repo.url, branch="main")
+
+    assert [n.entry["sync"] for n in notes] == ["prod"]
+
+
+async def test_a_repository_without_notes_has_an_empty_trail(git_repo: GitWorkspace) -> None:
+    history(git_repo, 1)
+    assert await read_deployment_notes(git_repo.url) == []
+    result = await asyncio.to_thread(CliRunner().invoke, audit, ["--from-git", git_repo.url])
+    assert result.exit_code == 0 and "No recorded deployments" in result.output
+
+
+async def test_notes_are_pushed_with_the_repository_s_credentials(git_http_server: GitHttpServer) -> None:
+    repo = git_http_server.create_repo()
+    (commit,) = history(repo, 1)
+    credentials = GitAuth.from_secret(git_http_server.basic_auth_secret())
+
+    await push_deployment_note(repo.url, credentials, commit, note("guestbook", 1, commit))
+
+    assert [n.commit for n in await read_deployment_notes(repo.url, credentials)] == [commit]
+    with pytest.raises(AuthenticationFailed):
+        await push_deployment_note(repo.url, None, commit, note("guestbook", 2, commit))
