@@ -24,6 +24,7 @@ from moor.cli.run import run
 from moor.cli.stats import stats
 from moor.cli.syncs import get, reconcile, resume, suspend
 from moor.cli.trace import trace
+from moor.cli.ui import ui
 from moor.cli.uninstall import uninstall
 from moor.errors import MoorError
 
@@ -48,7 +49,7 @@ def cli() -> None:
 COMMANDS = (
     *(cluster, install, check, uninstall, run),
     *(get, reconcile, diff, build, tree, trace, drift, events, history, rollback, approve, suspend, resume),
-    *(create, export, audit, stats, completion, push_group),
+    *(create, export, audit, stats, completion, push_group, ui),
 )
 for command in COMMANDS:
     cli.add_command(command)

@@ -25,6 +25,7 @@ from moor.source.limits import DEFAULT_MAX_FILES
 from moor.web import probes
 from moor.web.listener import Listener, ListenerMetrics, raise_open_file_limit
 from moor.web.receiver import DEFAULT_SECRET_NAME, SecretRef, WebhookSettings, serve_webhooks
+from moor.web.ui import Served, serve_for_team
 
 DEFAULT_NAMESPACE = "moor-system"
 
@@ -133,6 +134,20 @@ DEFAULT_NAMESPACE = "moor-system"
     metavar="SECONDS",
     help="How long one request to the API server may take.",
 )
+@click.option(
+    "--ui-port",
+    type=click.IntRange(0, 65535),
+    envvar="MOOR_UI_PORT",
+    default=0,
+    help="Serve the dashboard on this port (0: off); people log in with a token, RBAC decides what they see.",
+)
+@click.option(
+    "--ui-address",
+    envvar="MOOR_UI_ADDRESS",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the dashboard listens on.",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 @target_options
 def run(
@@ -152,6 +167,8 @@ def run(
     max_render_memory: str,
     max_concurrent_renders: int,
     request_timeout: float,
+    ui_port: int,
+    ui_address: str,
     log_level: str,
 ) -> None:
     """Run the controller until SIGTERM or Ctrl-C."""
@@ -167,7 +184,14 @@ def run(
     )
     configure_render_budget(RenderBudget(_size(max_render_memory, "--max-render-memory"), max_concurrent_renders))
     raise_open_file_limit()
-    ports = Ports(health=health_port, metrics=metrics_port, webhooks=webhook_port, webhook_address=webhook_address)
+    ports = Ports(
+        health=health_port,
+        metrics=metrics_port,
+        webhooks=webhook_port,
+        webhook_address=webhook_address,
+        ui=ui_port,
+        ui_address=ui_address,
+    )
     asyncio.run(_run(target, options, ports, webhooks, request_timeout))
 
 
@@ -203,6 +227,8 @@ class Ports:
     metrics: int
     webhooks: int
     webhook_address: str
+    ui: int = 0
+    ui_address: str = "0.0.0.0"
 
 
 async def _run(
@@ -225,10 +251,27 @@ async def _run(
                 listeners.append(await _serve(ports.metrics, "metrics", controller, metrics, publish=True))
             if webhooks is not None:
                 listeners.append(await _serve_webhooks(api, webhooks, ports.webhook_address, ports.webhooks, metrics))
-            await controller.run(stop)
+            dashboard = await _serve_dashboard(api, controller, ports, metrics) if ports.ui else None
+            try:
+                await controller.run(stop)
+            finally:
+                if dashboard is not None:
+                    await dashboard.close()
         finally:
             for listener in listeners:
                 await listener.close()
+
+
+async def _serve_dashboard(api: KubeApi, controller: Controller, ports: Ports, metrics: ListenerMetrics) -> Served:
+    """The dashboard, reading the controller's live cache (its own watches of Syncs and sources beside it)."""
+    try:
+        served = await serve_for_team(api, controller.live, ports.ui_address, ports.ui, metrics=metrics)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot serve the dashboard on {ports.ui_address}:{ports.ui}: {error.strerror or error}"
+        ) from None
+    logging.getLogger(__name__).info("dashboard on %s:%d", ports.ui_address, served.listener.port)
+    return served
 
 
 async def _serve_webhooks(
