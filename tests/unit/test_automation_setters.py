@@ -135,7 +135,7 @@ def test_a_policy_without_a_latest_image_is_refused() -> None:
         ('image: a # {"$imagepolicy": "apps:app:version"}', "is not one of name, tag or digest"),
         ('image: # {"$imagepolicy": "apps:app"}', "must follow a single-line scalar value"),
         ('image: [a] # {"$imagepolicy": "apps:app"}', "must follow a single-line scalar value"),
-        ('image: true # {"$imagepolicy": "apps:app"}', "is not a string"),
+        ('image: !!binary aGk= # {"$imagepolicy": "apps:app"}', "has an explicit tag"),
     ],
 )
 def test_malformed_markers_are_refused(line: str, problem: str) -> None:

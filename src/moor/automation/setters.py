@@ -30,7 +30,6 @@ MARKER_KEY = "$imagepolicy"
 _MARKER = re.compile(r'#\s*(\{\s*"\$imagepolicy"\s*:\s*"[^"]*"\s*\})')
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _STR = "tag:yaml.org,2002:str"
-_REWRITABLE = (_STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")  # `tag: 1.2` is a tag too
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what PyYAML's reader counts as a line break
 
 
@@ -215,8 +214,8 @@ def _marked_scalars(text: str, file: str) -> list[_MarkedScalar]:
         node, path = last_on_line[number]
         if lines[number][node.end_mark.column : match.start()].strip():
             raise MarkerInvalid(file, where, "the marker must follow a single-line scalar value on its line")
-        if node.tag not in _REWRITABLE:
-            raise MarkerInvalid(file, where, f"the marked value {node.value!r} is not a string")
+        if text[node.start_mark.index : node.end_mark.index].startswith("!"):
+            raise MarkerInvalid(file, where, "the marked value has an explicit tag; an image is a plain string")
         marker = Marker(where, policy, field, node.value)
         found.append(_MarkedScalar(marker, node.start_mark.index, node.end_mark.index, node.style, path))
     return found
