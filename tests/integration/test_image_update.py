@@ -169,6 +169,7 @@ def test_new_tags_roll_out_and_a_tag_that_was_rolled_back_is_not_proposed_again(
     assert failed["revision"].endswith(broken)
     assert running_image(moor) == f"{IMAGE}:1.4.0", "the Sync rolled back to the healthy tag"
     moor.wait_for("an ImageRolledBack event", lambda: "ImageRolledBack" in event_reasons(moor, "ImageUpdate"))
+    assert "ImageRolledBack" in event_reasons(moor, "ImagePolicy")
 
     request_reconcile(moor, "imageupdate", "web")
     moor.wait_condition("imageupdate", "web", "True", revision="holding")
@@ -268,3 +269,30 @@ def test_two_automations_on_one_branch_both_land_and_signed_commits_pass_verify(
     condition = moor.wait_condition("gitrepository", "app", "False", reason="VerificationFailed", timeout=90)
     assert f"commit {unsigned[:12]} is not signed" in condition["message"]
     assert running_image(moor) == f"{IMAGE}:1.4.0"
+
+
+def test_per_policy_review_branches_leave_the_checkout_branch_alone(moor: Moor, git_http_server: GitHttpServer) -> None:
+    repo = git_http_server.create_repo()
+    publish_chart(repo, moor.namespace)
+    repo.write("chart/api-values.yaml", values(moor.namespace, "1.2.0").replace(":web:", ":api:"))
+    start = repo.commit("The api values")
+    repo.push()
+    secret(moor, "git-auth", git_http_server.basic_auth_secret())
+    moor.source_and_sync(repo, "chart", source_spec="secretRef: {name: git-auth}")
+    image_policy(moor, "1.4.0", name="web")
+    image_policy(moor, "2.0.0", name="api")
+    image_update(moor, git={"push": {"strategy": "PerPolicy"}})
+
+    web_branch, api_branch = f"moor/image-{moor.namespace}-web", f"moor/image-{moor.namespace}-api"
+    moor.wait_condition("imageupdate", "web", "True", revision=api_branch, timeout=90)
+    assert repo.remote_rev_parse("main") == start
+    assert 'tag: "1.4.0"' in repo.remote_file("chart/values.yaml", web_branch)
+    assert 'tag: "1.2.0"' in repo.remote_file("chart/api-values.yaml", web_branch), "one policy per branch"
+    assert 'tag: "2.0.0"' in repo.remote_file("chart/api-values.yaml", api_branch)
+    assert 'tag: "1.2.0"' in repo.remote_file("chart/values.yaml", api_branch)
+
+    image_policy(moor, "1.5.0", name="web")
+    moor.wait_for(
+        "the web proposal replaced", lambda: 'tag: "1.5.0"' in repo.remote_file("chart/values.yaml", web_branch)
+    )
+    assert len(repo.remote_log(web_branch)) == len(repo.remote_log("main")) + 1, "one proposal on top of main"

@@ -249,8 +249,9 @@ class ImageUpdateReconciler:
     # -- health: following pushed commits to the cluster -----------------------------------------
 
     async def _follow(self, obj: KubeObject, repository: KubeObject, status: dict[str, Any]) -> None:
-        """Ends the watch of every followed commit a Sync of `repository` found healthy or rolled back; the
-        tags of a rolled-back commit go into their ImagePolicies' `status.failedTags`."""
+        """Ends the watch of every followed commit a Sync of `repository` found healthy or rolled back (and
+        of the commits pushed before it); the tags of a rolled-back commit go into their ImagePolicies'
+        `status.failedTags`."""
         followed: list[dict[str, Any]] = list(status.get("followedCommits") or [])
         if not followed:
             return
@@ -262,6 +263,7 @@ class ImageUpdateReconciler:
             if outcome is None:
                 still.append(entry)
                 continue
+            still.clear()  # the commits pushed before this one were superseded by it
             sync, rolled_back = outcome
             sync_ref = ObjectRef.of(sync)
             if not rolled_back:
@@ -293,14 +295,14 @@ class ImageUpdateReconciler:
             if digest:
                 entry["digest"] = str(digest)
             failed.append(entry)
-            await self.api.merge_patch(policy_ref, {"status": {"failedTags": failed}}, subresource="status")
+            policy = await self.api.merge_patch(policy_ref, {"status": {"failedTags": failed}}, subresource="status")
         message = (
             f"image {image.get('image') or name} {tag} of the ImagePolicy {namespace}/{name} was rolled back by the "
             f"Sync {sync.namespace}/{sync.name}; it is recorded as failed and will not be proposed again"
         )
-        await self.events.emit(
-            obj, WARNING, IMAGE_ROLLED_BACK, message, revision=str(rollback.get("failedRevision") or "")
-        )
+        revision = str(rollback.get("failedRevision") or "")
+        for subject in (obj, policy):
+            await self.events.emit(subject, WARNING, IMAGE_ROLLED_BACK, message, revision=revision)
 
     async def _syncs_of(self, repository: KubeObject) -> list[KubeObject]:
         resource = await self.api.discovery.resolve(API_VERSION, SYNC.kind)
