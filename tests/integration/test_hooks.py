@@ -100,6 +100,9 @@ def test_helm_hooks_run_by_weight_around_the_main_objects(moor: Moor, git_repo: 
     assert "moor.dev/sync" not in generated[0]["metadata"]["labels"], "hooks are not watched as managed objects"
     assert not moor.exists("pod", "smoke"), "test hooks are for helm test, never applied by a sync"
     assert inventory_kinds(moor) == {"Deployment"}, "hooks are not in the prune inventory"
+    tree = json.loads(moor.cli("tree", "sync", "app", "-o", "json").stdout)
+    placed = {(row["phase"], row["wave"], row["name"]) for row in tree}
+    assert {("pre", -1, "first"), ("pre", 0, "second"), ("main", 0, "web"), ("post", 0, "after")} <= placed
 
     # An upgrade: the named pre-upgrade hooks are deleted and created again (before-hook-creation); the
     # pre-install-only hook does not run.

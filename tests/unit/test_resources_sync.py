@@ -310,3 +310,11 @@ def test_values_from_is_bounded() -> None:
     entries = [{"kind": "ConfigMap", "name": f"v{index}"} for index in range(33)]
     with pytest.raises(SpecError, match=r"spec.helm.valuesFrom may name at most 32 objects, not 33"):
         SyncSpec.from_object(sync(helm={"valuesFrom": entries}))
+
+
+def test_a_charts_crds_are_kept_unless_the_sync_opts_in_to_pruning_them() -> None:
+    kept = SyncSpec.from_object(sync(sourceRef={"kind": "GitRepository", "name": "apps"}, helm={}))
+    pruned = SyncSpec.from_object(sync(sourceRef={"kind": "GitRepository", "name": "apps"}, helm={"pruneCRDs": True}))
+
+    assert kept.helm is not None and not kept.helm.prune_crds
+    assert pruned.helm is not None and pruned.helm.prune_crds

@@ -17,6 +17,7 @@ from moor.cluster.api import KubeApi
 from moor.errors import MoorError
 from moor.health import assess_health
 from moor.objects import KubeObject, ObjectRef
+from moor.plan import PhaseError, wave_of
 from moor.resources import SYNC
 
 # -- tree --------------------------------------------------------------------------------------------
@@ -32,7 +33,8 @@ def tree() -> None:
 @output_option
 @target_options
 def tree_sync(target: Target, name: str, output: str) -> None:
-    """The objects the Sync NAME manages, with their health."""
+    """The objects the Sync NAME manages, with their health, grouped by phase and wave (with the hooks its
+    last pass that ran them ran, and their results)."""
     raise SystemExit(run_async(_tree(target, name, output)))
 
 
@@ -40,19 +42,37 @@ async def _tree(target: Target, name: str, output: str) -> int:
     namespace = target.resolve_namespace()
     async with target.connect() as api:
         sync = await fetch(api, SYNC.kind, namespace, name)
-        inventory = [ObjectRef.from_dict(entry) for entry in (sync.get("status") or {}).get("inventory") or []]
-        live = await asyncio.gather(*(_get_quietly(api, ref) for ref in inventory))
+        status = sync.get("status") or {}
+        inventory = [ObjectRef.from_dict(entry) for entry in status.get("inventory") or []]
+        hooks = [entry for entry in status.get("hooks") or [] if entry.get("kind") and entry.get("name")]
+        hook_refs = [ObjectRef.from_dict(entry) for entry in hooks]
+        live = await asyncio.gather(*(_get_quietly(api, ref) for ref in [*inventory, *hook_refs]))
     rows: list[dict[str, Any]] = []
-    for ref, obj in zip(inventory, live, strict=True):
+    for ref, obj in zip(inventory, live, strict=False):
         health = assess_health(obj) if obj is not None else None
         rows.append(
             {
                 **ref.to_dict(),
+                "phase": "main",
+                "wave": _wave_quietly(obj),
                 "health": health.state.value if health else "Missing",
                 "message": health.message if health else f"{ref} does not exist",
             }
         )
-    contested = list((sync.get("status") or {}).get("conflicts") or [])
+    for entry, ref, obj in zip(hooks, hook_refs, live[len(inventory) :], strict=True):
+        gone = f"{ref} ran ({entry.get('result')}) and is gone, as its delete policy asks"
+        rows.append(
+            {
+                **ref.to_dict(),
+                "phase": entry.get("phase", ""),
+                "wave": entry.get("wave", 0),
+                "hook": entry.get("hook", ""),
+                "result": entry.get("result", ""),
+                "health": assess_health(obj).state.value if obj is not None else "Deleted",
+                "message": assess_health(obj).message if obj is not None else gone,
+            }
+        )
+    contested = list(status.get("conflicts") or [])
     for entry in contested:
         owner = entry.get("owner", "")
         rows.append({**entry, "health": "Conflict", "message": f"declared here, but it belongs to Sync {owner}"})
@@ -60,16 +80,45 @@ async def _tree(target: Target, name: str, output: str) -> int:
         print_document(rows, output)
         return 0
     ready, message = ready_of(sync)
-    revision = (sync.get("status") or {}).get("lastAppliedRevision", "")
+    revision = status.get("lastAppliedRevision", "")
     root = Tree(f"[bold]Sync {namespace}/{name}[/] Ready={ready} {short_revision(revision)}")
-    for row in rows:
-        style = {"Healthy": "green", "Progressing": "yellow"}.get(row["health"], "red")
+    branches: dict[tuple[int, int], Tree] = {}
+    for row in sorted(rows, key=_place):
+        order, wave = _place(row)
+        if (order, wave) not in branches:
+            branches[(order, wave)] = root.add(f"[bold]{_heading(row)}[/]")
+        style = {"Healthy": "green", "Progressing": "yellow", "Deleted": "dim"}.get(row["health"], "red")
         detail = "" if row["health"] == "Healthy" else f" — {row['message']}"
-        root.add(f"{ObjectRef.from_dict(row)} [{style}]{row['health']}[/]{detail}")
+        result = f" ({row['hook']}: {row['result']})" if row.get("hook") else ""
+        branches[(order, wave)].add(f"{ObjectRef.from_dict(row)}{result} [{style}]{row['health']}[/]{detail}")
     Console().print(root)
     if ready != "True":
         click.echo(message, file=sys.stderr)
     return 0
+
+
+_PHASE_ORDER = {"pre": 0, "main": 1, "post": 2, "fail": 3}
+
+
+def _place(row: dict[str, Any]) -> tuple[int, int]:
+    """Where a row goes in the tree: its phase in run order, then its wave (objects in conflict go last)."""
+    return _PHASE_ORDER.get(str(row.get("phase", "")), 4), int(row.get("wave") or 0)
+
+
+def _heading(row: dict[str, Any]) -> str:
+    phase = row.get("phase")
+    if not phase:
+        return "in conflict"
+    what = "objects" if phase == "main" else "hooks"
+    return f"{phase} {what}, wave {row.get('wave') or 0}"
+
+
+def _wave_quietly(obj: KubeObject | None) -> int:
+    """The wave a live object's annotations give it (0 when it has none or they do not read)."""
+    try:
+        return wave_of(obj or {})
+    except PhaseError:
+        return 0
 
 
 async def _get_quietly(api: KubeApi, ref: ObjectRef) -> KubeObject | None:

@@ -48,7 +48,7 @@ def history() -> None:
 @lines_output_option("record")
 @target_options
 def history_sync(target: Target, name: str, output: str) -> None:
-    """Every recorded attempt of the Sync NAME, oldest first."""
+    """Every recorded attempt of the Sync NAME, oldest first, with the hooks each ran and their results."""
     raise SystemExit(run_async(_history(target, name, output)))
 
 
@@ -68,12 +68,14 @@ async def _history(target: Target, name: str, output: str) -> int:
 
 def _print_history(records: list[dict[str, Any]]) -> None:
     approvals = any(record.get("approvedBy") for record in records)
+    hooks = any(record.get("hooks") for record in records)
     columns = ["#", "REVISION", "RESULT", "STARTED", "TOOK", "CHANGED", "AUTHOR"] + (
         ["APPROVED BY"] if approvals else []
     )
+    columns += ["HOOKS"] if hooks else []
     table = Table(box=None, pad_edge=False)
     for column in columns:
-        table.add_column(column, no_wrap=column not in ("AUTHOR", "APPROVED BY"))
+        table.add_column(column, no_wrap=column not in ("AUTHOR", "APPROVED BY", "HOOKS"))
     for record in records:
         result = str(record.get("result", ""))
         style = {"Succeeded": "green", "DriftCorrected": "cyan", "InProgress": "yellow"}.get(result, "red")
@@ -90,6 +92,8 @@ def _print_history(records: list[dict[str, Any]]) -> None:
         ]
         if approvals:
             row.append(str(record.get("approvedBy", "")))
+        if hooks:  # one line per hook run: `pre-upgrade Job ns/migrate (wave 0): Succeeded`
+            row.append("\n".join(str(line) for line in record.get("hooks") or []))
         table.add_row(*row)
     Console().print(table if records else "No recorded attempts.")
 

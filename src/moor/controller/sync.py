@@ -400,9 +400,7 @@ class SyncReconciler:
             "phase": str(hook.phase),
             "hook": hook.kind_of_hook,
             "wave": hook.wave,
-            "kind": ref.kind,
-            "namespace": ref.namespace,
-            "name": ref.name,
+            **ref.to_dict(),
             "result": result,
         }
         attempt.hooks.append(entry)
