@@ -31,3 +31,16 @@ def test_a_request_timeout_under_a_second_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["run", "--request-timeout", "0.1"])
     assert result.exit_code == 2
     assert "--request-timeout" in result.output
+
+
+def test_the_dashboard_flags_are_documented_and_checked() -> None:
+    result = CliRunner().invoke(cli, ["run", "--help"])
+    assert "--ui-port" in result.output and "--ui-address" in result.output
+    refused = CliRunner().invoke(cli, ["run", "--ui-port", "70000"])
+    assert refused.exit_code == 2 and "--ui-port" in refused.output
+
+
+def test_moor_ui_is_a_command_with_loopback_by_default() -> None:
+    result = CliRunner().invoke(cli, ["ui", "--help"])
+    assert result.exit_code == 0
+    assert "127.0.0.1]" in result.output and "--open / --no-open" in result.output
