@@ -280,3 +280,20 @@ def test_a_charts_crds_stay_when_they_leave_the_chart(moor: Moor, git_repo: GitW
 def test_a_charts_crds_are_pruned_when_the_sync_opts_in(moor: Moor, git_repo: GitWorkspace) -> None:
     name = chart_with_crd(moor, git_repo, "prune: true\nhelm: {pruneCRDs: true}")
     moor.wait_for("the CRD pruned", lambda: moor.kubectl("get", "crd", name, check=False).returncode != 0, 60)
+
+
+def test_a_sync_blocked_on_a_hook_says_which_and_why(moor: Moor, git_repo: GitWorkspace) -> None:
+    stuck = job("migrate", {"argocd.argoproj.io/hook": "PreSync"})
+    stuck["spec"]["template"]["spec"]["nodeSelector"] = {"moor.dev/no-such-node": "true"}  # never runs
+    git_repo.write("app/all.yaml", manifest(stuck, deployment("web")))
+    git_repo.commit("a PreSync hook that never runs")
+    git_repo.push()
+    moor.source_and_sync(git_repo, "./app", sync_spec="timeout: 20s")
+
+    waiting = moor.wait_condition("sync", "app", "Unknown", timeout=120)
+    assert f"waiting for PreSync hook Job {moor.namespace}/migrate (wave 0) to complete" in waiting["message"]
+    assert "running" in waiting["message"] or "0 succeeded" in waiting["message"]
+
+    failed = moor.wait_condition("sync", "app", "False", reason="HookFailed", timeout=120)
+    assert f"PreSync hook Job {moor.namespace}/migrate (wave 0) failed: not done after" in failed["message"]
+    assert not moor.exists("deployment", "web"), "nothing of the main phase is written while a pre hook fails"
