@@ -1,17 +1,22 @@
 """Image scanning against the real distribution registry (TLS, htpasswd): crane pushes tags, an
 ImageRepository lists them (cosign's .sig tags left out), an ImagePolicy chooses the latest by its rule
 with the digest pinned, moves forward when a newer tag is pushed, never proposes a tag the ImageUpdate
-controller marked failed, and a registry refusing the credentials is a clear Ready=False."""
+controller marked failed, and a registry refusing the credentials is a clear Ready=False. A second
+registry demands Bearer tokens from a token service (the flow of Docker Hub, GHCR and Harbor): Moor
+asks for a token once and keeps it until it expires."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.moor_fixtures import Moor, config_map, manifest
-from tests.support.registry_fixtures import PushedArtifact, Registry
+from tests.support.registry_fixtures import PushedArtifact, Registry, TestCA
 
 
 def push(registry: Registry, tmp_path: Path, repository: str, tag: str) -> PushedArtifact:
@@ -144,3 +149,44 @@ def test_refused_credentials_are_a_clear_status(moor: Moor, registry: Registry, 
     condition = moor.wait_condition("imagerepository", "app", "False", reason="AuthenticationFailed", timeout=90)
     assert registry.username in condition["message"]
     assert "wrong" not in condition["message"]
+
+
+@pytest.fixture(scope="module")
+def token_registry(registry_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The distribution registry demanding Bearer tokens from a token service (tests.support.token_server)."""
+    server = Registry(tmp_path_factory.mktemp("token-registry"), registry_ca, token_auth=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_the_bearer_token_flow_with_a_real_registry_asks_for_a_token_once(
+    moor: Moor, token_registry: Registry, tmp_path: Path
+) -> None:
+    registry = token_registry
+    assert registry.token_server is not None
+    repository = f"scan/{moor.namespace}/token"
+    push(registry, tmp_path, repository, "3.0.0")  # crane goes through the token flow too
+    registry_secrets(moor, registry)
+    image_repository(moor, registry, repository)
+    wait_status(moor, "imagerepository", "the tag behind the token", lambda s: s.get("tagCount") == 1)
+    asked = len(registry.token_server.token_requests())
+    push(registry, tmp_path, repository, "3.1.0")
+    pushed = len(registry.token_server.token_requests())
+    assert moor.cli("reconcile", "image-repository", "app", "--timeout", "60").returncode == 0
+    assert status_of(moor, "imagerepository")["tagCount"] == 2
+    assert len(registry.token_server.token_requests()) == pushed, "the token of the first scan is kept"
+    moor_requests = registry.token_server.token_requests()[:asked]
+    assert any(r.authenticated and f"repository:{repository}:pull" in r.scopes for r in moor_requests)
+
+
+def test_refused_credentials_at_the_token_service_are_a_clear_status(
+    moor: Moor, token_registry: Registry, tmp_path: Path
+) -> None:
+    registry = token_registry
+    repository = f"scan/{moor.namespace}/token-denied"
+    push(registry, tmp_path, repository, "1.0.0")
+    registry_secrets(moor, registry, password="wrong")
+    image_repository(moor, registry, repository)
+    condition = moor.wait_condition("imagerepository", "app", "False", reason="AuthenticationFailed", timeout=90)
+    assert "the token service localhost" in condition["message"]

@@ -2,7 +2,10 @@
 
 Fixtures (per session):
 - `registry_ca`: the `TestCA` that signs both servers' certificates; `.bundle` is its PEM.
-- `registry`: the CNCF distribution registry (built by `make setup`) with htpasswd auth, as a
+- `registry`: the CNCF distribution registry (built by `make setup`) with htpasswd auth (a module may
+  start one of its own with `Registry(directory, ca, notify=Notifications(url, token))`, whose events go
+  to a webhook receiver with `Authorization: Bearer <token>`; with `token_auth=True` it demands Bearer
+  tokens from `tests.support.token_server` instead of Basic), as a
   `Registry`: `.host` (`127.0.0.1:PORT`), `.ca_bundle`, `.username`/`.password`,
   `.docker_config_json()` (a `kubernetes.io/dockerconfigjson` Secret's `.dockerconfigjson`) and
   `.env`, the environment in which crane, oras, helm and cosign reach it authenticated and trusting
@@ -49,6 +52,7 @@ import pytest
 from moor import binaries
 from moor.devcluster import pki
 from tests.support.processes import stop_group
+from tests.support.token_server import TokenServer
 
 FLUX_CONTENT_MEDIA_TYPE = "application/vnd.cncf.flux.content.v1.tar+gzip"
 FLUX_CONFIG_MEDIA_TYPE = "application/vnd.cncf.flux.config.v1+json"
@@ -221,15 +225,28 @@ class PushedArtifact:
         return f"{self.reference.rpartition(':')[0]}@{self.digest}"
 
 
+@dataclass(frozen=True)
+class Notifications:
+    """A receiver of the registry's events (`notifications.endpoints`): its URL and the static bearer token
+    the registry shows it in `Authorization`."""
+
+    url: str
+    token: str
+
+
 class Registry:
     """The distribution registry on loopback, with TLS and one htpasswd user (see module docstring).
 
     One registry serves the whole session: give each test repository names of its own.
     """
 
-    def __init__(self, directory: Path, ca: TestCA) -> None:
+    def __init__(
+        self, directory: Path, ca: TestCA, *, notify: Notifications | None = None, token_auth: bool = False
+    ) -> None:
         self.directory = directory
         self.ca = ca
+        self.notify = notify
+        """Where the registry sends its events (a webhook receiver), when given."""
         self.username = "moor-test"
         self.password = f"pw-{secrets.token_hex(12)}"
         self.port = 0
@@ -240,6 +257,8 @@ class Registry:
         self._certificate = ca.server_certificate("registry")
         htpasswd = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=4)).decode()
         (directory / "htpasswd").write_text(f"{self.username}:{htpasswd}\n")
+        self.token_server = TokenServer(ca, self.username, self.password).start() if token_auth else None
+        """With `token_auth`: the token service the registry sends clients to (the Bearer flow), instead of htpasswd."""
 
     @property
     def host(self) -> str:
@@ -365,14 +384,18 @@ class Registry:
                 return
             except RuntimeError as error:
                 last_error = f"{error}; log: {self.log.read_text()[-2000:]}"
-                self.stop()
+                self._stop_process()
         raise RuntimeError(f"the registry did not start: {last_error}")
 
     def stop(self) -> None:
+        self._stop_process()
+        if self.token_server is not None:
+            self.token_server.stop()
+
+    def _stop_process(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        stop_group(process)
+        if process is not None:
+            stop_group(process)
 
     def _scratch(self) -> Path:
         path = self.directory / "scratch" / secrets.token_hex(6)
@@ -397,8 +420,22 @@ class Registry:
                 "secret": secrets.token_hex(16),
                 "tls": {"certificate": str(self._certificate.cert), "key": str(self._certificate.key)},
             },
-            "auth": {"htpasswd": {"realm": "moor-test", "path": str(self.directory / "htpasswd")}},
+            "auth": (
+                self.token_server.registry_auth()
+                if self.token_server is not None
+                else {"htpasswd": {"realm": "moor-test", "path": str(self.directory / "htpasswd")}}
+            ),
         }
+        if self.notify is not None:
+            endpoint = {
+                "name": "moor",
+                "url": self.notify.url,
+                "headers": {"Authorization": [f"Bearer {self.notify.token}"]},
+                "timeout": "5s",
+                "threshold": 3,
+                "backoff": "1s",
+            }
+            settings["notifications"] = {"events": {"includereferences": True}, "endpoints": [endpoint]}
         config.write_text(json.dumps(settings, indent=2))  # JSON is YAML
         return config
 

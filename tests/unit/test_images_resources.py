@@ -69,7 +69,10 @@ def test_an_image_policy_reads_its_rule_and_filter() -> None:
     [
         ({"policy": {"semver": {"range": "^1"}}}, "spec.imageRepositoryRef"),
         ({"imageRepositoryRef": {"name": "a"}, "policy": {}}, "exactly one of"),
-        ({"imageRepositoryRef": {"name": "a"}, "policy": {"semver": {"range": "one point two"}}}, "spec.policy.semver.range"),
+        (
+            {"imageRepositoryRef": {"name": "a"}, "policy": {"semver": {"range": "one point two"}}},
+            "spec.policy.semver.range",
+        ),
         (
             {
                 "imageRepositoryRef": {"name": "a"},

@@ -127,8 +127,8 @@ def parse_push(headers: Mapping[str, str], body: bytes) -> PushEvent | OtherEven
         event = lowered[GITLAB_EVENT.lower()].strip()
         if event.lower() not in _GITLAB_PUSH_EVENTS:
             return OtherEvent(provider, event)
-        return _gitlab_push(_json_object(body))
-    return _generic_push(_json_object(body))
+        return _gitlab_push(json_object(body))
+    return _generic_push(json_object(body))
 
 
 def _github_document(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
@@ -142,8 +142,8 @@ def _github_document(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
         except (UnicodeDecodeError, ValueError):
             raise MalformedPayload("the form body is not valid UTF-8 url-encoded text") from None
-        return _json_object(form["payload"][0].encode("utf-8"))
-    return _json_object(body)
+        return json_object(form["payload"][0].encode("utf-8"))
+    return json_object(body)
 
 
 def _github_push(document: Mapping[str, Any]) -> PushEvent:
@@ -188,7 +188,7 @@ def _required_ref(document: Mapping[str, Any]) -> str:
     return ref
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting

@@ -1,14 +1,17 @@
 """The push webhook receiver: a Git host says "I was pushed to", Moor reconciles the GitRepositories that
-follow it.
+follow it; a registry says "an image was pushed", Moor scans the ImageRepositories of that image now.
 
-What a delivery means is decided by `moor.web.push` (pure); this is the HTTP side around it, the only
-part that reads the Secret, knows the GitRepositories and sets `moor.dev/reconcile` on them. It knows
-them from a watch of its own (a `KindInformer` started with the application and stopped with its
-listener), never by listing them per delivery. Until that watch has listed them, and while it fails,
-a push is answered 503 and the answer says that it triggered nothing.
+What a delivery means is decided by `moor.web.push` and `moor.web.registry_events` (pure); this is
+the HTTP side around them, the only part that reads the Secret, knows the GitRepositories and
+ImageRepositories and sets `moor.dev/reconcile` on them. It knows them from watches of its own
+(`KindInformer`s started with the application and stopped with its listener), never by listing them
+per delivery. Until a watch has listed them, and while it fails, a push is answered 503 and the answer
+says that it triggered nothing.
 
 A request is checked in this order, and the first failure answers it: method (405), rate per
-client address (429), body size (413), signature or token (401), payload (400).
+client address (429), body size (413), signature or token (401), payload (400). Git hosts and GHCR
+(GitHub's `package` event) sign; the distribution registry shows the token as `Authorization: Bearer`,
+Docker Hub as `?token=` in the URL.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from moor.cluster.client import ApiError
 from moor.cluster.discovery import ResourceType
 from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
-from moor.resources import GITREPOSITORY, GROUP, VERSION
+from moor.resources import GITREPOSITORY, GROUP, IMAGEREPOSITORY, VERSION
 from moor.source.urls import redact_url
 from moor.web.listener import Listener, ListenerLimits, ListenerMetrics, serve_app
 from moor.web.push import (
@@ -45,6 +48,15 @@ from moor.web.push import (
     verify_signature,
 )
 from moor.web.ratelimit import RateLimiter
+from moor.web.registry_events import (
+    ImagePushEvent,
+    parse_distribution,
+    parse_docker_hub,
+    parse_ghcr_package,
+    registry_sender,
+    select_image_repositories,
+    verify_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +68,7 @@ DEFAULT_SECRET_KEY = "token"
 GITREPOSITORIES = ResourceType(GROUP, VERSION, GITREPOSITORY.kind, GITREPOSITORY.plural, namespaced=True)
 """Moor's own kind, known without discovery: while its CRD is not served, the watch's list answers 404
 and the watch says so (and heals once `moor install` has run)."""
+IMAGEREPOSITORIES = ResourceType(GROUP, VERSION, IMAGEREPOSITORY.kind, IMAGEREPOSITORY.plural, namespaced=True)
 REPOSITORIES_WAIT = 5.0
 """Seconds a push waits for the watch of GitRepositories to list them (at start, after a failure) before
 it is answered 503."""
@@ -128,17 +141,20 @@ class WebhookReceiver:
         self.settings = settings
         self.limiter = RateLimiter(settings.rate, settings.burst, clock=clock)
         self.repositories = KindInformer(api, GITREPOSITORIES, _no_reaction, label_selector=None)
+        self.image_repositories = KindInformer(api, IMAGEREPOSITORIES, _no_reaction, label_selector=None)
         self._clock = clock
         self._token: tuple[bytes | None, float] | None = None
         self._token_lock = asyncio.Lock()
 
     async def watching(self, app: web.Application) -> AsyncIterator[None]:
-        """Watches GitRepositories for as long as `app` runs (an aiohttp cleanup context)."""
+        """Watches GitRepositories and ImageRepositories for as long as `app` runs (an aiohttp cleanup context)."""
         self.repositories.start()
+        self.image_repositories.start()
         try:
             yield
         finally:
             await self.repositories.stop()
+            await self.image_repositories.stop()
 
     async def handle(self, request: web.Request) -> web.Response:
         client = request.remote or "unknown"
@@ -166,8 +182,17 @@ class WebhookReceiver:
             )
         body = await read_body(request, self.settings.max_body, self.settings.read_timeout)
         secret = await self.token()
+        sender = registry_sender(request.headers, body)
+        if sender is not None:
+            verify_token(request.headers, request.query, secret)
+            pushed = parse_distribution(body) if sender == "distribution" else parse_docker_hub(body)
+            return await self._images_pushed(pushed, client)
         provider = verify_signature(request.headers, body, secret)
         event = parse_push(request.headers, body)
+        if isinstance(event, OtherEvent) and provider == "github" and event.event == "package":
+            package = parse_ghcr_package(body)
+            if package is not None:
+                return await self._images_pushed(package, client)
         if isinstance(event, OtherEvent):
             log.info("webhook from %s: %s event %s, nothing to do", client, provider, _printable(event.event))
             message = "pong" if event.event == "ping" else f"{provider} event {event.event!r} is not a push: ignored"
@@ -181,13 +206,22 @@ class WebhookReceiver:
             _printable(redact_url(event.repository_urls[0])),
             ", ".join(result.triggered) or "no GitRepository",
         )
-        document: dict[str, Any] = {"triggered": result.triggered}
-        if result.triggered:
-            document["requestedAt"] = result.requested_at
-        if result.failed:
-            document["error"] = f"could not request a reconcile of {', '.join(result.failed)}"
-            return _json_response(502, {**document, "failed": result.failed})
-        return _json_response(202 if result.triggered else 200, document)
+        return _triggered_response(result)
+
+    async def _images_pushed(self, event: ImagePushEvent, client: str) -> web.Response:
+        """Scans now the ImageRepositories of the pushed images."""
+        if not event.images:
+            return _json_response(200, {"triggered": [], "message": f"{event.sender} event without a push: ignored"})
+        known = await self._known(self.image_repositories, "ImageRepositories")
+        result = await self._request_all(select_image_repositories(event, known))
+        log.info(
+            "webhook from %s: %s push of %s; scan requested for %s",
+            client,
+            event.sender,
+            _printable(", ".join(event.images)),
+            ", ".join(result.triggered) or "no ImageRepository",
+        )
+        return _triggered_response(result)
 
     async def token(self) -> bytes:
         """The shared token from the Secret, read again after `secret_ttl` seconds.
@@ -226,9 +260,13 @@ class WebhookReceiver:
 
     async def trigger(self, event: PushEvent) -> TriggerResult:
         """Sets `moor.dev/reconcile` on every GitRepository the push concerns, in all namespaces."""
-        repositories = await self._known_repositories()
+        repositories = await self._known(self.repositories, "GitRepositories")
+        return await self._request_all(select_repositories(event, repositories))
+
+    async def _request_all(self, objects: list[KubeObject]) -> TriggerResult:
+        """Sets `moor.dev/reconcile` on each object at once; which were requested, gone or failed."""
         requested_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        chosen = [ObjectRef.of(obj) for obj in select_repositories(event, repositories)]
+        chosen = [ObjectRef.of(obj) for obj in objects]
         outcomes = await asyncio.gather(*(self._request_reconcile(ref, requested_at) for ref in chosen))
         result = TriggerResult(requested_at)
         for ref, outcome in zip(chosen, outcomes, strict=True):
@@ -239,22 +277,22 @@ class WebhookReceiver:
                 result.failed.append(name)
         return result
 
-    async def _known_repositories(self) -> list[KubeObject]:
-        """Every GitRepository as the watch knows it; ReceiverUnavailable (the push dropped, and the answer
-        says so) until the watch has listed them, or while it fails."""
+    async def _known(self, informer: KindInformer, plural: str) -> list[KubeObject]:
+        """Every object as the watch knows it; ReceiverUnavailable (the push dropped, and the answer says so)
+        until the watch has listed them, or while it fails."""
         try:
-            await self.repositories.wait_synced(within=REPOSITORIES_WAIT)
+            await informer.wait_synced(within=REPOSITORIES_WAIT)
         except InformerNotSynced as error:
-            log.warning("webhook: a push finds no GitRepositories to match: %s", error)
-            if self.repositories.state.phase == "failing":
+            log.warning("webhook: a push finds no %s to match: %s", plural, error)
+            if informer.state.phase == "failing":
                 raise ReceiverUnavailable(
-                    f"the receiver cannot read the GitRepositories now ({error.reason}): "
+                    f"the receiver cannot read the {plural} now ({error.reason}): "
                     "this push triggered nothing; retry later"
                 ) from None
             raise ReceiverUnavailable(
-                "the receiver has not read the GitRepositories yet: this push triggered nothing; retry later"
+                f"the receiver has not read the {plural} yet: this push triggered nothing; retry later"
             ) from None
-        return list(self.repositories.objects.values())
+        return list(informer.objects.values())
 
     async def _request_reconcile(self, ref: ObjectRef, requested_at: str) -> Literal["requested", "gone", "failed"]:
         patch = {"metadata": {"annotations": {RECONCILE_ANNOTATION: requested_at}}}
@@ -271,8 +309,18 @@ class WebhookReceiver:
         return "requested"
 
 
+def _triggered_response(result: TriggerResult) -> web.Response:
+    document: dict[str, Any] = {"triggered": result.triggered}
+    if result.triggered:
+        document["requestedAt"] = result.requested_at
+    if result.failed:
+        document["error"] = f"could not request a reconcile of {', '.join(result.failed)}"
+        return _json_response(502, {**document, "failed": result.failed})
+    return _json_response(202 if result.triggered else 200, document)
+
+
 def _no_reaction(change: LiveChange) -> None:
-    """The receiver reads the watched GitRepositories when a push comes; a change alone asks nothing of it."""
+    """The receiver reads the watched objects when a push comes; a change alone asks nothing of it."""
 
 
 async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
@@ -292,8 +340,8 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
 
 
 def create_app(api: KubeApi, settings: WebhookSettings) -> web.Application:
-    """The receiver as an aiohttp application: POST HOOK_PATH, every other method answered 405; its watch
-    of GitRepositories starts when the application does and stops with it."""
+    """The receiver as an aiohttp application: POST HOOK_PATH, every other method answered 405; its watches
+    of GitRepositories and ImageRepositories start when the application does and stop with it."""
     receiver = WebhookReceiver(api, settings)
     app = web.Application(client_max_size=settings.max_body)
     app.cleanup_ctx.append(receiver.watching)
