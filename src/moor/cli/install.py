@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import click
 
+from moor.bootstrap.install import install_objects, installation_objects
 from moor.cli.options import Target, run_async, target_options
-from moor.cluster.api import KubeApi
-from moor.cluster.apply import Applier
-from moor.crds import load_crds
-from moor.manifests import load_manifests
-from moor.objects import KubeObject, ObjectRef
-from moor.plan import compare
 
 
 @click.command()
@@ -23,22 +18,11 @@ def install(target: Target, with_controller: bool) -> None:
 
 async def _install(target: Target, with_controller: bool) -> int:
     async with target.connect() as api:
-        objects = [*load_crds(), *load_manifests(with_controller=with_controller)]
-        live = {ObjectRef.of(obj): await _live(api, ObjectRef.of(obj)) for obj in objects}
-        changed = [obj for obj in objects if (current := live[ObjectRef.of(obj)]) is None or compare(obj, current)]
-        existing = [ref for ref, current in live.items() if current is not None]
-        outcome = await Applier(api, force=True).apply_set(changed, existing)
-    for ref in outcome.created:
+        installed = await install_objects(api, installation_objects(with_controller=with_controller))
+    for ref in installed.created:
         click.echo(f"{ref} created")
-    for ref in outcome.configured:
+    for ref in installed.configured:
         click.echo(f"{ref} configured")
-    for obj in objects:
-        if obj not in changed:
-            click.echo(f"{ObjectRef.of(obj)} unchanged")
+    for ref in installed.unchanged:
+        click.echo(f"{ref} unchanged")
     return 0
-
-
-async def _live(api: KubeApi, ref: ObjectRef) -> KubeObject | None:
-    if await api.discovery.resolve_ref(ref) is None:
-        return None
-    return await api.get(ref)
