@@ -120,6 +120,11 @@ def wait_pushed(moor: Moor, repo: GitWorkspace, tag: str) -> str:
     return commit
 
 
+def observed(moor: Moor, kind: str, name: str) -> bool:
+    obj = moor.get(kind, name) or {}
+    return bool((obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"])
+
+
 def event_reasons(moor: Moor, kind: str) -> list[str]:
     result = moor.kubectl("get", "events", "-n", moor.namespace, "-o", "json")
     return [e["reason"] for e in json.loads(result.stdout)["items"] if e["involvedObject"]["kind"] == kind]
@@ -264,6 +269,7 @@ def test_two_automations_on_one_branch_both_land_and_signed_commits_pass_verify(
             }
         )
     )
+    moor.wait_for("the ImageUpdate without a signing key observed", lambda: observed(moor, "imageupdate", "web"))
     image_policy(moor, "1.5.0", name="web")
     unsigned = wait_pushed(moor, repo, "1.5.0")
     condition = moor.wait_condition("gitrepository", "app", "False", reason="VerificationFailed", timeout=90)

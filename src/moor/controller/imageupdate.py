@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from moor.automation.files import TreeUpdate, marked_files, referenced_policies, update_tree, write_tree
+from moor.automation.following import failed_tag, is_failed, resolve_followed, uses_repository
 from moor.automation.message import AUTOMATION_TRAILER, commit_message
 from moor.automation.setters import ImageRef, PolicyName, SetterError
 from moor.automation.setters import MarkerInvalid as MarkerInvalidError
@@ -39,7 +40,6 @@ from moor.resources.conditions import format_time
 from moor.resources.imageupdate import PER_POLICY_BRANCH_PREFIX, ImageUpdateSpec, PushStrategy
 from moor.source.auth import GitAuth
 from moor.source.errors import SourceError
-from moor.source.refs import revision_commit
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,7 @@ class ImageUpdateReconciler:
                 push_branch,
                 timeout,
                 replace_own=f"{AUTOMATION_TRAILER}: {automation}",
+                workdir=self.workdir,
             )
             done = await write_back(target, edit_for(policy, push_branch), author, signing)
             if done is not None:
@@ -242,63 +243,47 @@ class ImageUpdateReconciler:
             policy_status = policy.get("status") or {}
             latest = policy_status.get("latestImage")
             images[name] = ImageRef.parse(str(latest)) if latest else None
-            if _failed(policy_status, policy_status.get("latestTag"), policy_status.get("latestDigest")):
+            if is_failed(policy_status, policy_status.get("latestTag"), policy_status.get("latestDigest")):
                 held.add(name)
         return images, frozenset(held)
 
     # -- health: following pushed commits to the cluster -----------------------------------------
 
     async def _follow(self, obj: KubeObject, repository: KubeObject, status: dict[str, Any]) -> None:
-        """Ends the watch of every followed commit a Sync of `repository` found healthy or rolled back (and
-        of the commits pushed before it); the tags of a rolled-back commit go into their ImagePolicies'
-        `status.failedTags`."""
-        followed: list[dict[str, Any]] = list(status.get("followedCommits") or [])
+        """Ends the watch of the followed commits the Syncs of `repository` resolved (following.py); the tags
+        of a rolled-back commit go into their ImagePolicies' `status.failedTags`."""
+        followed = list(status.get("followedCommits") or [])
         if not followed:
             return
-        syncs = await self._syncs_of(repository)
-        still: list[dict[str, Any]] = []
-        for entry in followed:
-            commit = str(entry.get("commit") or "")
-            outcome = _outcome(commit, syncs)
-            if outcome is None:
-                still.append(entry)
+        still, outcomes = resolve_followed(followed, await self._syncs_of(repository))
+        for outcome in outcomes:
+            sync_ref = ObjectRef.of(outcome.sync)
+            commit = str(outcome.entry.get("commit") or "")
+            if not outcome.rolled_back:
+                moved = ", ".join(f"{i.get('image')} {i.get('tag')}" for i in outcome.entry.get("images") or [])
+                message = f"commit {commit[:12]} ({moved}) is healthy in the Sync {sync_ref.namespace}/{sync_ref.name}"
+                await self.events.emit(obj, NORMAL, IMAGE_HEALTHY, message, revision=commit)
                 continue
-            still.clear()  # the commits pushed before this one were superseded by it
-            sync, rolled_back = outcome
-            sync_ref = ObjectRef.of(sync)
-            if not rolled_back:
-                log.info("%s: commit %s is healthy in Sync %s", ObjectRef.of(obj), commit[:12], sync_ref)
-                continue
-            rollback = (sync.get("status") or {}).get("rollback") or {}
-            for image in entry.get("images") or []:
+            rollback = (outcome.sync.get("status") or {}).get("rollback") or {}
+            for image in outcome.entry.get("images") or []:
                 await self._mark_failed(obj, image, sync_ref, rollback)
-        status["followedCommits"] = still or None
+        status["followedCommits"] = list(still) or None
 
     async def _mark_failed(
         self, obj: KubeObject, image: Mapping[str, Any], sync: ObjectRef, rollback: Mapping[str, Any]
     ) -> None:
         namespace, _, name = str(image.get("policy") or "").partition("/")
-        tag, digest = str(image.get("tag") or ""), image.get("digest")
         policy_ref = ObjectRef(GROUP, VERSION, IMAGEPOLICY.kind, namespace, name)
         policy = await self.api.get(policy_ref)
-        if policy is None or not tag:
+        if policy is None or not image.get("tag"):
             return
-        failed: list[dict[str, Any]] = list((policy.get("status") or {}).get("failedTags") or [])
-        if not _failed({"failedTags": failed}, tag, digest):
-            entry = {
-                "tag": tag,
-                "reason": str(rollback.get("reason") or "RolledBack"),
-                "sync": f"{sync.namespace}/{sync.name}",
-                "revision": str(rollback.get("failedRevision") or ""),
-                "at": str(rollback.get("at") or format_time(datetime.now(UTC))),
-            }
-            if digest:
-                entry["digest"] = str(digest)
-            failed.append(entry)
+        failed = list((policy.get("status") or {}).get("failedTags") or [])
+        if not is_failed({"failedTags": failed}, image.get("tag"), image.get("digest")):
+            failed.append(failed_tag(image, f"{sync.namespace}/{sync.name}", rollback, format_time(datetime.now(UTC))))
             policy = await self.api.merge_patch(policy_ref, {"status": {"failedTags": failed}}, subresource="status")
         message = (
-            f"image {image.get('image') or name} {tag} of the ImagePolicy {namespace}/{name} was rolled back by the "
-            f"Sync {sync.namespace}/{sync.name}; it is recorded as failed and will not be proposed again"
+            f"image {image.get('image') or name} {image.get('tag')} of the ImagePolicy {namespace}/{name} was rolled "
+            f"back by the Sync {sync.namespace}/{sync.name}; it is recorded as failed and will not be proposed again"
         )
         revision = str(rollback.get("failedRevision") or "")
         for subject in (obj, policy):
@@ -310,7 +295,7 @@ class ImageUpdateReconciler:
             return []
         ref = ObjectRef.of(repository)
         listing = await self.api.list(resource)
-        return [sync for sync in listing.items if _uses(sync, ref)]
+        return [sync for sync in listing.items if uses_repository(sync, ref.namespace, ref.name)]
 
     # -- inputs ----------------------------------------------------------------------------------
 
@@ -398,50 +383,6 @@ def _referenced(tree: Path, path: str) -> set[PolicyName]:
 
 def _review_branch(policy: PolicyName) -> str:
     return f"{PER_POLICY_BRANCH_PREFIX}{policy.namespace}-{policy.name}"
-
-
-def _failed(policy_status: Mapping[str, Any], tag: object, digest: object) -> bool:
-    """Whether `tag` (at `digest`, when both sides know it) is among the policy's failed tags."""
-    if not tag:
-        return False
-    for entry in policy_status.get("failedTags") or []:
-        if entry.get("tag") != tag:
-            continue
-        if digest and entry.get("digest") and entry.get("digest") != digest:
-            continue  # the tag was pushed again with other content: not the image that failed
-        return True
-    return False
-
-
-def _outcome(commit: str, syncs: Sequence[KubeObject]) -> tuple[KubeObject, bool] | None:
-    """The Sync that rolled `commit` back (True), or else one that found it healthy (False); None: neither yet."""
-    healthy = None
-    for sync in syncs:
-        sync_status = sync.get("status") or {}
-        rollback = sync_status.get("rollback") or {}
-        if _commit_of(rollback.get("failedRevision")) == commit:
-            return sync, True
-        if healthy is None and _commit_of(sync_status.get("lastHealthyRevision")) == commit:
-            healthy = sync
-    return (healthy, False) if healthy is not None else None
-
-
-def _commit_of(revision: object) -> str | None:
-    if not revision:
-        return None
-    try:
-        return revision_commit(str(revision))
-    except SourceError:
-        return None
-
-
-def _uses(sync: KubeObject, repository: ObjectRef) -> bool:
-    source = (sync.get("spec") or {}).get("sourceRef") or {}
-    namespace = source.get("namespace") or sync["metadata"].get("namespace")
-    kind = source.get("kind") or GITREPOSITORY.kind
-    return bool(
-        kind == GITREPOSITORY.kind and source.get("name") == repository.name and namespace == repository.namespace
-    )
 
 
 def _reason(error: MoorError) -> tuple[str, bool]:
