@@ -199,6 +199,8 @@ def test_argo_cd_hooks_and_sync_waves_in_a_plain_directory(moor: Moor, git_repo:
                 {"argocd.argoproj.io/hook": "PostSync", "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"},
             ),
             config("ignored", {"argocd.argoproj.io/hook": "Skip"}),
+            job("during", {"argocd.argoproj.io/hook": "Sync", "argocd.argoproj.io/sync-wave": "0"}),
+            config("seed", {"moor.dev/phase": "pre", "moor.dev/wave": "-5"}),  # Moor's spelling, first of all
         ),
     )
     git_repo.commit("an Argo CD application")
@@ -218,9 +220,15 @@ def test_argo_cd_hooks_and_sync_waves_in_a_plain_directory(moor: Moor, git_repo:
     assert available["lastTransitionTime"] <= late["metadata"]["creationTimestamp"], "wave -1 healthy before wave 1"
     assert moor.exists("configmap", "middle")
     assert not moor.exists("configmap", "ignored"), "Skip is never applied"
-    assert ("PostSync", "report", "Succeeded") in hooks_of(moor)
+    ran = hooks_of(moor)
+    assert [name for _, name, _ in ran] == ["seed", "prepare", "during", "report"]
+    assert all(result == "Succeeded" for _, _, result in ran)
+    during = moor.get("job", "during")
+    assert during and completion(during) <= late["metadata"]["creationTimestamp"], "a Sync hook runs in its wave"
     moor.wait_for("the PostSync hook deleted (HookSucceeded)", lambda: not moor.exists("job", "report"))
     assert inventory_kinds(moor) == {"Deployment", "ConfigMap"}
+    kept = {entry["name"] for entry in (moor.get("sync", "app") or {})["status"]["inventory"]}
+    assert kept == {"early", "middle", "late"}, "hooks, Sync hooks and skipped objects are not inventoried"
 
 
 def crd(group: str) -> dict[str, Any]:
