@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import http.cookiejar
+import json
 import os
 import re
 import subprocess
@@ -143,6 +144,7 @@ def test_overview_sync_tree_and_approval_and_no_secret_reaches_the_browser(
 
     page.locator("#tree li[data-kind=Secret] a").click()
     expect(page.locator("pre.yaml")).to_contain_text("password: (secret value)", timeout=WAIT_MS)
+    expect(page.locator("#matches-git")).to_contain_text("matches Git", timeout=WAIT_MS)
 
     page.goto(f"{dashboard}/")
     expect(page.locator("#overview")).to_contain_text(f"{moor.namespace}/app")
@@ -173,11 +175,13 @@ def test_drift_appears_and_clears_on_an_open_page_without_a_reload(
     dashboard: str,
     admin_token: str,
 ) -> None:
-    publish(git_repo, "v1", settings=config_map("settings", {"color": "blue"}))
+    publish(
+        git_repo, "v1", settings=config_map("settings", {"color": "blue"}), password=secret("password", SECRET_VALUE)
+    )
     moor.source_and_sync(git_repo, sync_spec="drift: {mode: alert}")
     moor.wait_condition("sync", "app", "True")
 
-    page, _ = log_in(browser, dashboard, admin_token)
+    page, bodies = log_in(browser, dashboard, admin_token)
     page.goto(f"{dashboard}/syncs/{moor.namespace}/app")
     expect(page.locator("#no-drift")).to_be_visible(timeout=WAIT_MS)
     page.evaluate("window.notReloaded = true")
@@ -187,9 +191,24 @@ def test_drift_appears_and_clears_on_an_open_page_without_a_reload(
     expect(page.locator("#drift")).to_contain_text("kubectl-patch")
     expect(page.locator("#tree .badge.drifted")).to_be_visible()
 
+    # The object's page: the planner's comparison with Git, as `moor diff` makes it.
+    detail = page.context.new_page()
+    detail.goto(dashboard + (page.locator("#tree li[data-kind=ConfigMap] a").get_attribute("href") or ""))
+    expect(detail.locator("#differences")).to_contain_text('/data/color: Git declares "blue", the cluster has "red"')
+    changed = base64.b64encode(b"changed-" + SECRET_VALUE.encode()).decode()
+    patch = json.dumps({"data": {"password": changed}})
+    moor.kubectl("patch", "secret", "password", "-n", moor.namespace, "-p", patch)
+    detail.goto(dashboard + (page.locator("#tree li[data-kind=Secret] a").get_attribute("href") or ""))
+    expect(detail.locator("#differences")).to_contain_text("password: changed (secret value not shown)")
+    expect(detail.locator("pre.yaml")).to_contain_text("password: (secret value, differs from Git)")
+
     moor.kubectl("patch", "configmap", "settings", "-n", moor.namespace, "-p", '{"data":{"color":"blue"}}')
+    restore = json.dumps({"data": {"password": base64.b64encode(SECRET_VALUE.encode()).decode()}})
+    moor.kubectl("patch", "secret", "password", "-n", moor.namespace, "-p", restore)
     expect(page.locator("#no-drift")).to_be_visible(timeout=WAIT_MS)
     assert page.evaluate("window.notReloaded") is True, "the page changed without being reloaded"
+    for body in bodies:
+        assert SECRET_VALUE.encode() not in body and changed.encode() not in body
 
 
 READ_ONLY_ROLE = """

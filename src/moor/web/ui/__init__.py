@@ -7,7 +7,9 @@ TokenReview, every read and action reviewed for the person with SubjectAccessRev
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from moor.cluster.api import KubeApi
 from moor.cluster.cache import LiveCache
@@ -15,6 +17,7 @@ from moor.cluster.identity import whoami
 from moor.web.listener import Listener, ListenerLimits, ListenerMetrics, serve_app
 from moor.web.ui.access import Person, SelfReviews, SubjectReviews
 from moor.web.ui.cluster_view import ClusterView
+from moor.web.ui.git_diff import GitDiffs
 from moor.web.ui.server import Dashboard, DashboardSettings
 from moor.web.ui.sessions import SessionStore
 
@@ -42,7 +45,8 @@ async def serve_for_team(
     view = ClusterView(api, live, watch_managed_kinds=False)
     await view.start()
     sessions = SessionStore()
-    dashboard = Dashboard(view, api, SubjectReviews(api), sessions, DashboardSettings(login="token"))
+    diffs = GitDiffs(api, _scratch(), live.changes_of)
+    dashboard = Dashboard(view, api, SubjectReviews(api), sessions, DashboardSettings(login="token"), diffs)
     try:
         listener = await serve_app(dashboard.app(), address, port, name="dashboard", limits=LIMITS, metrics=metrics)
     except OSError:
@@ -53,11 +57,13 @@ async def serve_for_team(
 
 async def serve_local(api: KubeApi, address: str, port: int) -> Served:
     """The dashboard of `moor ui`: the user's own watches and credentials; `login_url` logs one browser in."""
-    view = ClusterView(api, LiveCache(api), watch_managed_kinds=True)
+    live = LiveCache(api)
+    view = ClusterView(api, live, watch_managed_kinds=True)
     await view.start()
     sessions = SessionStore()
     person = Person(await whoami(api))
-    dashboard = Dashboard(view, api, SelfReviews(api), sessions, DashboardSettings(login="link"))
+    diffs = GitDiffs(api, _scratch(), live.changes_of)
+    dashboard = Dashboard(view, api, SelfReviews(api), sessions, DashboardSettings(login="link"), diffs)
     try:
         listener = await serve_app(dashboard.app(), address, port, name="dashboard", limits=LIMITS)
     except OSError:
@@ -69,3 +75,8 @@ async def serve_local(api: KubeApi, address: str, port: int) -> Served:
     host = f"[{address}]" if ":" in address else address
     token = sessions.issue_login_token(person)
     return Served(listener, view, sessions, f"http://{host}:{listener.port}/?token={token}")
+
+
+def _scratch() -> Path:
+    """Where the dashboard keeps the revisions it renders to compare with the cluster (disposable)."""
+    return Path(tempfile.mkdtemp(prefix="moor-ui-artifacts-"))

@@ -6,13 +6,14 @@ that a page told of a change by server-sent events fetches and swaps just that p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from moor.objects import KubeObject
+from moor.web.ui.git_diff import ObjectDiff
 from moor.web.ui.overview import Page, Query, Row, SortKey, State, short_revision
 from moor.web.ui.resource_tree import Node
 from moor.web.ui.wording import Sentence
@@ -404,14 +405,33 @@ def _events(events: Sequence[Mapping[str, Any]]) -> str:
 # -- one object --------------------------------------------------------------------------------------
 
 
-def object_content(sync_row: Row, title: str, shown_yaml: str, differences: Iterable[str], note: str) -> str:
+def object_content(
+    sync_row: Row, title: str, shown_yaml: str, comparison: ObjectDiff | str, drifted: Sequence[str]
+) -> str:
+    """One managed object: how it differs from Git (the planner's comparison), who changed it, its live body."""
     base = link_path("syncs", sync_row.namespace, sync_row.name)
-    listed = "".join(f"<li><code>{h(line)}</code></li>" for line in differences)
-    diff = f'<ul class="differences">{listed}</ul>' if listed else f'<p class="muted">{h(note)}</p>'
+    if isinstance(comparison, str):
+        diff = f'<p class="muted">{h(comparison)}</p>'
+    elif comparison.differences:
+        listed = "".join(f"<li><code>{h(line)}</code></li>" for line in comparison.differences)
+        against = f'<p class="muted">Against {h(short_revision(comparison.revision))}:</p>'
+        diff = f'{against}<ul class="differences" id="differences">{listed}</ul>'
+    else:
+        verdict = {"create": "Git declares it; the cluster does not have it yet."}.get(
+            comparison.action, "The live object matches Git."
+        )
+        revision = f'<span class="muted">({h(short_revision(comparison.revision))})</span>'
+        diff = f'<p class="good" id="matches-git">{h(verdict)} {revision}</p>'
+    who = "".join(f"<li><code>{h(line)}</code></li>" for line in drifted)
+    drift = (
+        f'<section class="card"><h2>Changed in the cluster</h2><ul class="differences">{who}</ul></section>'
+        if who
+        else ""
+    )
     return (
         f'<nav class="crumbs"><a href="/">Overview</a> &rsaquo; <a href="{h(base)}">{h(sync_row.namespace)}/'
         f"{h(sync_row.name)}</a> &rsaquo; {h(title)}</nav><h1>{h(title)}</h1>"
-        f'<section class="card"><h2>Differences from Git</h2>{diff}</section>'
+        f'<section class="card"><h2>Differences from Git</h2><div id="git-diff">{diff}</div></section>{drift}'
         f'<section class="card"><h2>Live object</h2><pre class="yaml">{h(shown_yaml)}</pre></section>'
     )
 

@@ -43,6 +43,7 @@ from moor.resources.kinds import CustomResourceKind
 from moor.web.ui import pages
 from moor.web.ui.access import Authorizer, NotAuthenticated, Person, allowed_namespaces, authenticate
 from moor.web.ui.cluster_view import ClusterView
+from moor.web.ui.git_diff import GitDiffs, ObjectDiff
 from moor.web.ui.overview import Query, Row, row_of, select, source_url_of
 from moor.web.ui.redaction import shown
 from moor.web.ui.resource_tree import CHILD_KINDS, build_tree
@@ -104,8 +105,10 @@ class Dashboard:
         authorizer: Authorizer,
         sessions: SessionStore,
         settings: DashboardSettings,
+        diffs: GitDiffs,
     ) -> None:
         self.view = view
+        self.diffs = diffs
         self.api = api
         """Reads not in the view (children, history, events) and actions go through this API: the
         controller's behind --ui-port (after a review for the person), the user's own in `moor ui`."""
@@ -351,17 +354,17 @@ class Dashboard:
             for d in (sync.get("status") or {}).get("drift") or []
             if (d.get("group", ""), d.get("kind"), d.get("namespace", ""), d.get("name")) == ref.identity
         ]
-        paths = [str(path) for d in drift for path in d.get("paths") or []]
-        changed_keys = {path.split("/")[2] for path in paths if path.startswith(("/data/", "/stringData/"))}
-        lines = [
+        drifted = [
             f"{path}: changed by {d.get('manager', 'unknown')} at {d.get('at', '?')}"
             for d in drift
             for path in d.get("paths") or []
         ]
+        comparison = await self._git_diff(sync, ref)
+        paths = comparison.paths if isinstance(comparison, ObjectDiff) else ()
+        changed_keys = {path.split("/")[2] for path in paths if path.startswith(("/data/", "/stringData/"))}
         body = yaml.safe_dump(shown(obj, changed_keys), sort_keys=False) if obj else "(does not exist)"
         row = row_of(sync)
-        note = "The live object matches what Moor applied from Git." if obj else "The object does not exist."
-        content = pages.object_content(row, str(ref), body, lines, note)
+        content = pages.object_content(row, str(ref), body, comparison, drifted)
         return self._html(
             request, session, str(ref), content, "/events?" + urlencode({"sync": f"{row.namespace}/{row.name}"})
         )
@@ -370,6 +373,18 @@ class Dashboard:
         """Where the page hears of changes; `since` lets the stream tell of one that came before it opened."""
         params = {"sync": sync} if sync else {}
         return "/events?" + urlencode({**params, "since": str(self.view.changes)})
+
+    async def _git_diff(self, sync: KubeObject, ref: ObjectRef) -> ObjectDiff | str:
+        """The object's difference from Git as the planner sees it, or why it cannot be told."""
+        source = SyncSpec.from_object(sync).source_ref
+        repository = self.view.lookup(source.kind, source.namespace, source.name)
+        if repository is None:
+            return f"the source {source.kind} {source.namespace}/{source.name} cannot be read"
+        try:
+            plan = await self.diffs.of(sync, repository, self._managed)
+        except (MoorError, TimeoutError) as error:
+            return f"cannot compare with Git: {error or 'the render took too long'}"
+        return plan.get(ref.identity) or "Git no longer declares this object"
 
     # -- what a page reads besides the view ---------------------------------------------------------
 
