@@ -33,14 +33,14 @@ def test_every_field_reads() -> None:
                     "messageTemplate": "images: {policies}",
                     "signingKey": {"secretRef": {"name": "key"}},
                 },
-                "push": {"branch": "release", "strategy": "PerPolicy"},
+                "push": {"branch": "release"},
             },
             update={"path": "deploy/prod"},
             interval="5m",
             suspend=True,
         )
     )
-    assert (spec.checkout_branch, spec.push_branch, spec.strategy) == ("main", "release", PushStrategy.PER_POLICY)
+    assert (spec.checkout_branch, spec.push_branch, spec.strategy) == ("main", "release", PushStrategy.BRANCH)
     assert (spec.author_name, spec.author_email, spec.message_template) == (
         "Bot",
         "bot@example.com",
@@ -58,6 +58,10 @@ def test_every_field_reads() -> None:
         ({"sourceRef": {"name": "r"}, "update": {"path": "../up"}}, "spec.update.path must be a relative path"),
         ({"sourceRef": {"name": "r"}, "git": {"commit": {"messageTemplate": "{x}"}}}, "unknown placeholder"),
         ({"sourceRef": {"name": "r"}, "git": {"push": {"strategy": "Force"}}}, "must be one of Branch, PerPolicy"),
+        (
+            {"sourceRef": {"name": "r"}, "git": {"push": {"strategy": "PerPolicy", "branch": "b"}}},
+            "spec.git.push.branch is for strategy Branch",
+        ),
     ],
 )
 def test_bad_specs_name_the_field(spec: dict[str, Any], problem: str) -> None:

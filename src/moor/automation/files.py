@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from moor.automation.setters import MARKER_KEY, Change, ImageRef, PolicyName, apply_setters, find_markers
+from moor.automation.setters import MARKER_KEY, Change, ImageRef, MarkerInvalid, PolicyName, apply_setters, find_markers
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -24,19 +24,26 @@ def marked_files(root: Path, path: str) -> dict[str, str]:
     links are not followed, so nothing outside the repository is read."""
     base = root / path
     found: dict[str, str] = {}
-    if not base.is_dir() or base.is_symlink():
+    if not base.is_dir() or not base.resolve().is_relative_to(root.resolve()):
         return found
     for file in sorted(base.rglob("*")):
         relative = file.relative_to(root)
         if ".git" in relative.parts or file.suffix not in YAML_SUFFIXES or file.is_symlink() or not file.is_file():
             continue
-        if any(parent.is_symlink() for parent in file.parents if root in parent.parents):
+        if any((root / parent).is_symlink() for parent in relative.parents if parent != Path()):
             continue
         if file.stat().st_size > MAX_FILE_BYTES:
             continue
-        text = file.read_bytes().decode("utf-8", "replace")
-        if MARKER_KEY in text:
-            found[relative.as_posix()] = text
+        data = file.read_bytes()
+        if MARKER_KEY.encode() not in data:
+            continue
+        try:
+            found[relative.as_posix()] = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise MarkerInvalid(
+                relative.as_posix(), line, "the file holds setter markers but is not UTF-8 text"
+            ) from None
     return found
 
 

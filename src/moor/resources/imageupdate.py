@@ -74,6 +74,8 @@ class ImageUpdateSpec:
         signing_secret = signing.child("secretRef") if signing else None
         if signing is not None and signing_secret is None:
             raise signing.error("secretRef", "is required: name the Secret holding the signing key")
+        if push is not None and push.has("branch") and push.data.get("strategy") == PushStrategy.PER_POLICY:
+            raise push.error("branch", "is for strategy Branch: PerPolicy pushes to moor/image-<namespace>-<policy>")
         update = spec.child("update")
         path = (update.optional_str("path", max_length=1024) if update else None) or "."
         if path.startswith("/") or ".." in path.split("/"):
