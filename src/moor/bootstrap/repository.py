@@ -74,7 +74,8 @@ async def commit_files(
             error = git.failure("git push", pushed.stderr)
             if isinstance(error, AuthenticationFailed) or _read_only(pushed.stderr):
                 head = await git.try_run("-C", work, "rev-parse", "FETCH_HEAD", operation="git rev-parse")
-                return RepositoryWrite(head.stdout.strip() if head.ok else "", None, refused=str(error))
+                said = _server_words(pushed.stderr) or str(error)
+                return RepositoryWrite(head.stdout.strip() if head.ok else "", None, refused=said)
             raise error
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
@@ -87,6 +88,12 @@ def _write(work: Path, files: Mapping[str, str]) -> None:
             raise GitCommandFailed(f"{relative!r} is outside the repository")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
+
+
+def _server_words(stderr: str) -> str:
+    """What the server said (git's `remote:` lines), which names the cause better than git's summary."""
+    lines = [line.removeprefix("remote:").strip() for line in stderr.splitlines() if line.startswith("remote:")]
+    return "; ".join(line for line in lines if line)
 
 
 def _read_only(stderr: str) -> bool:
