@@ -122,7 +122,7 @@ class ImageUpdateReconciler:
         ref = ObjectRef.of(obj)
         repository = self.lookup(GITREPOSITORY.kind, ref.namespace, spec.repository)
         if repository is None:
-            raise _SourceMissing(
+            raise GitRepositoryMissing(
                 f"{_describe(obj)}: the GitRepository {ref.namespace}/{spec.repository} does not exist"
             )
         repository_spec = GitRepositorySpec.from_object(repository)
@@ -373,8 +373,8 @@ class ImageUpdateReconciler:
         status["followedCommits"] = followed[-FOLLOWED_LIMIT:]
 
 
-class _SourceMissing(MoorError):
-    pass
+class GitRepositoryMissing(MoorError):
+    """The GitRepository an ImageUpdate writes to does not exist (yet)."""
 
 
 def _referenced(tree: Path, path: str) -> set[PolicyName]:
@@ -397,7 +397,7 @@ def _reason(error: MoorError) -> tuple[str, bool]:
         return error.reason, False
     if isinstance(error, SecretMissing):
         return SECRET_MISSING, False
-    if isinstance(error, _SourceMissing):
+    if isinstance(error, GitRepositoryMissing):
         return SOURCE_NOT_FOUND, False
     if isinstance(error, SpecError):
         return INVALID_SPEC, True
