@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from moor.automation.files import marked_files, update_tree, write_tree
+from moor.automation.files import marked_files, marker_outside, update_tree, write_tree
 from moor.automation.setters import ImageRef, MarkerInvalid, PolicyName, PolicyNotFound
 
 WEB = PolicyName("apps", "web")
@@ -48,3 +48,12 @@ def test_one_bad_file_stops_the_whole_update_before_anything_is_written(tmp_path
     write_tree(tmp_path, update)
     assert (tmp_path / "a.yaml").read_text() == MARKED.replace("1.0", "2.0")
     assert [(c.file, c.old, c.new) for c in update.changes] == [("a.yaml", "web:1.0", "web:2.0")]
+
+
+def test_a_marker_naming_another_namespace_is_found_with_its_file_and_line() -> None:
+    files = {"a.yaml": MARKED, "b.yaml": 'x: 1\nimage: web:1 # {"$imagepolicy": "other:web"}\n'}
+
+    found = marker_outside(files, "apps")
+
+    assert found is not None and found[0] == "b.yaml" and (found[1].line, str(found[1].policy)) == (2, "other/web")
+    assert marker_outside({"a.yaml": MARKED}, "apps") is None

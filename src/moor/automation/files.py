@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from moor.automation.setters import MARKER_KEY, Change, ImageRef, MarkerInvalid, PolicyName, apply_setters, find_markers
+from moor.automation.setters import (
+    MARKER_KEY,
+    Change,
+    ImageRef,
+    Marker,
+    MarkerInvalid,
+    PolicyName,
+    apply_setters,
+    find_markers,
+)
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -50,6 +59,15 @@ def marked_files(root: Path, path: str) -> dict[str, str]:
 def referenced_policies(files: Mapping[str, str]) -> set[PolicyName]:
     """Every ImagePolicy the markers of these files name (MarkerInvalid for a file that cannot be read)."""
     return {marker.policy for name, text in files.items() for marker in find_markers(text, name)}
+
+
+def marker_outside(files: Mapping[str, str], namespace: str) -> tuple[str, Marker] | None:
+    """The first marker (and its file) that names an ImagePolicy outside `namespace`; None when there is none."""
+    for name, text in files.items():
+        for marker in find_markers(text, name):
+            if marker.policy.namespace != namespace:
+                return name, marker
+    return None
 
 
 def update_tree(

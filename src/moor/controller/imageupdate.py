@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from moor.automation.files import TreeUpdate, marked_files, referenced_policies, update_tree, write_tree
+from moor.automation.files import TreeUpdate, marked_files, marker_outside, referenced_policies, update_tree, write_tree
 from moor.automation.following import failed_tag, is_failed, resolve_followed, uses_repository
 from moor.automation.message import AUTOMATION_TRAILER, commit_message
 from moor.automation.setters import ImageRef, PolicyName, SetterError
@@ -53,6 +53,7 @@ MARKER_INVALID = "MarkerInvalid"
 POLICY_NOT_FOUND = "PolicyNotFound"
 POLICY_NOT_READY = "PolicyNotReady"
 SECRET_MISSING = "SecretMissing"
+ACCESS_DENIED = "AccessDenied"
 # Event reasons
 IMAGE_ROLLED_BACK = "ImageRolledBack"
 IMAGE_HEALTHY = "ImageHealthy"
@@ -73,8 +74,19 @@ class _Pass:
 
 
 class ImageUpdateReconciler:
-    def __init__(self, api: KubeApi, events: EventRecorder, metrics: Metrics, lookup: Lookup, workdir: Path) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        events: EventRecorder,
+        metrics: Metrics,
+        lookup: Lookup,
+        workdir: Path,
+        *,
+        cross_namespace: bool = True,
+    ) -> None:
         self.api = api
+        self.cross_namespace = cross_namespace
+        """False: a marker naming an ImagePolicy of another namespace is refused (`--no-cross-namespace-refs`)."""
         self.events = events
         self.lookup = lookup
         self.workdir = workdir
@@ -174,11 +186,13 @@ class ImageUpdateReconciler:
     ) -> _Pass:
         seen: dict[PolicyName, ImageRef | None] = {}
         held: set[PolicyName] = set()
+        own_namespace = automation.partition("/")[0]
         timeout = repository_spec.timeout.total_seconds() * 2
 
         def edit_for(only: PolicyName | None, push_branch: str) -> Edit:
             async def edit(tree: Path) -> str | None:
                 files = await asyncio.to_thread(marked_files, tree, spec.path)
+                self._check_namespaces(files, own_namespace)
                 policies = referenced_policies(files)
                 images, holding = self._policies(policies, files)
                 seen.update(images)
@@ -229,6 +243,17 @@ class ImageUpdateReconciler:
             if done is not None:
                 pushed.append((done, updates[-1]))
         return _Pass(branch, seen, frozenset(held), pushed)
+
+    def _check_namespaces(self, files: Mapping[str, str], namespace: str) -> None:
+        outside = None if self.cross_namespace else marker_outside(files, namespace)
+        if outside is not None:
+            file, marker = outside
+            raise CrossNamespaceRefused(
+                file,
+                marker.line,
+                f"the marker names the ImagePolicy {marker.policy}, outside the ImageUpdate's namespace {namespace}: "
+                "this controller refuses cross-namespace references (--no-cross-namespace-refs)",
+            )
 
     def _policies(
         self, names: set[PolicyName], files: Mapping[str, str]
@@ -373,6 +398,10 @@ class ImageUpdateReconciler:
         status["followedCommits"] = followed[-FOLLOWED_LIMIT:]
 
 
+class CrossNamespaceRefused(SetterError):
+    """A marker names an ImagePolicy of another namespace, and the controller refuses such references."""
+
+
 class GitRepositoryMissing(MoorError):
     """The GitRepository an ImageUpdate writes to does not exist (yet)."""
 
@@ -387,6 +416,8 @@ def _review_branch(policy: PolicyName) -> str:
 
 def _reason(error: MoorError) -> tuple[str, bool]:
     """The condition reason of a pass's failure, and whether only a change of the inputs can fix it."""
+    if isinstance(error, CrossNamespaceRefused):
+        return ACCESS_DENIED, True
     if isinstance(error, MarkerInvalidError):
         return MARKER_INVALID, True
     if isinstance(error, PolicyNotFoundError):
