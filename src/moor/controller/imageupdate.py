@@ -35,6 +35,7 @@ from moor.objects import KubeObject, ObjectRef
 from moor.operations import request_reconcile
 from moor.record.events import NORMAL, WARNING, EventRecorder
 from moor.record.metrics import Metrics
+from moor.record.status import write_status
 from moor.resources import API_VERSION, GITREPOSITORY, GROUP, IMAGEPOLICY, SYNC, VERSION, GitRepositorySpec, SpecError
 from moor.resources.conditions import format_time
 from moor.resources.imageupdate import PER_POLICY_BRANCH_PREFIX, ImageUpdateSpec, PushStrategy
@@ -158,6 +159,8 @@ class ImageUpdateReconciler:
         author = Author(spec.author_name, spec.author_email)
         result = await self._write(spec, repository_spec, auth, branch, author, signing, automation)
         self._record(status, result)
+        if result.pushed:  # followed from now on, even if the controller stops before the end of the pass
+            await write_status(self.api, obj, status)
         for pushed, update in result.pushed:
             moves = ", ".join(sorted({f"{c.policy} {c.old} -> {c.new}" for c in update.changes}))
             await self.events.emit(
