@@ -108,6 +108,19 @@ def test_tags_are_scanned_and_the_policy_follows_the_newest_release(
     moved = wait_status(moor, "imagepolicy", "latest tag 1.4.0", lambda s: s.get("latestTag") == "1.4.0")
     assert moved["previousTag"] == "1.3.0"
 
+    listed = moor.cli("get", "images", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    kinds = json.loads(listed.stdout)
+    assert [obj["status"]["tagCount"] for obj in kinds["ImageRepository"]] == [4]
+    assert [obj["status"]["latestTag"] for obj in kinds["ImagePolicy"]] == ["1.4.0"]
+    table = moor.cli("get", "images").stdout
+    assert "TAGS" in table and "4 (scanned" in table and "1.4.0 (was 1.3.0)" in table
+
+    assert moor.cli("suspend", "image-repository", "app").returncode == 0
+    assert (moor.get("imagerepository", "app") or {})["spec"]["suspend"] is True
+    assert moor.cli("resume", "image-repository", "app").returncode == 0
+    assert (moor.get("imagerepository", "app") or {})["spec"]["suspend"] is False
+
 
 def test_a_tag_marked_failed_is_not_chosen_and_the_mark_is_kept(moor: Moor, registry: Registry, tmp_path: Path) -> None:
     repository = f"scan/{moor.namespace}/failed"

@@ -52,6 +52,8 @@ class Script:
 
 
 Answer = tuple[int, dict[str, str], bytes]
+PAGED_TAGS = [f"1.{n // 1000}.{n % 1000}" for n in range(100_000)]
+PAGED_INDEX = {tag: index for index, tag in enumerate(PAGED_TAGS)}
 
 
 def tags_body(name: str, tags: list[str]) -> bytes:
@@ -81,10 +83,10 @@ def registry_answer(script: Script, path: str, query: dict[str, list[str]], head
             return 304, {"ETag": etag}, b""
         return 200, {"ETag": etag}, tags_body(name, ["1.0.0", "1.1.0"])
     if case == "paged":
-        every = [f"1.0.{n}" for n in range(2500)]
+        every = PAGED_TAGS
         size = int(query.get("n", ["1000"])[0])
         last = query.get("last", [""])[0]
-        start = every.index(last) + 1 if last else 0
+        start = PAGED_INDEX[last] + 1 if last else 0
         page = every[start : start + size]
         link = {}
         if start + size < len(every):
@@ -209,11 +211,13 @@ def test_an_unchanged_repository_costs_one_conditional_request(moor: Moor, scrip
     assert status_of(moor, "imagepolicy")["latestTag"] == "1.1.0"
 
 
-def test_pages_are_followed_one_request_each(moor: Moor, script: Script) -> None:
+def test_a_hundred_thousand_tags_are_followed_page_by_page(moor: Moor, script: Script) -> None:
     scripted_repository(moor, script, "paged")
-    scanned = wait_status(moor, "imagerepository", "2500 tags", lambda s: s.get("tagCount") == 2500)
-    assert scanned["newestTags"][0] == "1.0.2499"
-    assert len(registry_requests(script, "paged")) == 3
+    scanned = wait_status(moor, "imagerepository", "100,000 tags", lambda s: s.get("tagCount") == 100_000)
+    assert scanned["newestTags"][:2] == ["1.99.999", "1.99.998"]
+    pages = registry_requests(script, "paged")
+    assert len(pages) == 100, "one request per page of 1,000"
+    assert all(entry.query["n"] == ["1000"] for entry in pages)
 
 
 def test_the_bearer_flow_keeps_its_token_and_sends_the_credentials_only_to_the_named_service(

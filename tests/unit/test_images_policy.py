@@ -8,8 +8,10 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from semver import Version
 
 from moor.images.policy import InvalidPolicy, PolicyKind, SortOrder, TagFilter, TagPolicy
+from moor.images.precedence import precedence
 from moor.source.semver_range import SemverRange
 
 
@@ -100,3 +102,20 @@ def test_numerical_pushes_in_any_order_never_go_backwards(numbers: list[int], rn
 def test_the_choice_does_not_depend_on_the_listing_order(tags: list[str]) -> None:
     policy = TagPolicy(PolicyKind.ALPHABETICAL)
     assert policy.choose(tags) == policy.choose(list(reversed(tags)))
+
+
+_IDENT = st.one_of(st.integers(min_value=0, max_value=20).map(str), st.sampled_from(["alpha", "beta", "rc", "a-1"]))
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), st.lists(_IDENT, max_size=3)),
+        min_size=2,
+        max_size=12,
+    )
+)
+def test_precedence_orders_as_semver_does(parts: list[tuple[int, int, int, list[str]]]) -> None:
+    versions = [Version(major, minor, patch, ".".join(pre) or None) for major, minor, patch, pre in parts]
+    by_semver = sorted(versions)
+    by_precedence = sorted(versions, key=precedence)
+    assert [precedence(v) for v in by_semver] == [precedence(v) for v in by_precedence]

@@ -85,6 +85,8 @@ class ImageStore:
             scan = await scan_tags(client, spec.image.repository, memory.scan)
         kept = keep_tags(scan.tags(), spec.exclusions)
         before = memory.result
+        if before is not None and before.kept == kept:
+            kept = before.kept  # what was derived from the tags (newest, revision) is reused
         memory.scan = scan
         memory.result = ScannedImage(spec.image, kept, datetime.now(UTC), scan.unchanged)
         if before is None or before.kept != kept:

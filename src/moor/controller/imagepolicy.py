@@ -23,6 +23,7 @@ from moor.controller.image_store import ImageStore
 from moor.controller.scheduling import Requeue, cluster_failed
 from moor.controller.source_status import INVALID_SPEC, SourceReporter
 from moor.errors import MoorError
+from moor.images.names import ImageName
 from moor.objects import KubeObject, ObjectRef
 from moor.record.events import NORMAL, EventRecorder
 from moor.record.metrics import Metrics
@@ -137,7 +138,7 @@ class ImagePolicyReconciler:
             log.info("%s: latest tag %s", own, shown)
         return f"latest tag {tag} of {len(tags)} tags of {scanned.image}"
 
-    async def _digest(self, namespace: str, spec: ImagePolicySpec, tag: str, image: object) -> str:
+    async def _digest(self, namespace: str, spec: ImagePolicySpec, tag: str, image: ImageName) -> str:
         try:
             return await self.images.digest(namespace, spec.repository.name, tag)
         except SourceError as error:

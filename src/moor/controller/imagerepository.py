@@ -60,7 +60,7 @@ class ImageRepositoryReconciler:
     async def _scan(self, repository: KubeObject, spec: ImageRepositorySpec, status: dict[str, Any]) -> str:
         scanned = await self.images.scan(repository, spec)
         kept = scanned.kept
-        newest = kept.newest()
+        newest = list(kept.newest)
         status.update(
             canonicalImageName=str(scanned.image),
             tagCount=len(kept.tags),
@@ -71,6 +71,8 @@ class ImageRepositoryReconciler:
         message = f"found {len(kept.tags)} tag{'' if len(kept.tags) == 1 else 's'}"
         if newest:
             message += f", the newest {newest[0]}"
+        if scanned.unchanged:
+            message += " (unchanged, the registry says)"
         if kept.invalid:
             message += f"; dropped {kept.invalid} that are not valid tag names"
         return message

@@ -304,6 +304,8 @@ class Controller:
             self.queue.forget(key)
             self._seen.pop(key, None)
             self.failures.pop(key, None)
+            if key.kind == IMAGEREPOSITORY.kind:
+                self._on_scanned(key.namespace, key.name)  # its policies say it is gone
             return
         metadata = obj["metadata"]
         status = obj.get("status") or {}

@@ -19,8 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from semver import Version
-
+from moor.images.precedence import Precedence, precedence
 from moor.source.semver_range import SemverRange, tag_version
 
 _EXTRACT = re.compile(r"\$(?:\{(?P<braced>\w+)\}|(?P<bare>\w+))")
@@ -87,15 +86,16 @@ class TagPolicy:
     """The range of a semver policy (always ascending: the highest version in it)."""
     filter: TagFilter | None = None
 
-    def key(self, tag: str) -> Version | float | str | None:
+    def key(self, tag: str) -> Precedence | float | str | None:
         """What `tag` is ordered by, or None when the policy does not consider it."""
         text = self.filter.key_text(tag) if self.filter is not None else tag
         if text is None:
             return None
         if self.kind is PolicyKind.SEMVER:
             version = tag_version(text)
-            admitted = version is not None and (self.semver is None or self.semver.admits(version))
-            return version if admitted else None
+            if version is None or (self.semver is not None and not self.semver.admits(version)):
+                return None
+            return precedence(version)
         if self.kind is PolicyKind.NUMERICAL:
             try:
                 number = float(text)
@@ -107,7 +107,7 @@ class TagPolicy:
     def choose(self, tags: Iterable[str], *, current: str | None = None, failed: Iterable[str] = ()) -> str | None:
         """The latest tag among `tags` (see the module docstring); `current` is the last choice not failed."""
         excluded = frozenset(failed)
-        keyed: dict[str, Version | float | str] = {}
+        keyed: dict[str, Precedence | float | str] = {}
         for tag in tags:
             if tag in excluded:
                 continue

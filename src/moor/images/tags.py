@@ -7,11 +7,14 @@ counted, never stored: every tag Moor keeps can be written into YAML or a refere
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from moor.images.names import TAG
+from moor.images.precedence import precedence
 from moor.source.semver_range import tag_version
 
 NEWEST = 10
@@ -25,21 +28,19 @@ class KeptTags:
     """Tags dropped because they are not valid tag names."""
     excluded: int
 
-    @property
+    @cached_property
     def revision(self) -> str:
         """`sha256:` of the sorted list: it changes whenever a tag comes or goes."""
         return "sha256:" + hashlib.sha256("\n".join(self.tags).encode()).hexdigest()
 
-    def newest(self, count: int = NEWEST) -> list[str]:
-        """The highest tags first: versions by semver, then the others by name, descending."""
-        versioned = sorted(
-            ((version, tag) for tag in self.tags if (version := tag_version(tag)) is not None), reverse=True
-        )
-        chosen = [tag for _, tag in versioned[:count]]
-        if len(chosen) < count:
-            others = sorted((tag for tag in self.tags if tag_version(tag) is None), reverse=True)
-            chosen.extend(others[: count - len(chosen)])
-        return chosen
+    @cached_property
+    def newest(self) -> tuple[str, ...]:
+        """The NEWEST highest tags, first: versions by semver, then the others by name, descending."""
+        versions = {tag: version for tag in self.tags if (version := tag_version(tag)) is not None}
+        ranked = heapq.nlargest(NEWEST, versions, key=lambda tag: (precedence(versions[tag]), tag))
+        if len(ranked) < NEWEST:
+            ranked += heapq.nlargest(NEWEST - len(ranked), (tag for tag in self.tags if tag not in versions))
+        return tuple(ranked)
 
 
 def keep_tags(tags: Iterable[str], exclusions: Sequence[re.Pattern[str]]) -> KeptTags:

@@ -45,9 +45,6 @@ class RegistryAuth:
     def remember_token(self, scope: str, token: str, expires_in: float) -> None:
         self._tokens[scope] = (f"Bearer {token}", self.clock() + max(expires_in - RENEW_EARLY, 0.0))
 
-    def forget_token(self, scope: str) -> None:
-        self._tokens.pop(scope, None)
-
 
 @dataclass(frozen=True)
 class IssuedToken:
