@@ -173,11 +173,17 @@ class Controller:
         images = ImageStore(api)
         images.subscribe(self._on_scanned)
         self.image_repositories = ImageRepositoryReconciler(images, self.events, self.metrics)
+        cross_namespace = not options.tenancy.no_cross_namespace_refs
         self.image_policies = ImagePolicyReconciler(
-            images, self.events, self.lookup, self.metrics, cross_namespace=not options.tenancy.no_cross_namespace_refs
+            images, self.events, self.lookup, self.metrics, cross_namespace=cross_namespace
         )
         self.image_updates = ImageUpdateReconciler(
-            api, self.events, self.metrics, self.lookup, options.artifact_dir / "image-updates"
+            api,
+            self.events,
+            self.metrics,
+            self.lookup,
+            options.artifact_dir / "image-updates",
+            cross_namespace=cross_namespace,
         )
         self.reconcilers: dict[str, Reconciler] = {
             GITREPOSITORY.kind: self.repositories,
