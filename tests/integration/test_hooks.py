@@ -305,3 +305,16 @@ def test_a_sync_blocked_on_a_hook_says_which_and_why(moor: Moor, git_repo: GitWo
     failed = moor.wait_condition("sync", "app", "False", reason="HookFailed", timeout=120)
     assert f"PreSync hook Job {moor.namespace}/migrate (wave 0) failed: not done after" in failed["message"]
     assert not moor.exists("deployment", "web"), "nothing of the main phase is written while a pre hook fails"
+
+
+def test_a_revision_the_api_server_rejects_runs_no_hook(moor: Moor, git_repo: GitWorkspace) -> None:
+    invalid = deployment("web")
+    invalid["spec"]["replicas"] = "lots"
+    git_repo.write("app/all.yaml", manifest(job("migrate", {"argocd.argoproj.io/hook": "PreSync"}), invalid))
+    git_repo.commit("a migration, and a Deployment the API server refuses")
+    git_repo.push()
+    moor.source_and_sync(git_repo, "./app")
+
+    moor.wait_condition("sync", "app", "False", reason="ValidationFailed", timeout=120)
+
+    assert not moor.exists("job", "migrate"), "every object is dry-run before any hook runs"

@@ -7,10 +7,12 @@ written in two stages, CRDs and Namespaces first, and those deferred objects are
 the first stage, still before any other object is written. If one of them is rejected, only the new
 CRDs and Namespaces of the first stage have been written.
 
-With `Waves`, the objects after the first stage are written one wave at a time, lowest first, and the
-caller's `reached` is awaited after each (to wait until that wave is healthy, or run the hooks beside
-it): every object is still dry-run before the first write, but a later wave is written only once
-`reached` returned for the earlier ones.
+With `Waves`, the objects after the first stage are written one wave at a time, lowest first: the
+caller's `before` is awaited once the first stage is written (to run the pre hooks, which may need the
+set's CRDs and Namespaces, as Helm installs a chart's crds/ before its hooks), and its `reached` after
+each wave (to wait until that wave is healthy, or run the hooks beside it). Every object is still
+dry-run before the first write, so a set the API server rejects runs no hook; a later wave is written
+only once `reached` returned for the earlier ones.
 
 Requests run concurrently within a bound, as one task group: when the cluster itself fails (unreachable,
 timed out, answering 429/502/503/504) or anything unexpected is raised, the other requests are cancelled,
@@ -66,11 +68,12 @@ class ApplyOutcome:
 @dataclass(frozen=True)
 class Waves:
     """How a change set is written in waves: each object's wave, every wave of the pass (also those with
-    nothing to write), and what to await once a wave is written."""
+    nothing to write), what to await once a wave is written, and what to await before the first wave."""
 
     of: Callable[[KubeObject], int]
     numbers: Sequence[int]
     reached: Callable[[int, ApplyOutcome], Awaitable[None]]
+    before: Callable[[], Awaitable[None]] | None = None
 
 
 def is_first_stage(obj: KubeObject) -> bool:
@@ -148,6 +151,8 @@ class Applier:
         if waves is None:
             await self._write(rest, live, outcome)
             return outcome
+        if waves.before is not None:
+            await waves.before()
         for number in sorted({*waves.numbers, *(waves.of(obj) for obj in rest)}):
             await self._write([obj for obj in rest if waves.of(obj) == number], live, outcome)
             await waves.reached(number, outcome)

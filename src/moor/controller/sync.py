@@ -263,8 +263,6 @@ class SyncReconciler:
                 if hooks_due and reporting is not None:
                     await self.recorded_before_writes(reporting)
                     reporting = inventory_recorded = None
-                if hooks_due:
-                    await self.run_hooks(attempt, spec, phases, Phase.PRE)
                 waves = self.waves(attempt, spec, desired, phases if hooks_due else NO_HOOKS, decision.writes)
                 await self.apply(
                     attempt, spec, decision.writes, take_over, before_writes=inventory_recorded, waves=waves
@@ -310,11 +308,13 @@ class SyncReconciler:
     def waves(
         self, attempt: Attempt, spec: SyncSpec, desired: DesiredSet, phases: Phases, writes: Sequence[ObjectChange]
     ) -> Waves | None:
-        """How the main objects are written when they use more than one wave (or hooks run beside them):
-        each wave healthy before the next is written. None when one stage is all there is."""
+        """How the main objects are written when `phases` has hooks to run (the pre hooks once the first stage,
+        CRDs and Namespaces, is written), or they use more than one wave: each wave healthy before the next is
+        written. None when one stage is all there is."""
         numbers = main_waves(desired.objects)
         hook_waves = dict(phases.waves_of(Phase.MAIN))
-        if not hook_waves and (len(numbers) < 2 or not writes):
+        pre = phases.waves_of(Phase.PRE)
+        if not hook_waves and not pre and (len(numbers) < 2 or not writes):
             return None
         every = sorted({*numbers, *hook_waves})
         refs_of: dict[int, list[ObjectRef]] = {}
@@ -328,7 +328,11 @@ class SyncReconciler:
                 what = f"wave {number} is"
                 await self.check_health(attempt, spec, refs_of[number], outcome.applied_versions, what=what)
 
-        return Waves(wave_of, every, reached)
+        async def before() -> None:
+            for _, hooks in pre:
+                await self.run_hook_wave(attempt, spec, hooks)
+
+        return Waves(wave_of, every, reached, before if pre else None)
 
     async def run_hooks(self, attempt: Attempt, spec: SyncSpec, phases: Phases, phase: Phase) -> None:
         """Runs the hooks of `phase`, one wave at a time: a wave must complete before the next one starts."""

@@ -1,8 +1,8 @@
 """Phases and waves: which rendered objects are hooks, when each runs, and in what order the rest is applied.
 
-A pass runs in phases: `pre` hooks by wave (each wave complete before the next), the `main` objects by
-wave (each wave healthy before the next; main-phase hooks beside their wave), then `post` hooks once the
-main objects are healthy; `fail` hooks run when any of that fails. `skip` objects are never applied, nor
+A pass runs in phases: `pre` hooks by wave (each wave complete before the next; only the set's CRDs and
+Namespaces go before them), the `main` objects by wave (each wave healthy before the next; main-phase
+hooks beside their wave), then `post` hooks once the main objects are healthy; `fail` hooks run when any of that fails. `skip` objects are never applied, nor
 `test` hooks (Helm's tests are for `helm test`). Hooks are not inventoried: they are created for the
 pass, and their delete policy says when they go.
 
