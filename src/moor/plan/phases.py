@@ -2,9 +2,9 @@
 
 A pass runs in phases: `pre` hooks by wave (each wave complete before the next; only the set's CRDs and
 Namespaces go before them), the `main` objects by wave (each wave healthy before the next; main-phase
-hooks beside their wave), then `post` hooks once the main objects are healthy; `fail` hooks run when any of that fails. `skip` objects are never applied, nor
-`test` hooks (Helm's tests are for `helm test`). Hooks are not inventoried: they are created for the
-pass, and their delete policy says when they go.
+hooks beside their wave), then `post` hooks once the main objects are healthy; `fail` hooks run when
+any of that fails. `skip` objects are never applied, nor `test` hooks (Helm's tests are for `helm test`).
+Hooks are not inventoried: they are created for the pass, and their delete policy says when they go.
 
 Three spellings say the same thing; the first present wins: Moor's own (`moor.dev/phase`, `moor.dev/wave`,
 `moor.dev/delete-policy`), Argo CD's (`argocd.argoproj.io/hook`, `argocd.argoproj.io/sync-wave`,
