@@ -162,6 +162,18 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def settle(pid: int, within: float = 600.0) -> None:
+    """Waits until `moor run` is done with its first pass over every Syncs (under 5% of a CPU for 3 s)."""
+    progress("waiting for the controller's first pass over every Sync to end")
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(3)
+        if cpu_seconds(pid) - before < 0.15:
+            return
+    progress("the controller is still busy; measuring anyway")
+
+
 def log_in(page: Page, base: str, token: str) -> None:
     page.goto(f"{base}/login")
     page.fill("textarea[name=token]", token)
@@ -220,7 +232,7 @@ def main() -> None:
             if controller.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit((scratch / "moor-run.log").read_text())
             time.sleep(0.2)
-        time.sleep(3)
+        settle(controller.pid)
         results = measure(base, token, controller.pid, cluster, args)
     finally:
         if controller is not None:
@@ -234,8 +246,16 @@ def main() -> None:
         print(f"{name:<{width}}  {value}")
 
 
+class Results(dict[str, str]):
+    """The table's rows, each also printed to stderr as it is measured (a later failure keeps them)."""
+
+    def __setitem__(self, key: str, value: str) -> None:
+        progress(f"{key}: {value}")
+        super().__setitem__(key, value)
+
+
 def measure(base: str, token: str, pid: int, cluster: Cluster, args: argparse.Namespace) -> dict[str, str]:
-    results: dict[str, str] = {}
+    results = Results()
     rss_before = rss_mib(pid)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -247,22 +267,24 @@ def measure(base: str, token: str, pid: int, cluster: Cluster, args: argparse.Na
         paints: list[float] = []
         sizes: list[int] = []
         for _ in range(args.views):
-            tab = context.new_page()
-            transferred = 0
-
-            def count(response: Any) -> None:
-                nonlocal transferred
-                if "event-stream" not in (response.headers.get("content-type") or ""):
-                    transferred += len(response.body())
-
-            tab.on("response", count)
+            tab = browser.new_context(
+                viewport={"width": 1280, "height": 900}, storage_state=context.storage_state()
+            ).new_page()
             tab.goto(f"{base}/?sort=state", wait_until="load")
+            transferred = int(
+                tab.evaluate(
+                    "() => performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+                    ".filter(e => !e.name.includes('/events')).reduce((n, e) => n + e.encodedBodySize, 0)"
+                )
+            )
+            tab.wait_for_timeout(200)
             paint = tab.evaluate(
                 "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || -1"
             )
-            paints.append(float(paint))
+            if paint > 0:
+                paints.append(float(paint))
             sizes.append(transferred)
-            tab.close()
+            tab.context.close()
         results["first contentful paint, median (ms)"] = (
             f"{statistics.median(paints):.0f} (min {min(paints):.0f}, max {max(paints):.0f})"
         )
@@ -307,8 +329,9 @@ def measure(base: str, token: str, pid: int, cluster: Cluster, args: argparse.Na
         results["event latency cluster -> page, p95"] = f"{percentile(latencies, 0.95):.0f} ms"
 
         streaming = []
-        for n in range(10):
-            tab = context.new_page()
+        for n in range(10):  # ten people: a browser holds at most six connections per host and context
+            tab = browser.new_context().new_page()
+            log_in(tab, base, token)
             tab.goto(f"{base}/?sort=state" if n % 2 else f"{base}/syncs/ui-{n}/app-{n:05d}")
             streaming.append(tab)
         for n in range(20):

@@ -116,6 +116,7 @@ class Dashboard:
         self.sessions = sessions
         self.settings = settings
         self._rows: tuple[int, list[Row]] = (-1, [])
+        self._made: dict[tuple[str, str, str], tuple[tuple[str, str], Row]] = {}
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
@@ -256,13 +257,23 @@ class Dashboard:
         return self._html(request, session, "Overview", content, self._events_url())
 
     def _all_rows(self) -> list[Row]:
-        """Every row, rebuilt only after a Sync or source changed."""
+        """Every row; after a change only the objects whose resourceVersion moved are made into rows again."""
         generation, rows = self._rows
-        if generation != self.view.generation:
-            generation = self.view.generation
-            rows = [row_of(obj) for kind in SOURCES for obj in self.view.objects(kind.kind)]
-            rows += [row_of(sync, source_url_of(sync, self.view.lookup)) for sync in self.view.objects(SYNC.kind)]
-            self._rows = (generation, rows)
+        if generation == self.view.generation:
+            return rows
+        generation = self.view.generation
+        made: dict[tuple[str, str, str], tuple[tuple[str, str], Row]] = {}
+        for kind in (*(source.kind for source in SOURCES), SYNC.kind):
+            for obj in self.view.objects(kind):
+                metadata = obj["metadata"]
+                key = (kind, str(metadata.get("namespace", "")), str(metadata["name"]))
+                url = source_url_of(obj, self.view.lookup) if kind == SYNC.kind else ""
+                version = (str(metadata.get("resourceVersion", "")), url)
+                known = self._made.get(key)
+                made[key] = known if known is not None and known[0] == version else (version, row_of(obj, url))
+        self._made = made
+        rows = [row for _, row in made.values()]
+        self._rows = (generation, rows)
         return rows
 
     async def _visible_rows(self, person: Person) -> list[Row]:
@@ -537,11 +548,11 @@ class Dashboard:
 
         response = web.StreamResponse(headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
         response.content_type = "text/event-stream"
-        await response.prepare(request)
         self.view.subscribe(hear)
         if request.query.get("since") != str(self.view.changes):
             changed.set()  # something changed between the page's rendering and this stream
         try:
+            await response.prepare(request)
             await response.write(b"retry: 1000\n\n")
             while self.sessions.find(session.id) is not None:
                 with contextlib.suppress(TimeoutError):
