@@ -20,6 +20,7 @@ lost cluster). Moor's share is install + controller start + bootstrap. Prints on
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -27,11 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from moor.binaries import locate
 from moor.devcluster import start_cluster, stop_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,12 +145,40 @@ def one_run(directory: Path, url: str, nodes: int) -> dict[str, float]:
             raise RuntimeError(f"bootstrap exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         figures["Moor's share"] = time.monotonic() - moor_started
         figures["total"] = time.monotonic() - started
+        figures.update(_record_figures(env))
         return figures
     finally:
         if controller is not None:
             controller.terminate()
             controller.wait(timeout=30)
         stop_cluster(directory / "cluster")
+
+
+def _record_figures(env: dict[str, str]) -> dict[str, float]:
+    """From the SyncRecords: the longest attempt of a Sync (apply and health wait), and the time from
+    the first attempt's start to the last one's end."""
+    done = subprocess.run(
+        [str(locate("kubectl")), "get", "syncrecords.moor.dev", "-A", "-o", "json"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return {}
+    spans = []
+    for item in json.loads(done.stdout)["items"]:
+        spec = item["spec"]
+        start, end = _moment(spec.get("startedAt")), _moment(spec.get("finishedAt"))
+        if start and end:
+            spans.append((start, end))
+    if not spans:
+        return {}
+    return {
+        "longest attempt": max(end - start for start, end in spans),
+        "first start to last end": max(end for _, end in spans) - min(start for start, _ in spans),
+    }
+
+
+def _moment(text: str | None) -> float | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
 
 
 def main() -> None:
@@ -163,12 +194,14 @@ def main() -> None:
         total_objects = options.syncs * options.objects_per_sync
         print(f"{options.syncs} Syncs of {options.objects_per_sync} objects ({total_objects}) + guestbook-dev\n")
         columns = ("control plane", "install", "controller start", "bootstrap", "Moor's share", "total")
+        extra = ("longest attempt", "first start to last end")
         print("run  " + "  ".join(f"{column:>16}" for column in columns))
         rows = []
         for run in range(1, options.runs + 1):
             figures = one_run(scratch / f"run-{run}", url, options.nodes)
             rows.append(figures)
             print(f"{run:<4} " + "  ".join(f"{figures[column]:15.1f}s" for column in columns), flush=True)
+            print("     " + ", ".join(f"{name}: {figures[name]:.1f}s" for name in extra if name in figures), flush=True)
             shutil.rmtree(scratch / f"run-{run}", ignore_errors=True)
         if len(rows) > 1:
             print("med  " + "  ".join(f"{statistics.median(r[c] for r in rows):15.1f}s" for c in columns))
