@@ -8,7 +8,9 @@ import yaml
 
 from moor.bootstrap.manifests import BootstrapSpec, repository_files
 from moor.bootstrap.repository import commit_files
-from tests.support.git_fixtures import GitWorkspace
+from moor.source.auth import GitAuth
+from moor.source.errors import AuthenticationFailed
+from tests.support.git_fixtures import GitHttpServer, GitWorkspace
 
 pytestmark = pytest.mark.git
 
@@ -67,3 +69,17 @@ async def test_a_refused_push_is_reported_and_nothing_fails(git_repo: GitWorkspa
     assert written.commit is None and written.head == head
     assert written.refused == "GH006: Protected branch update failed: permission denied"
     assert git_repo.remote_rev_parse("main") == head
+
+
+async def test_the_files_are_pushed_with_the_secret_s_credentials_over_http(git_http_server: GitHttpServer) -> None:
+    repo = git_http_server.create_repo()
+    repo.write("README.md", "fleet\n")
+    repo.commit("start")
+    repo.push()
+    credentials = GitAuth.from_secret(git_http_server.basic_auth_secret())
+
+    written = await commit_files(repo.url, "main", files_for(repo), credentials, author=AUTHOR, message="bootstrap")
+
+    assert written.commit == repo.remote_rev_parse("main")
+    with pytest.raises(AuthenticationFailed):
+        await commit_files(repo.url, "main", files_for(repo, adopt=True), None, author=AUTHOR, message="no")
