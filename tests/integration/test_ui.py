@@ -307,3 +307,46 @@ def test_moor_ui_prints_its_link_and_serves_with_the_users_kubeconfig(moor: Moor
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_moor_ui_says_what_the_users_own_credentials_may_not_read(
+    moor: Moor, private_cluster: ClusterInfo, tmp_path: Path
+) -> None:
+    moor.kubectl("create", "serviceaccount", "nobody", "-n", moor.namespace)
+    token = moor.kubectl("create", "token", "nobody", "-n", moor.namespace).stdout.strip()
+    kubeconfig = tmp_path / "nobody.kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": private_cluster.server,
+                            "certificate-authority": str(private_cluster.ca_cert),
+                        },
+                    }
+                ],
+                "users": [{"name": "nobody", "user": {"token": token}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "nobody", "namespace": moor.namespace}}],
+                "current-context": "c",
+            }
+        )
+    )
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    process = subprocess.Popen([*MOOR, "ui"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        assert line.startswith("Moor dashboard: http://127.0.0.1:"), line
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with opener.open(line.split(": ", 1)[1].strip()) as answer:
+            page = answer.read().decode()
+        assert "Some of the cluster cannot be shown" in page
+        assert "cannot watch syncs.moor.dev" in page and "forbidden" in page.lower()
+        assert f"system:serviceaccount:{moor.namespace}:nobody" in page
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
