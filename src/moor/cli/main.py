@@ -8,10 +8,12 @@ import click
 
 from moor import __version__
 from moor.cli.audit import audit
+from moor.cli.bootstrap import bootstrap
 from moor.cli.build import build
 from moor.cli.check import check
 from moor.cli.cluster import cluster
 from moor.cli.completion import completion
+from moor.cli.convert import convert
 from moor.cli.create import create
 from moor.cli.diff import diff
 from moor.cli.events import events
@@ -47,9 +49,9 @@ def cli() -> None:
 
 
 COMMANDS = (
-    *(cluster, install, check, uninstall, run),
+    *(cluster, install, bootstrap, check, uninstall, run),
     *(get, reconcile, diff, build, tree, trace, drift, events, history, rollback, approve, suspend, resume),
-    *(create, export, audit, stats, completion, push_group, ui),
+    *(create, export, convert, audit, stats, completion, push_group, ui),
 )
 for command in COMMANDS:
     cli.add_command(command)
