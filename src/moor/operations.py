@@ -90,8 +90,9 @@ def rollback_target(sync: KubeObject, records: Sequence[KubeObject], wanted: str
     commit = wanted.rpartition(":")[2]
     matches = {revision for revision in healthy if revision == wanted or revision_commit(revision).startswith(commit)}
     if len(matches) != 1:
+        known = ", ".join(sorted({revision_commit(r)[:12] for r in healthy})) or "none"
         problem = "matches several revisions" if matches else "is not a revision this Sync applied successfully"
-        raise OperationRefused(f"{wanted!r} {problem}")
+        raise OperationRefused(f"{wanted!r} {problem} (healthy revisions: {known})")
     return matches.pop()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +11,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from moor import operations
 from moor.cli.options import Target, lines_output_option, print_document, run_async, target_options
 from moor.cli.syncs import fetch, ref_of, short_revision
 from moor.cluster.api import KubeApi
 from moor.cluster.identity import whoami
-from moor.controller.revision_choice import (
-    APPROVED_BY_ANNOTATION,
-    APPROVED_REVISION_ANNOTATION,
-    PIN_ANNOTATION,
-    PINNED_SOURCE_ANNOTATION,
-)
 from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
-from moor.objects import RECONCILE_ANNOTATION, KubeObject
+from moor.objects import KubeObject
 from moor.record.history import HistoryStore
-from moor.resources import GITREPOSITORY, SYNC, ApprovalMode, GitRepositorySpec, SyncSpec
+from moor.resources import GITREPOSITORY, SYNC, GitRepositorySpec, SyncSpec
 from moor.resources.fields import describe
 from moor.source import ArtifactCache, revision_commit
 from moor.source.revert import push_revert
@@ -140,79 +135,24 @@ async def _rollback(
         sync = await fetch(api, SYNC.kind, namespace, name)
         ref = ref_of(SYNC.kind, namespace, name)
         if release:
-            await api.merge_patch(
-                ref,
-                {
-                    "metadata": {
-                        "annotations": {
-                            PIN_ANNOTATION: None,
-                            PINNED_SOURCE_ANNOTATION: None,
-                            RECONCILE_ANNOTATION: _now(),
-                        }
-                    }
-                },
-            )
+            await operations.release(api, ref)
             click.echo(f"Sync {namespace}/{name} follows Git again")
             return 0
         spec = SyncSpec.from_object(sync)
         repository = await fetch(api, spec.source_ref.kind, spec.source_ref.namespace, spec.source_ref.name)
-        revision = await _rollback_target(api, sync, to_revision)
+        records = await HistoryStore(api).list(namespace, name)
+        revision = operations.rollback_target(sync, records, to_revision)
         if revert:
             commit = await _revert_in_git(api, repository, revision, author, name)
             click.echo(f"pushed {commit[:12]}, reverting to {short_revision(revision)}; the Sync applies it next")
             return 0
-        source_revision = await _source_revision(api, repository, spec)
-        await api.merge_patch(
-            ref,
-            {
-                "metadata": {
-                    "annotations": {
-                        PIN_ANNOTATION: revision,
-                        PINNED_SOURCE_ANNOTATION: source_revision,
-                        RECONCILE_ANNOTATION: _now(),
-                    }
-                }
-            },
-        )
+        offered = await operations.source_revision(api, repository, spec)
+        await operations.pin(api, ref, revision, offered)
     click.echo(
         f"Sync {namespace}/{name} pinned to {revision} until released "
-        f"(moor rollback sync {name} --release) or until Git moves past {short_revision(source_revision)}"
+        f"(moor rollback sync {name} --release) or until Git moves past {short_revision(offered)}"
     )
     return 0
-
-
-async def _rollback_target(api: KubeApi, sync: KubeObject, wanted: str | None) -> str:
-    """The full revision string to return to: one this Sync once applied successfully."""
-    metadata = sync["metadata"]
-    records = await HistoryStore(api).list(metadata["namespace"], metadata["name"])
-    healthy = [
-        str(r["spec"]["revision"]) for r in records if r["spec"].get("result") in ("Succeeded", "DriftCorrected")
-    ]
-    current = (sync.get("status") or {}).get("lastAppliedRevision")
-    if wanted is None:
-        earlier = [revision for revision in reversed(healthy) if revision != current]
-        if not earlier:
-            raise RevisionError(f"Sync {metadata['namespace']}/{metadata['name']} has no earlier healthy revision")
-        return earlier[0]
-    matches = {
-        revision
-        for revision in healthy
-        if revision == wanted or revision_commit(revision).startswith(wanted.rpartition(":")[2])
-    }
-    if len(matches) != 1:
-        known = ", ".join(sorted({short_revision(r) for r in healthy})) or "none"
-        problem = "matches several revisions" if matches else "is not a revision this Sync applied successfully"
-        raise RevisionError(f"{wanted!r} {problem} (healthy revisions: {known})")
-    return matches.pop()
-
-
-async def _source_revision(api: KubeApi, repository: KubeObject, spec: SyncSpec) -> str:
-    """The revision the Sync's source offers now, which a pin holds against: the newest version of its
-    chart in range for a HelmRepository, the source's artifact otherwise."""
-    if spec.chart is None:
-        return str(((repository.get("status") or {}).get("artifact") or {}).get("revision", ""))
-    with tempfile.TemporaryDirectory(prefix="moor-rollback-") as scratch:
-        return (await SourceStore(api, ArtifactCache(Path(scratch))).newest(repository, spec)).revision
 
 
 async def _revert_in_git(api: KubeApi, repository: KubeObject, revision: str, author: str, sync_name: str) -> str:
@@ -224,8 +164,8 @@ async def _revert_in_git(api: KubeApi, repository: KubeObject, revision: str, au
             f"{GITREPOSITORY.kind} {repository['metadata']['name']} follows {spec.ref}, "
             "not a branch: --revert needs a branch to push to"
         )
-    store = SourceStore(api, ArtifactCache(_scratch()))
-    access = await store.access(repository, spec)
+    with tempfile.TemporaryDirectory(prefix="moor-cli-") as scratch:
+        access = await SourceStore(api, ArtifactCache(Path(scratch))).access(repository, spec)
     name, _, email = author.partition("<")
     target = revision_commit(revision)
     message = f"Revert to {target[:12]}\n\nRolled back Sync {sync_name} to {revision} (moor rollback --revert)."
@@ -238,14 +178,6 @@ async def _revert_in_git(api: KubeApi, repository: KubeObject, revision: str, au
         message=message,
         timeout=access.timeout,
     )
-
-
-def _scratch() -> Path:
-    return Path(tempfile.mkdtemp(prefix="moor-cli-"))
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # -- approve -----------------------------------------------------------------------------------------
@@ -269,28 +201,7 @@ async def _approve(target: Target, name: str, revision: str) -> int:
     namespace = target.resolve_namespace()
     async with target.connect() as api:
         sync = await fetch(api, SYNC.kind, namespace, name)
-        spec = SyncSpec.from_object(sync)
-        where = f"Sync {namespace}/{name}"
-        if spec.approval is not ApprovalMode.MANUAL:
-            raise RevisionError(f"{where} applies new revisions without approval (spec.approval.mode is auto)")
-        pending = str((sync.get("status") or {}).get("pendingRevision") or "")
-        if not pending:
-            raise RevisionError(f"{where} has no revision waiting for approval")
-        wanted = revision.rpartition(":")[2] if ":" in revision else revision
-        if revision != pending and not (len(wanted) >= 7 and revision_commit(pending).startswith(wanted)):
-            raise RevisionError(f"{where} waits for revision {pending}, not {revision}")
         approver = await whoami(api)
-        await api.merge_patch(
-            ref_of(SYNC.kind, namespace, name),
-            {
-                "metadata": {
-                    "annotations": {
-                        APPROVED_REVISION_ANNOTATION: pending,
-                        APPROVED_BY_ANNOTATION: approver,
-                        RECONCILE_ANNOTATION: _now(),
-                    }
-                }
-            },
-        )
-    click.echo(f"approved {pending} for {where} as {approver}")
+        pending = await operations.approve(api, sync, revision, approver)
+    click.echo(f"approved {pending} for Sync {namespace}/{name} as {approver}")
     return 0
