@@ -15,7 +15,9 @@ from just before crane starts until a Pod of the Deployment at the new image is 
 (read straight from the API server every 50 ms). The two chains take turns, one push each, so both
 see the same machine. Stages (from the same start): crane done, the ImagePolicy's latestTag, the
 Deployment's image, the Pod Ready. Between pushes (not timed) it waits for the ImageUpdate to have
-followed its commit and ended that pass. It prints the table; it is not a test. Run from the repository root:
+followed its commit and ended that pass, and before each polled push a random part of the interval, so
+the pushes fall at every point of the polling cycle rather than in step with it. It prints the table;
+it is not a test. About 5 minutes for 20 pushes each. Run from the repository root:
 
     .venv/bin/python bench/image_rollout.py [--pushes 20] [--poll-interval 10s]
 """
@@ -26,6 +28,7 @@ import argparse
 import base64
 import json
 import os
+import random
 import signal
 import ssl
 import subprocess
@@ -44,6 +47,7 @@ import yaml
 from initial_sync import BenchError, install_moor, machine, moor_version, progress, tear_down
 from moor import binaries
 from moor.devcluster import ClusterInfo, pki, start_cluster
+from moor.resources.durations import parse_duration
 from moor.web.receiver import HOOK_PATH
 from steady_state import free_port, percentile
 
@@ -231,9 +235,11 @@ def update_settled(api: ApiServer, namespace: str) -> bool:
     return not status.get("followedCommits") and bool(ready) and "is up to date" in ready[0].get("message", "")
 
 
-def measure(api: ApiServer, chain: Chain, tag: str) -> None:
-    """One push, timed through its stages into `chain.stages`."""
+def measure(api: ApiServer, chain: Chain, tag: str, phase: float) -> None:
+    """One push, `phase` seconds (not timed) after the last one settled, timed through its stages into
+    `chain.stages`."""
     image = f"{chain.image}:{tag}"
+    time.sleep(phase)
     start = time.monotonic()
     deadline = start + STEP_TIMEOUT
     push(chain, tag)
@@ -251,8 +257,8 @@ def measure(api: ApiServer, chain: Chain, tag: str) -> None:
     )
     for stage, mark in zip(STAGES, marks, strict=True):
         chain.stages[stage].append(mark - start)
-    # Not timed: a policy change while the ImageUpdate's pass after the rollout still runs is lost until
-    # its interval (see the report of this bench's first run), so each push waits for that pass to end.
+    # Not timed: a policy change while the ImageUpdate's pass after the rollout still runs is lost until its
+    # interval (ImageUpdateReconciler._pass remembers policies read after its write), so each push waits.
     until(
         f"{chain.label}: the ImageUpdate settled",
         lambda: update_settled(api, chain.namespace),
@@ -349,9 +355,10 @@ def run(args: argparse.Namespace, root: Path) -> str:
             set_up_chain(cluster, api, git, registries[0], "webhook", "1h", root),
             set_up_chain(cluster, api, git, registries[1], "polling", args.poll_interval, root),
         ]
+        poll_every = parse_duration(args.poll_interval).total_seconds()
         for number in range(1, args.pushes + 1):
-            for chain in chains:
-                measure(api, chain, f"1.0.{number}")
+            measure(api, chains[0], f"1.0.{number}", 0.0)
+            measure(api, chains[1], f"1.0.{number}", random.uniform(0.0, poll_every))
         return table(chains, args.pushes, args.poll_interval)
     finally:
         for registry in registries:

@@ -255,8 +255,11 @@ def test_pushed_tags_are_committed_rolled_out_and_a_broken_one_is_rolled_back_an
     assert failed["revision"].endswith(broken)
     wait_running(moor, f"{image}:1.3.0")
     assert proposals(repo, "1.4.0-broken") == 1, "the failed tag is proposed once"
-    assert "ImageRolledBack" in event_reasons(moor, "ImagePolicy")
-    settled(moor, broken)
+    moor.wait_for("an ImageRolledBack event", lambda: "ImageRolledBack" in event_reasons(moor, "ImagePolicy"))
+    wait_status(moor, "imagepolicy", "the policy back at 1.3.0", lambda s: s.get("latestTag") == "1.3.0")
+    back = wait_committed(moor, repo, f"{image}:1.3.0")  # Git says again what runs
+    assert f"Moor-Image-Update: {moor.namespace}/app {image} 1.4.0-broken -> 1.3.0" in repo.remote_log()[0]
+    settled(moor, back)
 
     push(registry, tmp_path, repository, "1.3.1")
     wait_committed(moor, repo, f"{image}:1.3.1")
