@@ -373,7 +373,11 @@ class SyncReconciler:
             await self.report.waiting(attempt, message)
 
         statuses = await poll_until_healthy(
-            applier.api.get, [ref for _, ref in written], spec.timeout.total_seconds(), still_waiting=still_waiting
+            applier.api.get,
+            [ref for _, ref in written],
+            spec.timeout.total_seconds(),
+            still_waiting=still_waiting,
+            checks=spec.health_checks,
         )
         done: list[ObjectRef] = []
         failed: list[str] = []
@@ -706,7 +710,7 @@ class SyncReconciler:
     ) -> None:
         """Waits until `refs` are healthy (`what` names them in the failure: a wave, or the whole set)."""
         versions = attempt.outcome.applied_versions if applied is None else applied
-        health = await wait_until_healthy(self.live, refs, versions, spec.timeout.total_seconds())
+        health = await wait_until_healthy(self.live, refs, versions, spec.timeout.total_seconds(), spec.health_checks)
         attempt.health = health.message
         if health.state is HealthState.FAILED:  # the wait stopped as soon as an object failed
             subject = f"{what} not healthy: " if what else ""

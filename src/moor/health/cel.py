@@ -34,7 +34,7 @@ from cel_expr_python.ext import ext_optional, ext_strings  # type: ignore[import
 
 from moor.errors import MoorError
 from moor.health.conditions import number, status_of
-from moor.health.rules import describe
+from moor.health.rules import assess_health, describe
 from moor.health.status import HealthState, HealthStatus
 from moor.objects import ObjectRef
 
@@ -213,6 +213,11 @@ def assess_with_checks(obj: Mapping[str, Any], checks: HealthChecks) -> HealthSt
             checks.judged.clear()
         checks.judged[version] = health
     return health
+
+
+def assess_health_by(obj: Mapping[str, Any], checks: HealthChecks) -> HealthStatus:
+    """The health of a live object by its kind's CEL check in `checks`, else by the built-in rules."""
+    return assess_with_checks(obj, checks) or assess_health(obj)
 
 
 def _verdict(obj: Mapping[str, Any], check: HealthCheck) -> tuple[HealthState, str]:

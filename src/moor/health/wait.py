@@ -12,7 +12,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from moor.cluster.cache import LiveCache
-from moor.health import HealthState, HealthStatus, aggregate, assess_health, failures
+from moor.health import HealthState, HealthStatus, aggregate, failures
+from moor.health.cel import HealthChecks, assess_health_by
+from moor.health.library import library_checks
 from moor.objects import KubeObject, ObjectRef
 
 SETTLE = 0.1
@@ -26,15 +28,18 @@ def version_of(obj: KubeObject) -> int | None:
         return None
 
 
-def object_health(cache: LiveCache, ref: ObjectRef, applied: Mapping[ObjectRef, int]) -> HealthStatus:
-    """One object's health as the cache shows it, once the cache has caught up with the last apply."""
+def object_health(
+    cache: LiveCache, ref: ObjectRef, applied: Mapping[ObjectRef, int], checks: HealthChecks | None = None
+) -> HealthStatus:
+    """One object's health as the cache shows it, once the cache has caught up with the last apply, judged
+    by `checks` (a Sync's CEL checks; the built-in library when None) or the built-in rules."""
     obj = cache.get(ref)
     if obj is None:
         return HealthStatus(HealthState.PROGRESSING, f"{ref} does not exist yet", ref)
     wrote, seen = applied.get(ref), version_of(obj)
     if wrote is not None and seen is not None and seen < wrote:
         return HealthStatus(HealthState.PROGRESSING, f"{ref} was just applied; waiting for the watch to show it", ref)
-    return assess_health(obj)
+    return assess_health_by(obj, library_checks() if checks is None else checks)
 
 
 async def wait_until_healthy(
@@ -42,6 +47,7 @@ async def wait_until_healthy(
     refs: Sequence[ObjectRef],
     applied: Mapping[ObjectRef, int],
     within: float,
+    checks: HealthChecks | None = None,
 ) -> HealthStatus:
     """The set's health once all are healthy or one has failed, or as it stands when `within` seconds have passed.
 
@@ -52,13 +58,13 @@ async def wait_until_healthy(
     comes from one look at the whole set.
     """
     deadline = time.monotonic() + within
-    statuses = {ref: object_health(cache, ref, applied) for ref in refs}
+    statuses = {ref: object_health(cache, ref, applied, checks) for ref in refs}
     while True:
         if any(status.state is HealthState.FAILED for status in statuses.values()):
             return failures(statuses.values())
         waiting = [ref for ref, status in statuses.items() if not status.healthy]
         if not waiting:
-            statuses = {ref: object_health(cache, ref, applied) for ref in refs}
+            statuses = {ref: object_health(cache, ref, applied, checks) for ref in refs}
             if all(status.healthy for status in statuses.values()):
                 return aggregate(statuses.values())
             continue
@@ -68,7 +74,7 @@ async def wait_until_healthy(
         await cache.wait_for_change(min(remaining, 1.0))
         # Let a burst of watch events (a rollout updates many objects) settle before judging again.
         await asyncio.sleep(min(SETTLE, max(deadline - time.monotonic(), 0)))
-        statuses.update((ref, object_health(cache, ref, applied)) for ref in waiting)
+        statuses.update((ref, object_health(cache, ref, applied, checks)) for ref in waiting)
 
 
 Read = Callable[[ObjectRef], Awaitable[KubeObject | None]]
@@ -83,6 +89,7 @@ async def poll_until_healthy(
     within: float,
     *,
     still_waiting: Callable[[HealthStatus], Awaitable[None]] | None = None,
+    checks: HealthChecks | None = None,
 ) -> dict[ObjectRef, HealthStatus]:
     """Each object's health once all are healthy or one has failed, or as they stand after `within` seconds.
 
@@ -91,6 +98,7 @@ async def poll_until_healthy(
     """
     deadline = time.monotonic() + within
     told = still_waiting is None
+    checks = library_checks() if checks is None else checks
     statuses: dict[ObjectRef, HealthStatus] = {}
     while True:
         for ref in refs:
@@ -98,7 +106,7 @@ async def poll_until_healthy(
                 continue
             obj = await read(ref)
             statuses[ref] = (
-                assess_health(obj)
+                assess_health_by(obj, checks)
                 if obj is not None
                 else HealthStatus(HealthState.PROGRESSING, f"{ref} does not exist yet", ref)
             )

@@ -11,7 +11,9 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from moor.resources.fields import DNS1123_LABEL, FieldReader
+from moor.health.cel import HealthChecks, InvalidHealthCheck, compile_checks
+from moor.health.library import library_checks
+from moor.resources.fields import DNS1123_LABEL, FieldReader, SpecError
 from moor.resources.kinds import GITREPOSITORY, HELMREPOSITORY, OCIREPOSITORY
 
 DEFAULT_PATH = "."
@@ -29,6 +31,7 @@ DEFAULT_CHART_VERSION = "*"
 CHART_NAME = re.compile(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?")
 DATA_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 MAX_VALUES_FROM = 32
+MAX_HEALTH_CHECKS = 64
 
 
 class DriftMode(StrEnum):
@@ -155,6 +158,9 @@ class SyncSpec:
     approval: ApprovalMode = ApprovalMode.AUTO
     decryption: DecryptionSpec | None = None
     suspend: bool = False
+    # spec.healthChecks compiled, in front of the built-in library: how this Sync judges its objects' health.
+    health_checks: HealthChecks = field(default_factory=library_checks, compare=False, hash=False)
+    git_notes: bool = False  # a finished deployment is noted on its commit (refs/notes), GitRepository sources only
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> SyncSpec:
@@ -190,6 +196,8 @@ class SyncSpec:
             approval=_read_approval(spec.child("approval")),
             decryption=_read_decryption(spec.child("decryption")),
             suspend=spec.boolean("suspend", False),
+            health_checks=_read_health_checks(spec),
+            git_notes=_read_git_notes(spec, source_ref),
         )
 
 
@@ -312,3 +320,35 @@ def _read_decryption(decryption: FieldReader | None) -> DecryptionSpec | None:
         secret_name=secret.required_name("name"),
         provider=decryption.choice("provider", DecryptionProvider, DecryptionProvider.SOPS),
     )
+
+
+def _read_git_notes(spec: FieldReader, source_ref: SourceRef) -> bool:
+    history = spec.child("history")
+    notes = _read_flag(history, "gitNotes")
+    if notes and history is not None and source_ref.kind != GITREPOSITORY.kind:
+        raise history.error("gitNotes", f"needs a GitRepository source, and the source is a {source_ref.kind}")
+    return notes
+
+
+def _read_health_checks(spec: FieldReader) -> HealthChecks:
+    """The Sync's own CEL checks in front of the library's; a bad entry names its index and expression."""
+    entries = spec.items("healthChecks")
+    if not entries:
+        return library_checks()
+    if len(entries) > MAX_HEALTH_CHECKS:
+        raise spec.error("healthChecks", f"may hold at most {MAX_HEALTH_CHECKS} entries, not {len(entries)}")
+    try:
+        own = compile_checks(entry.data for entry in entries)
+    except InvalidHealthCheck as error:
+        raise _naming_the_entry(spec, entries, error) from None
+    return library_checks().overridden_by(own)
+
+
+def _naming_the_entry(spec: FieldReader, entries: list[FieldReader], error: InvalidHealthCheck) -> SpecError:
+    """The SpecError for the first entry of `entries` that does not compile (only looked for once one failed)."""
+    for entry in entries:
+        try:
+            compile_checks([entry.data])
+        except InvalidHealthCheck as failed:
+            return SpecError(entry.obj, entry.path, f"is not a usable health check: {failed}")
+    return spec.error("healthChecks", f"is not usable: {error}")
