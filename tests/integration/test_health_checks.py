@@ -130,3 +130,16 @@ def test_an_expression_that_does_not_compile_is_reported_at_once(moor: Moor, git
     assert "spec.healthChecks[0]" in condition["message"]
     assert "status.conditions.exists(" in condition["message"]
     assert not moor.exists("configmap", "settings"), "nothing is applied with a spec that cannot be used"
+
+
+def test_a_sync_that_declares_itself_does_not_wait_for_its_own_health(moor: Moor, git_repo: GitWorkspace) -> None:
+    spec = {"sourceRef": {"kind": "GitRepository", "name": "app"}, "path": "./app", "interval": "1h"}
+    spec |= {"retryInterval": "2s", "timeout": "20s"}
+    itself = {"apiVersion": "moor.dev/v1", "kind": "Sync", "metadata": {"name": "app"}, "spec": spec}
+    git_repo.write("app/all.yaml", manifest(itself, config_map("settings", {"version": "1"})))
+    git_repo.commit("a Sync that declares itself, waiting for health (the default)")
+    git_repo.push()
+    moor.source_and_sync(git_repo, "./app", sync_spec=yaml.safe_dump({"timeout": "20s"}))
+
+    moor.wait_condition("sync", "app", "True", revision=git_repo.head, timeout=120)
+    assert moor.exists("configmap", "settings")

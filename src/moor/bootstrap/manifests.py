@@ -62,15 +62,13 @@ def sync_object(spec: BootstrapSpec) -> dict[str, Any]:
     """The Sync of the bootstrap path (Moor's own manifests and everything beside them); with `adopt`,
     it takes over the fields it declares from whoever holds them (`force`).
 
-    It does not wait for health (`wait: false`): it declares itself, and a Sync waiting for its own
-    Ready condition would wait until its timeout. The Syncs it declares wait for their own objects, and
-    `moor bootstrap` waits for every Sync."""
+    It waits for the health of what it declares but itself and the other Syncs (no pass waits for a
+    Sync); the Syncs it declares wait for their own objects, and `moor bootstrap` waits for every Sync."""
     body: dict[str, Any] = {
         "sourceRef": {"kind": GITREPOSITORY.kind, "name": BOOTSTRAP_NAME},
         "path": f"./{spec.path.strip('/')}",
         "interval": spec.interval,
         "prune": True,
-        "wait": False,
     }
     if spec.adopt:
         body["force"] = True

@@ -73,7 +73,7 @@ from moor.plan import (
     wave_of,
 )
 from moor.record.snapshots import SnapshotStore
-from moor.resources import SYNC, ApprovalMode, SpecError, SyncSpec, conditions, format_duration
+from moor.resources import GROUP, SYNC, ApprovalMode, SpecError, SyncSpec, conditions, format_duration
 from moor.resources.sync import ChartRef
 from moor.source import Artifact
 
@@ -710,6 +710,7 @@ class SyncReconciler:
     ) -> None:
         """Waits until `refs` are healthy (`what` names them in the failure: a wave, or the whole set)."""
         versions = attempt.outcome.applied_versions if applied is None else applied
+        refs = waited_for(refs)
         health = await wait_until_healthy(self.live, refs, versions, spec.timeout.total_seconds(), spec.health_checks)
         attempt.health = health.message
         if health.state is HealthState.FAILED:  # the wait stopped as soon as an object failed
@@ -796,6 +797,13 @@ async def progress_recorded(progress: asyncio.Future[None]) -> None:
         if cluster_failed(error):
             raise
         raise ProgressNotRecorded(f"could not write the status before applying: {error}") from None
+
+
+def waited_for(refs: Sequence[ObjectRef]) -> list[ObjectRef]:
+    """The objects whose health a pass waits for: all but Syncs. A Sync is Ready only once its own pass
+    ends, so a Sync that declares itself (the bootstrap Sync), or Syncs that declare each other, would wait
+    for one another until the timeout; a Sync that needs another Ready says so with dependsOn."""
+    return [ref for ref in refs if (ref.group, ref.kind) != (GROUP, SYNC.kind)]
 
 
 def failure_of(error: Exception) -> SyncFailed:
