@@ -114,7 +114,7 @@ def test_tags_are_scanned_and_the_policy_follows_the_newest_release(
     assert [obj["status"]["tagCount"] for obj in kinds["ImageRepository"]] == [4]
     assert [obj["status"]["latestTag"] for obj in kinds["ImagePolicy"]] == ["1.4.0"]
     table = moor.cli("get", "images").stdout
-    assert "TAGS" in table and "4 (scanned" in table and "1.4.0 (was 1.3.0)" in table
+    assert "TAGS" in table and "4 tags (scanned" in table and "1.4.0 (was 1.3.0)" in table
 
     assert moor.cli("suspend", "image-repository", "app").returncode == 0
     assert (moor.get("imagerepository", "app") or {})["spec"]["suspend"] is True

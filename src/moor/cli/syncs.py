@@ -11,11 +11,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from moor import operations
 from moor.cli.options import Target, output_option, print_document, run_async, target_options
 from moor.cluster.api import KubeApi
 from moor.errors import MoorError
 from moor.health import HealthState
-from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
+from moor.objects import KubeObject, ObjectRef
 from moor.resources import (
     API_VERSION,
     GITREPOSITORY,
@@ -95,8 +96,9 @@ def summary(obj: KubeObject) -> str:
     if kind == IMAGEREPOSITORY.kind:
         if "tagCount" not in status:
             return ""
+        count = f"{status['tagCount']} tag{'' if status['tagCount'] == 1 else 's'}"
         scanned = status.get("lastScanTime")
-        return f"{status['tagCount']} (scanned {_since(scanned)} ago)" if scanned else str(status["tagCount"])
+        return f"{count} (scanned {_since(scanned)} ago)" if scanned else count
     if kind == IMAGEPOLICY.kind:
         latest = str(status.get("latestTag") or "")
         previous = status.get("previousTag")
@@ -236,9 +238,7 @@ async def _reconcile(target: Target, kind: str, name: str, with_source: bool, ti
 
 async def request_and_wait(api: KubeApi, kind: str, namespace: str, name: str, timeout: float) -> bool:
     """Sets the reconcile annotation, waits until the controller has handled it, prints the outcome."""
-    token = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    ref = ref_of(kind, namespace, name)
-    await api.merge_patch(ref, {"metadata": {"annotations": {RECONCILE_ANNOTATION: token}}})
+    token = await operations.request_reconcile(api, ref_of(kind, namespace, name))
     deadline = time.monotonic() + timeout
     err = Console(stderr=True)
     with err.status(f"waiting for {kind} {namespace}/{name}") as spinner:
@@ -292,12 +292,7 @@ async def _set_suspend(target: Target, kind: str, name: str, suspend: bool) -> i
     namespace = target.resolve_namespace()
     async with target.connect() as api:
         await fetch(api, kind, namespace, name)
-        await api.merge_patch(ref_of(kind, namespace, name), {"spec": {"suspend": suspend}})
-        if not suspend:
-            token = datetime.now(UTC).isoformat()
-            await api.merge_patch(
-                ref_of(kind, namespace, name), {"metadata": {"annotations": {RECONCILE_ANNOTATION: token}}}
-            )
+        await operations.set_suspend(api, ref_of(kind, namespace, name), suspend)
     click.echo(f"{kind} {namespace}/{name} {'suspended' if suspend else 'resumed'}")
     return 0
 

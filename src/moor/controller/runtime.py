@@ -142,7 +142,7 @@ class Controller:
     def __init__(self, api: KubeApi, options: ControllerOptions) -> None:
         self.api = api
         self.options = options
-        self.live = LiveCache(api)
+        self.live = LiveCache(api, on_recovered=self._retry_failed_soon)
         self.events = EventRecorder(api)
         self.metrics = Metrics()
         self.metrics.watch_api_requests(api.client.requests)
@@ -160,14 +160,14 @@ class Controller:
             reporter,
             SnapshotStore(api),
             self.lookup,
-            Claims(lambda: self._objects(SYNC.kind)),
+            Claims(lambda: self.objects(SYNC.kind)),
             options.apply_concurrency,
             tenancy=options.tenancy,
         )
         self.live.subscribe(self._on_managed_change)
         notify = NotifierOptions(cross_namespace=not options.tenancy.no_cross_namespace_refs)
         self.notifier = Notifier(api, self.lookup, self.metrics, notify)
-        self.dora = DoraMetrics(HistoryStore(api), self.metrics, lambda: self._objects(GITREPOSITORY.kind))
+        self.dora = DoraMetrics(HistoryStore(api), self.metrics, lambda: self.objects(GITREPOSITORY.kind))
         self.events.subscribe(self.notifier.listen)
         self.events.subscribe(self.dora.listen)
         images = ImageStore(api)
@@ -214,7 +214,7 @@ class Controller:
             return None
         return informer.objects.get((GROUP, kind, namespace, name))
 
-    def _objects(self, kind: str) -> list[KubeObject]:
+    def objects(self, kind: str) -> list[KubeObject]:
         informer = self._informers.get(kind)
         return list(informer.objects.values()) if informer is not None else []
 
@@ -291,7 +291,7 @@ class Controller:
             await asyncio.sleep(every)
             managed = {
                 (str(entry.get("group", "")), str(entry["kind"]))
-                for sync in self._objects(SYNC.kind)
+                for sync in self.objects(SYNC.kind)
                 for entry in (sync.get("status") or {}).get("inventory") or []
             }
             for group, kind in await self.live.retain_kinds(managed):
@@ -370,7 +370,7 @@ class Controller:
     def _on_scanned(self, namespace: str, name: str) -> None:
         """An ImageRepository's tags changed (or are known for the first time since the start): its
         ImagePolicies choose again."""
-        for policy in self._objects(IMAGEPOLICY.kind):
+        for policy in self.objects(IMAGEPOLICY.kind):
             ref = (policy.get("spec") or {}).get("imageRepositoryRef") or {}
             own = policy["metadata"].get("namespace", "")
             if ref.get("name") == name and (ref.get("namespace") or own) == namespace:
@@ -434,21 +434,26 @@ class Controller:
 
     def _queue_image_updates(self, changed: KubeObject) -> None:
         """An ImagePolicy's choice or failed tags changed: the ImageUpdates of its namespace write again. A
-        Sync's outcome changed (Ready, the applied revision, a rollback): the ImageUpdates writing to the
+        GitRepository's revision changed: the ImageUpdates writing to it look at the new commit. A Sync's
+        outcome changed (Ready, the applied revision, a rollback): the ImageUpdates writing to the
         GitRepository it applies follow their commits."""
         key = ObjectKey.of(changed)
         if key.kind == IMAGEPOLICY.kind:
-            for update in self._objects(IMAGEUPDATE.kind):
+            for update in self.objects(IMAGEUPDATE.kind):
                 if update["metadata"].get("namespace", "") == key.namespace:
                     self.queue.add(ObjectKey.of(update))
             return
-        if key.kind != SYNC.kind:
+        repository: tuple[str, str | None]
+        if key.kind == GITREPOSITORY.kind:
+            repository = (key.namespace, key.name)  # a new commit (a marker fixed in Git): write again now
+        elif key.kind == SYNC.kind:
+            source = (changed.get("spec") or {}).get("sourceRef") or {}
+            if (source.get("kind") or GITREPOSITORY.kind) != GITREPOSITORY.kind:
+                return
+            repository = (str(source.get("namespace") or key.namespace), source.get("name"))
+        else:
             return
-        source = (changed.get("spec") or {}).get("sourceRef") or {}
-        if (source.get("kind") or GITREPOSITORY.kind) != GITREPOSITORY.kind:
-            return
-        repository = (source.get("namespace") or key.namespace, source.get("name"))
-        for update in self._objects(IMAGEUPDATE.kind):
+        for update in self.objects(IMAGEUPDATE.kind):
             target = (update.get("spec") or {}).get("sourceRef") or {}
             own = update["metadata"].get("namespace", "")
             if (target.get("namespace") or own, target.get("name")) == repository:
