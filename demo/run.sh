@@ -112,6 +112,50 @@ YAML
 "$moor" get sources -n moor-system
 "$kubectl" get deployments -n guestbook-staging
 
+say "CI pushes a new image; Moor spots it, commits the new tag to Git, and the Sync rolls it out"
+crane="$(readlink -f "$tools/crane")"
+tar -cf "$work/empty-layer.tar" -T /dev/null
+for tag in 6.7.1 6.8.0; do
+  "$crane" append --insecure -f "$work/empty-layer.tar" -t "127.0.0.1:$port/podinfo:$tag" >/dev/null 2>&1
+done
+echo "pushed 127.0.0.1:$port/podinfo:6.7.1 and :6.8.0"
+"$kubectl" apply -f - <<YAML
+apiVersion: moor.dev/v1
+kind: ImageRepository
+metadata: {name: podinfo, namespace: moor-system}
+spec:
+  image: 127.0.0.1:$port/podinfo
+  insecure: true
+  interval: 1m
+---
+apiVersion: moor.dev/v1
+kind: ImagePolicy
+metadata: {name: podinfo, namespace: moor-system}
+spec:
+  imageRepositoryRef: {name: podinfo}
+  policy: {semver: {range: ">=6.0.0 <7.0.0"}}
+---
+apiVersion: moor.dev/v1
+kind: ImageUpdate
+metadata: {name: examples, namespace: moor-system}
+spec:
+  sourceRef: {kind: GitRepository, name: examples}
+  update: {path: ./guestbook}
+  git:
+    commit:
+      author: {name: Moor image automation, email: moor@example.com}
+YAML
+"$moor" reconcile image-repository podinfo -n moor-system
+"$moor" get images -n moor-system
+for _ in $(seq 1 120); do
+  git -C "$work/checkout" pull -q --rebase origin main 2>/dev/null || true
+  grep -q "newTag: 6.8.0" "$work/checkout/guestbook/overlays/dev/kustomization.yaml" && break
+  sleep 0.5
+done
+git -C "$work/checkout" log -1 --format='%h %an: %B' | sed '/^$/d'
+"$moor" reconcile sync guestbook-dev -n moor-system --with-source
+echo "web runs $("$kubectl" get deployment web -n guestbook-dev -o jsonpath='{.spec.template.spec.containers[0].image}')"
+
 say "A third-party chart from a Helm chart repository: a newer version inside the range rolls in like a commit"
 mkdir -p "$work/charts"
 cp -r "$root/examples/charts/guestbook-cache" "$work/guestbook-cache"
@@ -157,3 +201,4 @@ echo "guestbook-cache 0.2.0 published"
 "$kubectl" get deployment guestbook-cache -n guestbook-cache -o jsonpath='{.spec.template.spec.containers[0].image}{"\n"}'
 
 say "Done. The cluster keeps running: KUBECONFIG=$KUBECONFIG; stop it with 'make demo-down'."
+echo "See it all in the dashboard: KUBECONFIG=$KUBECONFIG $moor ui   (prints its address; your own kubeconfig)"
