@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Moor demo: a local control plane, a Git repository holding examples/, Moor keeping the
 # guestbook's dev overlay true in the cluster, then a new commit landing, then the guestbook published
-# to a local OCI registry and its staging overlay synced from there. Run by `make demo`.
+# to a local OCI registry and its staging overlay synced from there, a new image spotted in the registry
+# and committed to Git by the image automation, and a chart installed from a chart repository. Run by `make demo`.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
