@@ -103,6 +103,11 @@ def test_helm_hooks_run_by_weight_around_the_main_objects(moor: Moor, git_repo: 
     tree = json.loads(moor.cli("tree", "sync", "app", "-o", "json").stdout)
     placed = {(row["phase"], row["wave"], row["name"]) for row in tree}
     assert {("pre", -1, "first"), ("pre", 0, "second"), ("main", 0, "web"), ("post", 0, "after")} <= placed
+    recorded = json.loads(moor.cli("history", "sync", "app", "-o", "json").stdout)
+    lines = [line for record in recorded for line in record.get("hooks") or []]
+    assert f"pre-install Job {moor.namespace}/first (wave -1): Succeeded" in lines, "the record keeps its hooks"
+    assert f"post-install Job {moor.namespace}/after (wave 0): Succeeded" in lines
+    assert "HOOKS" in moor.cli("history", "sync", "app").stdout
 
     # An upgrade: the named pre-upgrade hooks are deleted and created again (before-hook-creation); the
     # pre-install-only hook does not run.
@@ -229,6 +234,38 @@ def test_argo_cd_hooks_and_sync_waves_in_a_plain_directory(moor: Moor, git_repo:
     assert inventory_kinds(moor) == {"Deployment", "ConfigMap"}
     kept = {entry["name"] for entry in (moor.get("sync", "app") or {})["status"]["inventory"]}
     assert kept == {"early", "middle", "late"}, "hooks, Sync hooks and skipped objects are not inventoried"
+
+
+def test_hooks_with_a_generate_name_in_a_plain_directory(moor: Moor, git_repo: GitWorkspace) -> None:
+    git_repo.write(
+        "app/all.yaml",
+        manifest(
+            job("migrate-", {"argocd.argoproj.io/hook": "PreSync"}),
+            job("migrate-", {"argocd.argoproj.io/hook": "PreSync"}),  # two alike: told apart by position
+            deployment("web"),
+        ),
+    )
+    git_repo.commit("hooks with only a generateName")
+    git_repo.push()
+    moor.source_and_sync(git_repo, "./app", sync_spec="timeout: 2m")
+
+    moor.wait_condition("sync", "app", "True", timeout=240)
+
+    generated = [j for j in jobs(moor) if j["metadata"]["name"].startswith("migrate-")]
+    assert len(generated) == 2, "each hook with a generateName is created, once"
+    assert [result for _, _, result in hooks_of(moor)] == ["Succeeded", "Succeeded"]
+    assert inventory_kinds(moor) == {"Deployment"}
+
+
+def test_an_object_with_only_a_generate_name_must_be_a_hook(moor: Moor, git_repo: GitWorkspace) -> None:
+    unnamed = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "settings-"}}
+    git_repo.write("app/all.yaml", manifest(unnamed))
+    git_repo.commit("a generateName that is not a hook")
+    git_repo.push()
+    moor.source_and_sync(git_repo, "./app")
+
+    condition = moor.wait_condition("sync", "app", "False", timeout=60)
+    assert "generateName" in condition["message"] and "only hooks" in condition["message"]
 
 
 def crd(group: str) -> dict[str, Any]:

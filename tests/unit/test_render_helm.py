@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from moor.render import HelmOptions, RenderError, RenderRequest, render
-from moor.render.helm import CHART_CRD_ANNOTATION, GENERATE_NAME_ANNOTATION
+from moor.render.helm import CHART_CRD_ANNOTATION
 from moor.render.request import MAX_VALUES_LAYER_BYTES, ValuesLayer
 
 
@@ -240,7 +240,7 @@ async def test_install_or_upgrade_is_what_the_request_says(
     assert (release["data"]["install"], release["data"]["upgrade"]) == (install, upgrade)
 
 
-async def test_the_charts_crds_and_hooks_with_only_a_generate_name_are_marked(tmp_path: Path) -> None:
+async def test_the_charts_crds_are_marked_and_hooks_keep_their_generate_name(tmp_path: Path) -> None:
     hook = """
 apiVersion: batch/v1
 kind: Job
@@ -256,6 +256,6 @@ spec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: bus
     by_kind = {obj["kind"]: obj for obj in objects}
     assert by_kind["CustomResourceDefinition"]["metadata"]["annotations"] == {CHART_CRD_ANNOTATION: "true"}
     job = by_kind["Job"]["metadata"]
-    assert job["annotations"][GENERATE_NAME_ANNOTATION] == job["generateName"]
+    assert "name" not in job and job["annotations"] == {"helm.sh/hook": "pre-install"}, "no placeholder name"
     assert job["generateName"].startswith("migrate-")
     assert "annotations" not in by_kind["ConfigMap"]["metadata"], "templates' objects are not marked"

@@ -19,7 +19,7 @@ from moor.controller.source_store import SourceStore
 from moor.names import LABEL_VALUE_MAX, fit_name
 from moor.objects import PRUNE_ANNOTATION, PRUNE_DISABLED, SYNC_LABEL, KubeObject, ObjectRef
 from moor.plan import HOOK_LABEL, PhaseError, Phases, prepare_desired, split_phases, with_arriving_kinds
-from moor.render.helm import CHART_CRD_ANNOTATION, GENERATE_NAME_ANNOTATION
+from moor.render.helm import CHART_CRD_ANNOTATION
 from moor.render.request import ValuesLayer
 from moor.resources import SyncSpec
 from moor.resources.sync import HelmSpec, ValuesKind
@@ -167,7 +167,7 @@ async def phased_objects(
     if any(discovery.known_namespaced(str(o.get("apiVersion", "")), str(o.get("kind", ""))) is None for o in rendered):
         await discovery.refresh(force=False)
     prune_crds = spec.helm is not None and spec.helm.prune_crds
-    objects = [_chart_crd(_with_generate_name(obj), prune=prune_crds) for obj in rendered]
+    objects = [_chart_crd(obj, prune=prune_crds) for obj in rendered]
     kept, phases = split_phases(objects, is_upgrade=is_upgrade)
     for obj in kept:
         if not (obj.get("metadata") or {}).get("name"):
@@ -187,21 +187,6 @@ async def phased_objects(
         return placed
 
     return prepare_desired(kept, key, spec.target_namespace, scope, home), phases.placed(place_hook)
-
-
-def _with_generate_name(obj: KubeObject) -> KubeObject:
-    """An object the chart gave only a generateName, as the chart wrote it (without the placeholder name)."""
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    if GENERATE_NAME_ANNOTATION not in annotations:
-        return obj
-    metadata = {key: value for key, value in obj["metadata"].items() if key != "name"}
-    metadata["generateName"] = annotations[GENERATE_NAME_ANNOTATION]
-    rest = {key: value for key, value in annotations.items() if key != GENERATE_NAME_ANNOTATION}
-    if rest:
-        metadata["annotations"] = rest
-    else:
-        metadata.pop("annotations", None)
-    return {**obj, "metadata": metadata}
 
 
 def _chart_crd(obj: KubeObject, *, prune: bool) -> KubeObject:

@@ -19,9 +19,6 @@ from moor.render.tool import run_tool, scratch_directory, tool_environment
 from moor.render.tree import CHART_FILE, Target, relative
 
 _SOURCE_COMMENT = re.compile(rb"^# Source: (.+?)[ \t\r]*$", re.MULTILINE)
-GENERATE_NAME_ANNOTATION = "moor.dev/generate-name"
-"""Stands in for `metadata.generateName` on a chart's object that has no name, which carries a placeholder
-name through validation; the controller restores `generateName` before it places hooks."""
 CHART_CRD_ANNOTATION = "moor.dev/chart-crd"
 """Marks a CustomResourceDefinition that comes from a chart's `crds/` directory (not from its templates)."""
 
@@ -30,8 +27,7 @@ async def template_chart(target: Target, request: RenderRequest, budget: ParseBu
     """`helm template` of the target chart, CRDs included, seeing the cluster's version and API versions.
 
     Hooks come out like other objects (Moor orders them into phases); tests do not (`--skip-tests`). The
-    chart's `crds/` come out marked with CHART_CRD_ANNOTATION, and objects with only a `generateName` with
-    GENERATE_NAME_ANNOTATION (and a placeholder name).
+    chart's `crds/` come out marked with CHART_CRD_ANNOTATION.
 
     Values merge in this order, the later winning: the chart's own values.yaml, `values_files`, each
     `values_from` layer in order, then the inline values.
@@ -190,29 +186,19 @@ def _documents(output: bytes, target: Target, what: str, budget: ParseBudget) ->
         counts[source] += 1
         body = document.body
         if isinstance(body, dict) and found >= 0:
-            body = _marked(body, templates[found], counts[source])
+            body = _marked(body, templates[found])
         named.append(Document(source, counts[source], None, body))
     return named
 
 
-def _marked(body: dict[str, Any], template: str, index: int) -> dict[str, Any]:
-    """`body` with the annotations that say it is one of the chart's CRDs, or has only a generateName."""
+def _marked(body: dict[str, Any], template: str) -> dict[str, Any]:
+    """`body` with the annotation that says it is one of the chart's CRDs, when it is."""
     metadata = body.get("metadata")
-    if not isinstance(metadata, dict):
-        return body
-    marks: dict[str, str] = {}
-    if _is_chart_crd(template) and body.get("kind") == "CustomResourceDefinition":
-        marks[CHART_CRD_ANNOTATION] = "true"
-    generate = metadata.get("generateName")
-    named = dict(metadata)
-    if isinstance(generate, str) and generate and not metadata.get("name"):
-        marks[GENERATE_NAME_ANNOTATION] = generate
-        named["name"] = f"{generate}{index}"  # a placeholder, unique within its template
-    if not marks:
+    if not isinstance(metadata, dict) or not _is_chart_crd(template) or body.get("kind") != "CustomResourceDefinition":
         return body
     annotations = metadata.get("annotations")
-    named["annotations"] = {**(annotations if isinstance(annotations, dict) else {}), **marks}
-    return {**body, "metadata": named}
+    marked = {**(annotations if isinstance(annotations, dict) else {}), CHART_CRD_ANNOTATION: "true"}
+    return {**body, "metadata": {**metadata, "annotations": marked}}
 
 
 def _is_chart_crd(template: str) -> bool:

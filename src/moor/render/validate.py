@@ -12,7 +12,8 @@ from moor.render.errors import RenderError
 
 
 def collect_objects(documents: Iterable[Document]) -> list[KubeObject]:
-    """The objects the documents define, in document order; refuses malformed and duplicate objects."""
+    """The objects the documents define, in document order; refuses malformed and duplicate objects (an
+    object with only a generateName, which only a hook may be, is never a duplicate)."""
     objects: list[KubeObject] = []
     first_seen: dict[Identity, str] = {}
     for document in documents:
@@ -20,6 +21,9 @@ def collect_objects(documents: Iterable[Document]) -> list[KubeObject]:
             continue
         for where, obj in _flatten(document.body, document.describe()):
             _check(obj, where)
+            if not obj["metadata"].get("name"):  # only a generateName: a new object each time, told apart by position
+                objects.append(obj)
+                continue
             ref = ObjectRef.of(obj)
             earlier = first_seen.setdefault(ref.identity, where)
             if earlier is not where:
@@ -69,8 +73,11 @@ def _check(obj: KubeObject, where: str) -> None:
         raise RenderError(f"{where} has no kind")
     if not isinstance(metadata, dict):
         raise RenderError(f"{where} ({kind}) has no metadata")
-    name, namespace = metadata.get("name"), metadata.get("namespace")
-    if not name or not isinstance(name, str):
+    name, namespace = metadata.get("name") or None, metadata.get("namespace")
+    generate_name = metadata.get("generateName")
+    if name is None and generate_name and isinstance(generate_name, str):
+        name = f"{generate_name}*"
+    elif not name or not isinstance(name, str):
         raise RenderError(f"{where} ({kind}) has no metadata.name")
     if namespace is not None and not isinstance(namespace, str):
         raise RenderError(f"{where} ({kind} {name}) has a metadata.namespace that is not a string")
