@@ -153,6 +153,7 @@ class ImageUpdateReconciler:
         key = (ref.namespace, ref.name)
         if fingerprint is not None and self._unchanged.get(key) == fingerprint:
             return str(_ready_message(status) or f"{branch} is up to date")
+        before = self._policy_statuses(status)
         auth = await self._auth(repository, repository_spec)
         signing = await self._signing_key(obj, spec)
         automation = f"{ref.namespace}/{ref.name}"
@@ -172,7 +173,10 @@ class ImageUpdateReconciler:
                 await request_reconcile(self.api, ObjectRef.of(repository))  # roll it out now, not at its interval
             pushed_to = ", ".join(f"{p.commit[:12]} to {p.branch}" for p, _ in result.pushed)
             return f"pushed {pushed_to}"
-        if remembered and (seen := self._fingerprint(obj, repository, status)) is not None:
+        # Remembered only if no policy moved while the pass ran: a tag chosen meanwhile was not written, and
+        # the pass queued by its change must clone again.
+        seen = self._fingerprint(obj, repository, status) if remembered else None
+        if seen is not None and self._policy_statuses(status) == before:
             self._unchanged[key] = seen
         held = f"; holding {', '.join(map(str, sorted(result.held)))} (latest tag failed)" if result.held else ""
         return f"{result.branch} is up to date with {len(result.policies)} image policies{held}"
@@ -334,13 +338,17 @@ class ImageUpdateReconciler:
         revision = ((repository.get("status") or {}).get("artifact") or {}).get("revision")
         if not revision:
             return None
+        generation = obj["metadata"].get("generation")
+        return (generation, repository["metadata"].get("generation"), revision, self._policy_statuses(status))
+
+    def _policy_statuses(self, status: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
+        """The status of each policy the last pass observed, as the informer holds it now."""
         policies = []
         for entry in status.get("observedPolicies") or []:
             namespace, _, name = str(entry.get("policy") or "").partition("/")
             policy = self.lookup(IMAGEPOLICY.kind, namespace, name)
             policies.append((namespace, name, repr((policy or {}).get("status"))))
-        generation = obj["metadata"].get("generation")
-        return (generation, repository["metadata"].get("generation"), revision, tuple(policies))
+        return tuple(policies)
 
     async def _auth(self, repository: KubeObject, spec: GitRepositorySpec) -> GitAuth | None:
         if not spec.secret_name:
