@@ -255,6 +255,7 @@ def test_hooks_with_a_generate_name_in_a_plain_directory(moor: Moor, git_repo: G
     assert len(generated) == 2, "each hook with a generateName is created, once"
     assert [result for _, _, result in hooks_of(moor)] == ["Succeeded", "Succeeded"]
     assert inventory_kinds(moor) == {"Deployment"}
+    assert "2 hook(s) would run" in moor.cli("diff", "sync", "app").stdout
 
 
 def test_an_object_with_only_a_generate_name_must_be_a_hook(moor: Moor, git_repo: GitWorkspace) -> None:
@@ -335,8 +336,13 @@ def test_a_sync_blocked_on_a_hook_says_which_and_why(moor: Moor, git_repo: GitWo
     git_repo.push()
     moor.source_and_sync(git_repo, "./app", sync_spec="timeout: 20s")
 
-    waiting = moor.wait_condition("sync", "app", "Unknown", timeout=120)
-    assert f"waiting for PreSync hook Job {moor.namespace}/migrate (wave 0) to complete" in waiting["message"]
+    told = f"waiting for PreSync hook Job {moor.namespace}/migrate (wave 0) to complete"
+
+    def waiting_told() -> dict[str, Any] | None:
+        condition = moor.condition("sync", "app")
+        return condition if condition and condition["status"] == "Unknown" and told in condition["message"] else None
+
+    waiting = moor.wait_for("the Sync saying which hook it waits for", waiting_told, 120)  # after "applying ..."
     assert "running" in waiting["message"] or "0 succeeded" in waiting["message"]
 
     failed = moor.wait_condition("sync", "app", "False", reason="HookFailed", timeout=120)

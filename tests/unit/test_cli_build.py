@@ -130,6 +130,31 @@ def test_a_chart_takes_values_files_from_the_command_line(checkout: Path) -> Non
     assert "spec.helm.valuesFiles" in refused.stderr and "'..'" in refused.stderr
 
 
+def test_a_charts_hooks_are_printed_after_its_objects(checkout: Path) -> None:
+    chart = checkout / "chart"
+    write(chart / "Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n")
+    write(
+        chart / "templates" / "all.yaml",
+        """\
+        apiVersion: batch/v1
+        kind: Job
+        metadata:
+          generateName: migrate-
+          annotations: {"helm.sh/hook": pre-install}
+        spec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: busybox}]}}}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: settings}
+        """,
+    )
+
+    objects = objects_of(moor_build("--path", chart))
+
+    assert [obj["kind"] for obj in objects] == ["ConfigMap", "Job"]
+    assert objects[1]["metadata"]["generateName"] == "migrate-" and "name" not in objects[1]["metadata"]
+
+
 def test_invalid_yaml_fails_naming_the_file_and_the_line(checkout: Path) -> None:
     write(checkout / "app" / "good.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good}\n")
     write(checkout / "app" / "broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a: b\n")

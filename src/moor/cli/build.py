@@ -2,7 +2,8 @@
 
 `moor build --path DIR` needs no cluster (what CI runs on a pull request): the Sync is described by
 flags or by `--sync-file`, read with the same checks as the controller's, and rendered with
-`moor.controller.rendering.desired_objects`: the same renderers, validation and errors. Without a cluster
+`moor.controller.rendering.phased_objects`: the same renderers, validation and errors (hooks printed after
+the objects). Without a cluster
 only the built-in kinds' scope is known: objects of other kinds keep the namespace Git gives them
 (unless their CRD is in the same render). `moor build sync NAME` reads the Sync and its GitRepository from the cluster,
 fetches the revision with the controller's source code and renders it exactly as a reconcile would.
@@ -27,11 +28,11 @@ from moor import render
 from moor.cli.options import Target, run_async, target_options
 from moor.cli.syncs import fetch
 from moor.cluster.discovery import Discovery, ResourceType
-from moor.controller.rendering import desired_objects, helm_values_from
+from moor.controller.rendering import helm_values_from, phased_objects
 from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
 from moor.objects import KubeObject, split_api_version
-from moor.plan import DuplicateObjectError, MissingNamespaceError
+from moor.plan import DuplicateObjectError, MissingNamespaceError, Phases
 from moor.resources import API_VERSION, GITREPOSITORY, SYNC, SyncSpec
 from moor.source import ArtifactCache
 
@@ -181,7 +182,9 @@ async def _build_offline(sync: KubeObject, directory: Path, key_file: Path | Non
     keys = _keys_from_file(key_file)
     try:
         spec = SyncSpec.from_object(sync)
-        objects = await desired_objects(sync, spec, root, OfflineDiscovery(), keys, keep_encrypted=keys is None)
+        objects = with_hooks(
+            *await phased_objects(sync, spec, root, OfflineDiscovery(), keys, keep_encrypted=keys is None)
+        )
     except MANIFEST_ERRORS as error:
         return _manifest_error(error)
     _print_objects(objects, output)
@@ -203,8 +206,16 @@ async def _build_sync(
                     local_spec = _with_path(sync, _relative_path(local_path, root))
                     local = SyncSpec.from_object(local_spec)
                     values = await helm_values_from(local_spec, local, api)
-                    objects = await desired_objects(
-                        local_spec, local, root, api.discovery, keys, keep_encrypted=keys is None, values_from=values
+                    objects = with_hooks(
+                        *await phased_objects(
+                            local_spec,
+                            local,
+                            root,
+                            api.discovery,
+                            keys,
+                            keep_encrypted=keys is None,
+                            values_from=values,
+                        )
                     )
                 else:
                     repository = await fetch(api, spec.source_ref.kind, spec.source_ref.namespace, spec.source_ref.name)
@@ -214,13 +225,26 @@ async def _build_sync(
                     else:
                         artifact = await sources.artifact(repository, revision)
                     values = await helm_values_from(sync, spec, api)
-                    objects = await desired_objects(
-                        sync, spec, artifact.path, api.discovery, keys, keep_encrypted=keys is None, values_from=values
+                    objects = with_hooks(
+                        *await phased_objects(
+                            sync,
+                            spec,
+                            artifact.path,
+                            api.discovery,
+                            keys,
+                            keep_encrypted=keys is None,
+                            values_from=values,
+                        )
                     )
             except MANIFEST_ERRORS as error:
                 return _manifest_error(error)
     _print_objects(objects, output)
     return 0
+
+
+def with_hooks(objects: list[KubeObject], phases: Phases) -> list[KubeObject]:
+    """What a render applies: the objects a Sync keeps, then the hooks its passes would run."""
+    return [*objects, *(hook.obj for hook in phases.hooks)]
 
 
 def checkout_root(directory: Path) -> Path:

@@ -25,11 +25,11 @@ from moor.cli.options import Target, run_async, target_options
 from moor.cli.syncs import fetch
 from moor.cluster.api import KubeApi, UnknownKind
 from moor.cluster.client import ApiError
-from moor.controller.rendering import decryption_keys, desired_objects, helm_values_from, sync_key
+from moor.controller.rendering import decryption_keys, helm_values_from, phased_objects, sync_key
 from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
 from moor.objects import SYNC_LABEL, Identity, KubeObject, ObjectRef
-from moor.plan import Action, DesiredSet, ObjectChange, decide_drift, plan_changes
+from moor.plan import Action, DesiredSet, ObjectChange, Phases, decide_drift, plan_changes
 from moor.resources import SYNC, SyncSpec
 from moor.source import ArtifactCache
 
@@ -63,7 +63,8 @@ async def _diff(target: Target, name: str, local_root: Path | None) -> int:
     async with target.connect() as api:
         sync = await fetch(api, SYNC.kind, namespace, name)
         spec = SyncSpec.from_object(sync)
-        desired = DesiredSet.of(await _render(api, sync, spec, local_root))
+        objects, phases = await _render(api, sync, spec, local_root)
+        desired = DesiredSet.of(objects)
         inventory = tuple(ObjectRef.from_dict(entry) for entry in (sync.get("status") or {}).get("inventory") or [])
         found = await _live_objects(api, [*desired.refs, *inventory])
         plan = plan_changes(
@@ -86,23 +87,28 @@ async def _diff(target: Target, name: str, local_root: Path | None) -> int:
         changed += 1
     for change in plan.kept:
         console.print(Text(f"  {change.ref} would be kept from pruning: {change.reason}", style="yellow"))
+    if phases.hooks:
+        names = ", ".join(hook.describe() for hook in phases.hooks)
+        console.print(Text(f"{len(phases.hooks)} hook(s) would run when the revision changes: {names}", style="cyan"))
     if changed == 0:
         console.print("no differences")
     return 1 if changed else 0
 
 
-async def _render(api: KubeApi, sync: KubeObject, spec: SyncSpec, local_root: Path | None) -> list[KubeObject]:
-    """The Sync's desired objects: its source's revision, or the local directory `local_root`."""
+async def _render(
+    api: KubeApi, sync: KubeObject, spec: SyncSpec, local_root: Path | None
+) -> tuple[list[KubeObject], Phases]:
+    """The Sync's desired objects and hooks: its source's revision, or the local directory `local_root`."""
     with tempfile.TemporaryDirectory(prefix="moor-diff-") as scratch:
         sources = SourceStore(api, ArtifactCache(Path(scratch)))
         keys = await decryption_keys(sync, spec, sources)
         values = await helm_values_from(sync, spec, api)
         if local_root is not None:
             local_spec, checkout = _local(spec, local_root)
-            return await desired_objects(sync, local_spec, checkout, api.discovery, keys, values_from=values)
+            return await phased_objects(sync, local_spec, checkout, api.discovery, keys, values_from=values)
         repository = await fetch(api, spec.source_ref.kind, spec.source_ref.namespace, spec.source_ref.name)
         artifact = await sources.newest(repository, spec)
-        return await desired_objects(sync, spec, artifact.path, api.discovery, keys, values_from=values)
+        return await phased_objects(sync, spec, artifact.path, api.discovery, keys, values_from=values)
 
 
 async def _live_objects(api: KubeApi, refs: Sequence[ObjectRef]) -> dict[Identity, KubeObject]:
