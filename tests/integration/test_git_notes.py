@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +16,7 @@ from moor.record.git_notes import DeploymentNote, NoteOutcome, push_deployment_n
 from moor.source.auth import GitAuth
 from moor.source.errors import AuthenticationFailed
 from tests.support.git_fixtures import GitHttpServer, GitWorkspace, run_git
+from tests.support.moor_fixtures import Moor, config_map, manifest
 
 pytestmark = pytest.mark.git
 
@@ -134,3 +137,47 @@ async def test_notes_are_pushed_with_the_repository_s_credentials(git_http_serve
     assert [n.commit for n in await read_deployment_notes(repo.url, credentials)] == [commit]
     with pytest.raises(AuthenticationFailed):
         await push_deployment_note(repo.url, None, commit, note("guestbook", 2, commit))
+
+
+def test_a_sync_that_opts_in_notes_each_finished_deployment_on_its_commit(moor: Moor, git_repo: GitWorkspace) -> None:
+    git_repo.write("app/settings.yaml", manifest(config_map("settings", {"version": "1"})))
+    deployed = git_repo.commit("version 1")
+    git_repo.push()
+    moor.source_and_sync(git_repo, "./app", sync_spec="history: {gitNotes: true}")
+    moor.wait_condition("sync", "app", "True", timeout=120)
+
+    def noted() -> str:
+        shown = subprocess.run(
+            ["git", "--git-dir", str(git_repo.bare), "notes", "--ref=moor", "show", deployed],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return shown.stdout if shown.returncode == 0 else ""
+
+    document = json.loads(moor.wait_for("the deployment note on the deployed commit", noted, 60).splitlines()[0])
+    assert (document["namespace"], document["sync"], document["result"]) == (moor.namespace, "app", "Succeeded")
+    assert document["cluster"] == (os.environ.get("MOOR_CLUSTER_NAME") or "default")
+    assert git_repo.remote_rev_parse("main") == deployed, "the branch itself is untouched"
+    result = CliRunner().invoke(audit, ["--from-git", git_repo.url, "-o", "jsonl"])
+    assert result.exit_code == 0, result.output
+    entries = [json.loads(line) for line in result.output.splitlines()]
+    assert [(e["sync"], e["commit"], e["action"]) for e in entries] == [("app", deployed, "deployment")]
+
+
+def test_a_note_the_repository_refuses_is_an_event_and_the_sync_stays_ready(moor: Moor, git_repo: GitWorkspace) -> None:
+    git_repo.write("app/settings.yaml", manifest(config_map("settings", {"version": "1"})))
+    git_repo.commit("version 1")
+    git_repo.push()
+    refusing = git_repo.bare / "hooks" / "pre-receive"
+    refusing.write_text("#!/bin/sh\necho 'notes are not welcome here' >&2\nexit 1\n")
+    refusing.chmod(0o755)
+    moor.source_and_sync(git_repo, "./app", sync_spec="history: {gitNotes: true}")
+    moor.wait_condition("sync", "app", "True", timeout=120)
+
+    def failure_event() -> str:
+        listed = moor.kubectl("get", "events", "-n", moor.namespace, "-o", "json").stdout
+        found = [item["message"] for item in json.loads(listed)["items"] if item.get("reason") == "GitNoteFailed"]
+        return found[0] if found else ""
+
+    message = moor.wait_for("a GitNoteFailed event", failure_event, 90)
+    assert "could not be written to Git" in message
+    assert (moor.condition("sync", "app") or {}).get("status") == "True", "a note never fails the deployment"

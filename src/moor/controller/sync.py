@@ -72,8 +72,19 @@ from moor.plan import (
     plan_changes,
     wave_of,
 )
+from moor.record.git_notes import NoteTarget
 from moor.record.snapshots import SnapshotStore
-from moor.resources import GROUP, SYNC, ApprovalMode, SpecError, SyncSpec, conditions, format_duration
+from moor.resources import (
+    GITREPOSITORY,
+    GROUP,
+    SYNC,
+    ApprovalMode,
+    GitRepositorySpec,
+    SpecError,
+    SyncSpec,
+    conditions,
+    format_duration,
+)
 from moor.resources.sync import ChartRef
 from moor.source import Artifact
 
@@ -188,6 +199,8 @@ class SyncReconciler:
         self.tenancy.check_references(attempt.ref, spec)
         self.check_dependencies(spec)
         repository = self.source_of(spec)
+        if spec.git_notes and spec.source_ref.kind == GITREPOSITORY.kind:
+            attempt.note_target = lambda: self.note_target(repository)
         source_revision = await self.newest_revision(attempt.sync, spec, repository)
         choice = choose_revision(
             source_revision, attempt.status, attempt.annotations, manual_approval=spec.approval is ApprovalMode.MANUAL
@@ -498,6 +511,11 @@ class SyncReconciler:
             detail = f": {ready.message}" if ready and ready.message else ""
             raise SyncFailed(conditions.SOURCE_NOT_READY, f"source {where} has no artifact yet{detail}")
         return repository
+
+    async def note_target(self, repository: KubeObject) -> NoteTarget:
+        """Where deployment notes of a Sync of `repository` are pushed: its URL, with its credentials."""
+        access = await self.sources.access(repository, GitRepositorySpec.from_object(repository))
+        return NoteTarget(access.url, access.auth, access.timeout)
 
     async def newest_revision(self, sync: KubeObject, spec: SyncSpec, repository: KubeObject) -> str:
         """The source's newest revision: the one its status names, or for a chart of a HelmRepository the

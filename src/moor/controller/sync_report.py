@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 from moor.plan import Drift
 from moor.record import readiness
 from moor.record.events import NORMAL, WARNING, EventRecorder
+from moor.record.git_notes import DeploymentNote, NoteTarget, push_deployment_note
 from moor.record.history import HistoryStore, OpenRecord, record_ref
 from moor.record.metrics import Metrics
 from moor.record.status import write_status
@@ -41,6 +43,9 @@ DRIFT_CORRECTED = "DriftCorrected"
 DRIFT_CORRECTION = "drift correction"
 SETTLED_RESULTS = ("Succeeded", DRIFT_CORRECTED, ROLLED_BACK)
 HOOK_FAILED = "HookFailed"
+GIT_NOTE_FAILED = "GitNoteFailed"
+CLUSTER_NAME_VARIABLE = "MOOR_CLUSTER_NAME"
+DEFAULT_CLUSTER_NAME = "default"
 """A hook failed, or did not finish within the Sync's timeout: the revision failed."""
 T = TypeVar("T")
 
@@ -105,6 +110,8 @@ class Attempt:
     """revision -> its commit's time, for every revision this pass fetched (history and lead times)."""
     hooks: list[dict[str, Any]] = field(default_factory=list)
     """The hooks this pass ran, in order, each with its result (status.hooks and the record's hooks)."""
+    note_target: Callable[[], Awaitable[NoteTarget]] | None = None
+    """Where the finished record goes as a git note (spec.history.gitNotes), looked up only when it is written."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -123,12 +130,37 @@ class Attempt:
         return bool(self.outcome.created or self.outcome.configured or self.outcome.deleted)
 
 
+def cluster_name() -> str:
+    """The name deployment notes give this cluster: $MOOR_CLUSTER_NAME, or "default"."""
+    return os.environ.get(CLUSTER_NAME_VARIABLE, "").strip() or DEFAULT_CLUSTER_NAME
+
+
+@dataclass
+class NotePushes:
+    """Deployment notes being pushed in the background: a pass never waits for a Git server."""
+
+    cluster: str = field(default_factory=cluster_name)
+    running: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def start(self, push: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(push)
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    async def stop(self) -> None:
+        """Cancels the pushes still running (at shutdown) and waits for them to end."""
+        for task in list(self.running):
+            task.cancel()
+        await asyncio.gather(*self.running, return_exceptions=True)
+
+
 @dataclass
 class SyncReporter:
     api: KubeApi
     events: EventRecorder
     history: HistoryStore
     metrics: Metrics | None = None
+    notes: NotePushes = field(default_factory=NotePushes)
     _interruptions: dict[tuple[str, str], Interruption] = field(default_factory=dict, init=False, repr=False)
     """By the Sync's namespace and name: the record its last attempt left open, and why."""
 
@@ -425,9 +457,28 @@ class SyncReporter:
             raise unrecorded
         if opened or attempt.record is not None:
             newest = int(status["historySequence"])
+            if attempt.note_target is not None:
+                sequence = attempt.record.sequence if attempt.record is not None else newest
+                finished = {"metadata": {"namespace": ref.namespace}, "spec": {"sync": ref.name, **fields}}
+                finished["spec"]["sequence"] = sequence
+                self.notes.start(self._push_note(attempt, attempt.note_target, finished))
             await recorded(
                 f"the deletion of old SyncRecords of {ref}", self.history.trim(ref.namespace, ref.name, newest)
             )
+
+    async def _push_note(
+        self, attempt: Attempt, target_of: Callable[[], Awaitable[NoteTarget]], record: KubeObject
+    ) -> None:
+        """Writes one finished record as a git note on its commit; a failure is an Event and a log line."""
+        note = DeploymentNote.from_record(record, self.notes.cluster)
+        revision = str(record["spec"].get("revision") or "")
+        try:
+            target = await target_of()
+            await push_deployment_note(target.url, target.auth, note.commit, note, timeout=target.timeout)
+        except MoorError as error:  # NotePushFailed, a SourceError, the credentials' Secret missing
+            message = f"the deployment note of {revision} could not be written to Git: {error}"
+            log.warning("%s: %s", attempt.ref, message)
+            await self.events.emit(attempt.sync, WARNING, GIT_NOTE_FAILED, message, revision=revision)
 
     @staticmethod
     def _record_fields(attempt: Attempt) -> dict[str, Any]:

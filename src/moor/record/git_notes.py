@@ -138,6 +138,15 @@ class DeploymentNote:
 
 
 @dataclass(frozen=True)
+class NoteTarget:
+    """Where a Sync's deployment notes go: its GitRepository's URL, credentials and time limit."""
+
+    url: str
+    auth: GitAuth | None
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class NoteOutcome:
     """How a push went: the commit annotated, whether the line was new, how many pushes it took."""
 
