@@ -3,6 +3,7 @@ from typing import Any
 
 import pytest
 
+from moor.health.cel import assess_health_by
 from moor.resources import (
     ApprovalMode,
     DependencyRef,
@@ -318,3 +319,34 @@ def test_a_charts_crds_are_kept_unless_the_sync_opts_in_to_pruning_them() -> Non
 
     assert kept.helm is not None and not kept.helm.prune_crds
     assert pruned.helm is not None and pruned.helm.prune_crds
+
+
+CERTIFICATE_CHECK = {
+    "apiVersion": "example.com/v1",
+    "kind": "Certificate",
+    "current": "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True')",
+}
+
+
+def test_own_health_checks_come_before_the_library() -> None:
+    checks = SyncSpec.from_object(sync(healthChecks=[CERTIFICATE_CHECK])).health_checks
+    certificate = {"apiVersion": "example.com/v1", "kind": "Certificate", "metadata": {"name": "tls"}}
+
+    assert "not current yet" in assess_health_by(certificate, checks).message
+    assert checks.find("cert-manager.io", "Certificate") is not None, "the library's checks stay"
+    assert SyncSpec.from_object(sync()).health_checks.find("example.com", "Certificate") is None
+
+
+def test_a_health_check_that_does_not_compile_names_the_entry_and_the_expression() -> None:
+    broken = {**CERTIFICATE_CHECK, "failed": "status.phase =="}
+    with pytest.raises(SpecError, match=r"Sync moor-system/guestbook: spec.healthChecks\[1\] .*'status.phase =='"):
+        SyncSpec.from_object(sync(healthChecks=[CERTIFICATE_CHECK, broken]))
+
+
+def test_git_notes_need_a_git_repository() -> None:
+    assert SyncSpec.from_object(sync(history={"gitNotes": True})).git_notes
+    helm = sync(
+        sourceRef={"kind": "HelmRepository", "name": "charts"}, chart={"name": "web"}, history={"gitNotes": True}
+    )
+    with pytest.raises(SpecError, match=r"spec.history.gitNotes needs a GitRepository source"):
+        SyncSpec.from_object(helm)
