@@ -135,7 +135,11 @@ def test_the_content_limit_counts_every_member(tmp_path: Path) -> None:
     refused_and_nothing_left(tmp_path, path, ArtifactTooLarge, "its files take more than", max_bytes=200_000)
 
 
-@pytest.mark.parametrize("content", [b"", b"plain text, not gzip", gzip.compress(b"not a tar" * 100)])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"plain text, not gzip", gzip.compress(b"not a tar" * 100)],
+    ids=["empty", "plain text", "gzip, not tar"],
+)
 def test_something_else_than_a_gzip_tarball_is_unsupported(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "layer.tar.gz"
     path.write_bytes(content)
