@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +35,7 @@ from moor.web.receiver import HOOK_PATH
 from tests.integration.test_image_scan import push, registry_secrets, status_of, wait_status
 from tests.support.cluster_fixtures import Kubectl, namespace_name
 from tests.support.git_fixtures import GitHttpServer, GitWorkspace
-from tests.support.moor_fixtures import ControllerProcess, Moor, free_port, manifest
+from tests.support.moor_fixtures import MOOR, ControllerProcess, Moor, free_port, manifest
 from tests.support.registry_fixtures import Notifications, Registry, TestCA
 
 pytestmark = pytest.mark.cluster
@@ -202,6 +204,15 @@ def settled(moor: Moor, commit: str) -> None:
     moor.wait_for(f"the ImageUpdate to settle after {commit[:12]}", healthy, 120)
 
 
+def wide_cli(moor: Moor, *args: str) -> str:
+    """`moor ARGS -n NS` printed on a terminal wide enough that no table cell wraps."""
+    env = {**os.environ, "KUBECONFIG": str(moor.kubeconfig), "COLUMNS": "400", "NO_COLOR": "1"}
+    argv = [*MOOR, *args, "-n", moor.namespace]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
 def test_pushed_tags_are_committed_rolled_out_and_a_broken_one_is_rolled_back_and_skipped(
     e2e_moor: Moor, notifying_registry: Registry, git_http_server: GitHttpServer, tmp_path: Path
 ) -> None:
@@ -260,6 +271,10 @@ def test_pushed_tags_are_committed_rolled_out_and_a_broken_one_is_rolled_back_an
     back = wait_committed(moor, repo, f"{image}:1.3.0")  # Git says again what runs
     assert f"Moor-Image-Update: {moor.namespace}/app {image} 1.4.0-broken -> 1.3.0" in repo.remote_log()[0]
     settled(moor, back)
+    for verb in (("history", "sync", "app"), ("audit",)):  # the story as a person reads it
+        shown = wide_cli(moor, *verb)
+        assert "app 1.3.0 -> 1.4.0-broken by automation, rolled back at" in shown, shown
+        assert "app 1.2.0 -> 1.3.0 by automation" in shown, shown
 
     push(registry, tmp_path, repository, "1.3.1")
     wait_committed(moor, repo, f"{image}:1.3.1")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from moor.automation.message import TemplateError, check_template, commit_message, read_trailers
+from moor.automation.message import TemplateError, check_template, commit_message, describe_image_moves, read_trailers
 from moor.automation.setters import Change, Field, ImageRef, PolicyName
 
 APP = PolicyName("apps", "app")
@@ -60,3 +60,17 @@ def test_a_digest_only_change_shows_the_digests() -> None:
 def test_bad_templates_are_refused(template: str, problem: str) -> None:
     with pytest.raises(TemplateError, match=problem):
         check_template(template)
+
+
+def test_history_and_audit_describe_the_moves_a_commit_made_and_its_rollback() -> None:
+    message = (
+        "Update images\n\n"
+        "Moor-Image-Update: apps/web registry.example:5000/team/web 1.4.0 -> 1.5.0\n"
+        "Moor-Automation: apps/web"
+    )
+    assert describe_image_moves(message, "Succeeded", "2026-12-02T10:00:00Z") == "web 1.4.0 -> 1.5.0 by automation"
+    assert (
+        describe_image_moves(message, "RolledBack", "2026-12-02T10:05:00Z")
+        == "web 1.4.0 -> 1.5.0 by automation, rolled back at 2026-12-02 10:05:00"
+    )
+    assert describe_image_moves("a commit by a person", "Succeeded", "") == ""

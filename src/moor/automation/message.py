@@ -110,6 +110,16 @@ def commit_message(
     return f"{body}\n\n" + "\n".join(trailers) + "\n"
 
 
+def describe_image_moves(message: str, result: str, finished_at: str) -> str:
+    """What a deployed commit did to images, for `moor history` and `moor audit`, one line per move:
+    `app 1.4 -> 1.5 by automation`, with `, rolled back at <time>` when the deployment was rolled back."""
+    rolled_back = f", rolled back at {finished_at.replace('T', ' ').rstrip('Z')}" if result == "RolledBack" else ""
+    return "\n".join(
+        f"{move.image.rpartition('/')[2]} {move.old} -> {move.new} by automation{rolled_back}"
+        for move in read_trailers(message)
+    )
+
+
 def read_trailers(message: str) -> list[ImageMove]:
     """The image moves a commit message's `Moor-Image-Update` trailers record (for history and audit)."""
     moves = []

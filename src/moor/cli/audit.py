@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from moor.automation.message import describe_image_moves
 from moor.cli.options import Target, lines_output_option, print_document, run_async, target_options
 from moor.cli.syncs import short_revision
 from moor.errors import MoorError
@@ -130,9 +131,17 @@ def _show(entries: list[dict[str, Any]], output: str) -> None:
 
 def _print(entries: list[dict[str, Any]]) -> None:
     table = Table(box=None, pad_edge=False)
-    for column in ("TIME", "SYNC", "ACTION", "RESULT", "REVISION", "AUTHOR", "APPROVED BY", "CHANGES"):
-        table.add_column(column, no_wrap=column not in ("AUTHOR", "APPROVED BY"))
-    for entry in entries:
+    images = [
+        describe_image_moves(
+            str(entry.get("commitMessage", "")), str(entry["result"]), str(entry.get("finishedAt", ""))
+        )
+        for entry in entries
+    ]
+    columns = ["TIME", "SYNC", "ACTION", "RESULT", "REVISION", "AUTHOR", "APPROVED BY", "CHANGES"]
+    columns += ["IMAGES"] if any(images) else []
+    for column in columns:
+        table.add_column(column, no_wrap=column not in ("AUTHOR", "APPROVED BY", "IMAGES"))
+    for entry, moved in zip(entries, images, strict=True):
         changes = entry["changes"]
         counts = f"+{len(changes['created'])} ~{len(changes['updated'])} -{len(changes['pruned'])}"
         table.add_row(
@@ -146,6 +155,7 @@ def _print(entries: list[dict[str, Any]]) -> None:
             str(entry["author"]),
             str(entry["approvedBy"]),
             counts,
+            *([moved] if any(images) else []),
         )
     Console().print(table if entries else "No recorded deployments.")
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from moor import operations
+from moor.automation.message import describe_image_moves
 from moor.cli.options import Target, lines_output_option, print_document, run_async, target_options
 from moor.cli.syncs import fetch, ref_of, short_revision
 from moor.cluster.api import KubeApi
@@ -64,14 +65,16 @@ async def _history(target: Target, name: str, output: str) -> int:
 def _print_history(records: list[dict[str, Any]]) -> None:
     approvals = any(record.get("approvedBy") for record in records)
     hooks = any(record.get("hooks") for record in records)
+    images = [_image_moves(record) for record in records]
     columns = ["#", "REVISION", "RESULT", "STARTED", "TOOK", "CHANGED", "AUTHOR"] + (
         ["APPROVED BY"] if approvals else []
     )
     columns += ["HOOKS"] if hooks else []
+    columns += ["IMAGES"] if any(images) else []
     table = Table(box=None, pad_edge=False)
     for column in columns:
-        table.add_column(column, no_wrap=column not in ("AUTHOR", "APPROVED BY", "HOOKS"))
-    for record in records:
+        table.add_column(column, no_wrap=column not in ("AUTHOR", "APPROVED BY", "HOOKS", "IMAGES"))
+    for record, moved in zip(records, images, strict=True):
         result = str(record.get("result", ""))
         style = {"Succeeded": "green", "DriftCorrected": "cyan", "InProgress": "yellow"}.get(result, "red")
         attempts = int(record.get("attempts") or 1)
@@ -89,8 +92,17 @@ def _print_history(records: list[dict[str, Any]]) -> None:
             row.append(str(record.get("approvedBy", "")))
         if hooks:  # one line per hook run: `pre-upgrade Job ns/migrate (wave 0): Succeeded`
             row.append("\n".join(str(line) for line in record.get("hooks") or []))
+        if any(images):
+            row.append(moved)
         table.add_row(*row)
     Console().print(table if records else "No recorded attempts.")
+
+
+def _image_moves(record: dict[str, Any]) -> str:
+    """The images the deployed commit moved, read from the image automation's trailers in its message."""
+    return describe_image_moves(
+        str(record.get("message", "")), str(record.get("result", "")), str(record.get("finishedAt", ""))
+    )
 
 
 def _took(record: dict[str, Any]) -> str:
