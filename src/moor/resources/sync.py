@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import posixpath
 import re
 from collections.abc import Mapping
@@ -338,10 +340,18 @@ def _read_health_checks(spec: FieldReader) -> HealthChecks:
     if len(entries) > MAX_HEALTH_CHECKS:
         raise spec.error("healthChecks", f"may hold at most {MAX_HEALTH_CHECKS} entries, not {len(entries)}")
     try:
-        own = compile_checks(entry.data for entry in entries)
+        return _compiled(json.dumps([entry.data for entry in entries], sort_keys=True))
     except InvalidHealthCheck as error:
         raise _naming_the_entry(spec, entries, error) from None
-    return library_checks().overridden_by(own)
+    except TypeError:  # not plain data: the entry that is not says which
+        raise _naming_the_entry(spec, entries, InvalidHealthCheck("not plain data")) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(entries: str) -> HealthChecks:
+    """`healthChecks` (as JSON) compiled in front of the library, once per distinct list: the spec is read
+    on every pass, and Syncs that share entries share their compiled checks and verdicts."""
+    return library_checks().overridden_by(compile_checks(json.loads(entries)))
 
 
 def _naming_the_entry(spec: FieldReader, entries: list[FieldReader], error: InvalidHealthCheck) -> SpecError:
