@@ -15,11 +15,11 @@ from moor.cli.options import Target, output_option, print_document, run_async, t
 from moor.cli.syncs import fetch, ready_of, short_revision
 from moor.cluster.api import KubeApi
 from moor.errors import MoorError
-from moor.health.cel import HealthChecks, assess_health_by
-from moor.health.library import library_checks
+from moor.health.cel import assess_health_by
 from moor.objects import KubeObject, ObjectRef
 from moor.plan import PhaseError, wave_of
-from moor.resources import SYNC, SpecError, SyncSpec
+from moor.resources import SYNC
+from moor.resources.sync import health_checks_of
 
 # -- tree --------------------------------------------------------------------------------------------
 
@@ -39,14 +39,6 @@ def tree_sync(target: Target, name: str, output: str) -> None:
     raise SystemExit(run_async(_tree(target, name, output)))
 
 
-def _health_checks_of(sync: KubeObject) -> HealthChecks:
-    """The checks the controller judges the Sync's objects by (the library alone when its spec is unusable)."""
-    try:
-        return SyncSpec.from_object(sync).health_checks
-    except SpecError:
-        return library_checks()
-
-
 async def _tree(target: Target, name: str, output: str) -> int:
     namespace = target.resolve_namespace()
     async with target.connect() as api:
@@ -56,7 +48,7 @@ async def _tree(target: Target, name: str, output: str) -> int:
         hooks = [entry for entry in status.get("hooks") or [] if entry.get("kind") and entry.get("name")]
         hook_refs = [ObjectRef.from_dict(entry) for entry in hooks]
         live = await asyncio.gather(*(_get_quietly(api, ref) for ref in [*inventory, *hook_refs]))
-    checks = _health_checks_of(sync)
+    checks = health_checks_of(sync)
     rows: list[dict[str, Any]] = []
     for ref, obj in zip(inventory, live, strict=False):
         health = assess_health_by(obj, checks) if obj is not None else None

@@ -17,6 +17,7 @@ from moor.cluster.api import KubeApi
 from moor.cluster.client import KubeClient
 from moor.cluster.config import load_credentials
 from moor.controller.runtime import Controller, ControllerOptions
+from moor.controller.sync_report import DEFAULT_CLUSTER_NAME
 from moor.controller.tenancy import TenancyPolicy
 from moor.render.tool import DEFAULT_MAX_CONCURRENT_RENDERS, RenderBudget, configure_render_budget
 from moor.resources.fields import DNS1123_SUBDOMAIN
@@ -148,6 +149,13 @@ DEFAULT_NAMESPACE = "moor-system"
     show_default=True,
     help="Address the dashboard listens on.",
 )
+@click.option(
+    "--cluster-name",
+    envvar="MOOR_CLUSTER_NAME",
+    default=DEFAULT_CLUSTER_NAME,
+    show_default=True,
+    help="The name of this cluster in deployment notes (a Sync's spec.history.gitNotes).",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 @target_options
 def run(
@@ -169,6 +177,7 @@ def run(
     request_timeout: float,
     ui_port: int,
     ui_address: str,
+    cluster_name: str,
     log_level: str,
 ) -> None:
     """Run the controller until SIGTERM or Ctrl-C."""
@@ -181,6 +190,7 @@ def run(
         apply_concurrency=apply_concurrency,
         tenancy=TenancyPolicy(_service_account_name(default_service_account), no_cross_namespace_refs),
         artifact_limits=ArtifactLimits(_size(max_artifact_size, "--max-artifact-size"), max_artifact_files),
+        cluster_name=cluster_name,
     )
     configure_render_budget(RenderBudget(_size(max_render_memory, "--max-render-memory"), max_concurrent_renders))
     raise_open_file_limit()

@@ -39,7 +39,7 @@ from moor.controller.rendering import sync_key
 from moor.controller.scheduling import Requeue, cluster_failed
 from moor.controller.source_store import SourceStore
 from moor.controller.sync import SyncReconciler
-from moor.controller.sync_report import Attempt, SyncReporter
+from moor.controller.sync_report import DEFAULT_CLUSTER_NAME, Attempt, NotePushes, SyncReporter
 from moor.controller.tenancy import TenancyPolicy
 from moor.errors import MoorError
 from moor.notify import Notifier, NotifierOptions
@@ -102,6 +102,7 @@ class ControllerOptions:
     history_retention: int = DEFAULT_RETENTION
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
     artifact_limits: ArtifactLimits = field(default_factory=ArtifactLimits)
+    cluster_name: str = DEFAULT_CLUSTER_NAME
 
 
 SOURCES = (GITREPOSITORY, OCIREPOSITORY, HELMREPOSITORY)
@@ -152,12 +153,15 @@ class Controller:
         self.repositories = GitRepositoryReconciler(sources, self.events, self.metrics)
         self.registries = OCIRepositoryReconciler(sources.registries, self.events, self.metrics)
         self.helm_repositories = HelmRepositoryReconciler(sources.charts, self.events, self.metrics)
-        reporter = SyncReporter(api, self.events, HistoryStore(api, options.history_retention), self.metrics)
+        history = HistoryStore(api, options.history_retention)
+        self.reporter = SyncReporter(
+            api, self.events, history, self.metrics, notes=NotePushes(cluster=options.cluster_name)
+        )
         self.syncs = SyncReconciler(
             api,
             self.live,
             sources,
-            reporter,
+            self.reporter,
             SnapshotStore(api),
             self.lookup,
             Claims(lambda: self.objects(SYNC.kind)),
@@ -237,6 +241,7 @@ class Controller:
             log.info("shutting down")
             await self.tasks.stop()
             await self.queue.stop()
+            await self.reporter.notes.stop()
             await self.notifier.stop()
             await self.dora.stop()
             for informer in self._informers.values():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from moor.record.metrics import Metrics
 from moor.record.status import write_status
 from moor.resources import SYNC, Condition, conditions, set_condition
 from moor.resources.conditions import format_time
+from moor.supervised import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ DRIFT_CORRECTION = "drift correction"
 SETTLED_RESULTS = ("Succeeded", DRIFT_CORRECTED, ROLLED_BACK)
 HOOK_FAILED = "HookFailed"
 GIT_NOTE_FAILED = "GitNoteFailed"
-CLUSTER_NAME_VARIABLE = "MOOR_CLUSTER_NAME"
 DEFAULT_CLUSTER_NAME = "default"
 """A hook failed, or did not finish within the Sync's timeout: the revision failed."""
 T = TypeVar("T")
@@ -130,16 +129,12 @@ class Attempt:
         return bool(self.outcome.created or self.outcome.configured or self.outcome.deleted)
 
 
-def cluster_name() -> str:
-    """The name deployment notes give this cluster: $MOOR_CLUSTER_NAME, or "default"."""
-    return os.environ.get(CLUSTER_NAME_VARIABLE, "").strip() or DEFAULT_CLUSTER_NAME
-
-
 @dataclass
 class NotePushes:
     """Deployment notes being pushed in the background: a pass never waits for a Git server."""
 
-    cluster: str = field(default_factory=cluster_name)
+    cluster: str = DEFAULT_CLUSTER_NAME
+    """The name deployment notes give this cluster (`moor run --cluster-name`)."""
     running: set[asyncio.Task[None]] = field(default_factory=set)
 
     def start(self, push: Awaitable[None]) -> None:
@@ -149,9 +144,7 @@ class NotePushes:
 
     async def stop(self) -> None:
         """Cancels the pushes still running (at shutdown) and waits for them to end."""
-        for task in list(self.running):
-            task.cancel()
-        await asyncio.gather(*self.running, return_exceptions=True)
+        await cancel_and_wait(self.running)
 
 
 @dataclass

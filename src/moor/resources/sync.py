@@ -203,6 +203,14 @@ class SyncSpec:
         )
 
 
+def health_checks_of(sync: Mapping[str, Any]) -> HealthChecks:
+    """The checks the controller judges a Sync's objects by (the library alone when its spec is unusable)."""
+    try:
+        return SyncSpec.from_object(sync).health_checks
+    except SpecError:
+        return library_checks()
+
+
 def _read_source_ref(spec: FieldReader, own_namespace: str) -> SourceRef:
     ref = spec.child("sourceRef")
     if ref is None:

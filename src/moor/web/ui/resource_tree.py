@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from moor.health import HealthState, assess_health
+from moor.health import HealthState
+from moor.health.cel import HealthChecks, assess_health_by
 from moor.objects import Identity, KubeObject, ObjectRef
+from moor.resources.sync import health_checks_of
 
 CHILD_KINDS = (("apps", "v1", "ReplicaSet", "replicasets"), ("", "v1", "Pod", "pods"), ("batch", "v1", "Job", "jobs"))
 """What the cluster makes of managed objects, listed per namespace for the tree: (group, version, kind, plural)."""
@@ -74,11 +76,12 @@ def build_tree(
     for child in children:
         for owner in (child.get("metadata") or {}).get("ownerReferences") or []:
             owned[str(owner.get("uid", ""))].append(child)
+    checks = health_checks_of(sync)
     nodes = []
     for entry in status.get("inventory") or []:
         ref = ObjectRef.from_dict(entry)
         obj = live(ref)
-        nodes.append(_node(ref, obj, True, drift.get(ref.identity), owned, 0))
+        nodes.append(_node(ref, obj, True, drift.get(ref.identity), owned, 0, checks))
     return tuple(nodes)
 
 
@@ -89,10 +92,11 @@ def _node(
     drifted: Drifted | None,
     owned: Mapping[str, list[KubeObject]],
     depth: int,
+    checks: HealthChecks,
 ) -> Node:
     if obj is None:
         return Node(ref, "Missing", f"{ref} does not exist", managed, drifted)
-    health = assess_health(obj)
+    health = assess_health_by(obj, checks)
     uid = str((obj.get("metadata") or {}).get("uid", ""))
     kids = sorted(owned.get(uid, []) if uid and depth < MAX_DEPTH else [], key=lambda o: ObjectRef.of(o).sort_key())
     return Node(
@@ -101,7 +105,7 @@ def _node(
         health.message,
         managed,
         drifted,
-        tuple(_node(ObjectRef.of(kid), kid, False, None, owned, depth + 1) for kid in kids),
+        tuple(_node(ObjectRef.of(kid), kid, False, None, owned, depth + 1, checks) for kid in kids),
     )
 
 
