@@ -35,7 +35,7 @@ unit: venv tools
 	$(BIN)/pytest tests/unit -q
 
 test: setup lint
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
 
 demo: setup
 	@bash demo/run.sh

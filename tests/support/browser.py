@@ -1,7 +1,9 @@
 """A real browser for the dashboard's tests: Playwright driving Debian's Chromium (no browser download).
 
-`browser` is session-scoped (one Chromium for all tests); each test opens its own context (cookies
-and storage of its own) with `browser.new_context()`. Import the fixture into a test module:
+`browser` is module-scoped (one Chromium per test module); each test opens its own context (cookies
+and storage of its own) with `browser.new_context()`. Not session-scoped: Playwright's sync API keeps an
+event loop running in the process while it is started, and every later test that calls `asyncio.run`
+would fail, so it is stopped when the module's tests are done. Import the fixture into a test module:
 `from tests.support.browser import browser  # noqa: F401`.
 """
 
@@ -25,10 +27,10 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is not installed")
+        pytest.fail(f"{CHROMIUM} is not installed: `make setup` installs Debian's chromium")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
