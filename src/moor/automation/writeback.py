@@ -217,21 +217,7 @@ async def _refetch(git: GitSession, remote: GitUrl, target: Target, tree: Path, 
         raise git.failure("git fetch", fetched.stderr)
     if target.replace_own is not None:
         if not first:
-            base = target.checkout_branch
-            await git.run(
-                "-C",
-                tree,
-                "fetch",
-                "--quiet",
-                "--depth",
-                "1",
-                "origin",
-                f"+refs/heads/{base}:refs/remotes/origin/{base}",
-                operation="git fetch",
-            )
-            await git.run(
-                "-C", tree, "reset", "--quiet", "--hard", f"refs/remotes/origin/{base}", operation="git reset"
-            )
+            await _reset_to_remote(git, tree, target.checkout_branch)
         if not exists:
             return _Start("", replace=False)
         tip = (
@@ -247,20 +233,15 @@ async def _refetch(git: GitSession, remote: GitUrl, target: Target, tree: Path, 
     if exists:
         await git.run("-C", tree, "reset", "--quiet", "--hard", f"refs/remotes/origin/{branch}", operation="git reset")
     elif not first:
-        base = target.checkout_branch
-        await git.run(
-            "-C",
-            tree,
-            "fetch",
-            "--quiet",
-            "--depth",
-            "1",
-            "origin",
-            f"+refs/heads/{base}:refs/remotes/origin/{base}",
-            operation="git fetch",
-        )
-        await git.run("-C", tree, "reset", "--quiet", "--hard", f"refs/remotes/origin/{base}", operation="git reset")
+        await _reset_to_remote(git, tree, target.checkout_branch)
     return _Start(await _head(git, tree), replace=False)
+
+
+async def _reset_to_remote(git: GitSession, tree: Path, branch: str) -> None:
+    """The work tree at the remote's tip of `branch` (fetched again: it may have moved since the clone)."""
+    refspec = f"+refs/heads/{branch}:refs/remotes/origin/{branch}"
+    await git.run("-C", tree, "fetch", "--quiet", "--depth", "1", "origin", refspec, operation="git fetch")
+    await git.run("-C", tree, "reset", "--quiet", "--hard", f"refs/remotes/origin/{branch}", operation="git reset")
 
 
 async def _head(git: GitSession, tree: Path) -> str:
