@@ -7,7 +7,6 @@ asks for a token once and keeps it until it expires."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_ocirepository import registry_secrets
 from tests.support.moor_fixtures import Moor, config_map, manifest
 from tests.support.registry_fixtures import PushedArtifact, Registry, TestCA
 
@@ -24,28 +24,6 @@ def push(registry: Registry, tmp_path: Path, repository: str, tag: str) -> Pushe
     content.mkdir()
     (content / "app.yaml").write_text(manifest(config_map("app", {"version": tag})))
     return registry.push_image_layer(content, repository, tag)
-
-
-def registry_secrets(moor: Moor, registry: Registry, password: str | None = None) -> None:
-    auth = base64.b64encode(f"{registry.username}:{password or registry.password}".encode()).decode()
-    config = json.dumps({"auths": {registry.host: {"auth": auth}}}).encode()
-    moor.apply(
-        manifest(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "registry-auth"},
-                "type": "kubernetes.io/dockerconfigjson",
-                "data": {".dockerconfigjson": base64.b64encode(config).decode()},
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "registry-ca"},
-                "data": {"ca.crt": base64.b64encode(registry.ca_bundle.read_bytes()).decode()},
-            },
-        )
-    )
 
 
 def image_repository(moor: Moor, registry: Registry, repository: str, name: str = "app") -> None:
