@@ -3,6 +3,7 @@ corrected, reported, or left alone as the Sync asks."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.request
@@ -82,6 +83,43 @@ def test_alert_mode_reports_drift_with_its_author_and_changes_nothing(moor: Moor
     moor.kubectl("label", "deployment", "web", "-n", moor.namespace, "tier=frontend", "--overwrite")
     moor.wait_for("the Drifted condition to go", lambda: moor.condition("sync", "app", "Drifted") is None, 10)
     assert moor.cli("drift", "sync", "app").returncode == 0
+
+
+def secret_synced(moor: Moor, git_repo: GitWorkspace, sync_spec: str = "") -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token"}, "stringData": {"token": "s3cr3t"}}
+    git_repo.write("app.yaml", manifest(secret))
+    git_repo.commit("a Secret declared with stringData")
+    git_repo.push()
+    moor.source_and_sync(git_repo, sync_spec=sync_spec)
+    moor.wait_condition("sync", "app", "True")
+
+
+def patch_token(moor: Moor, value: bytes) -> None:
+    data = json.dumps({"data": {"token": base64.b64encode(value).decode()}})
+    moor.kubectl("patch", "secret", "token", "-n", moor.namespace, "--type=merge", "-p", data)
+
+
+def token(moor: Moor) -> bytes:
+    return base64.b64decode(moor.get("secret", "token")["data"]["token"])
+
+
+def test_a_secret_key_declared_in_string_data_and_changed_by_hand_is_drift(moor: Moor, git_repo: GitWorkspace) -> None:
+    secret_synced(moor, git_repo, sync_spec="drift: {mode: alert}")
+    patch_token(moor, b"changed")
+    moor.wait_condition("sync", "app", "True", type_="Drifted", timeout=15)
+    (entry,) = moor.get("sync", "app")["status"]["drift"]
+    assert (entry["kind"], entry["name"], entry["paths"]) == ("Secret", "token", ["/data/token"])
+    assert entry["manager"] == "kubectl-patch"
+    assert token(moor) == b"changed", "alert mode changes nothing"
+    assert b"s3cr3t" not in json.dumps(moor.get("sync", "app")).encode()
+
+
+def test_correct_mode_puts_a_secret_key_declared_in_string_data_back(moor: Moor, git_repo: GitWorkspace) -> None:
+    secret_synced(moor, git_repo)
+    patch_token(moor, b"changed")
+    moor.wait_for("the token to be put back", lambda: token(moor) == b"s3cr3t", timeout=15)
+    messages = moor.wait_for("a DriftCorrected event", lambda: events(moor, "DriftCorrected"), timeout=10)
+    assert "/data/token" in messages[0] and "kubectl-patch" in messages[0]
 
 
 def test_ignore_mode_neither_reports_nor_corrects(moor: Moor, git_repo: GitWorkspace) -> None:

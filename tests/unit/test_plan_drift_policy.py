@@ -117,3 +117,27 @@ def test_only_changes_to_fields_moor_applied_count_as_possible_drift() -> None:
     unmanaged_annotated["metadata"]["annotations"] = {"x": "y"}
     assert may_have_drifted(unmanaged, unmanaged_annotated)
     assert not may_have_drifted(None, live), "an object appearing is no drift"
+
+
+def test_a_secret_key_declared_in_string_data_and_changed_in_data_may_be_drift() -> None:
+    """The server records Moor's `stringData` keys under f:stringData and stores them in data: the field
+    set stays the same when someone else writes the key."""
+    mine = {"manager": "moor", "operation": "Apply", "apiVersion": "v1", "fieldsV1": {"f:stringData": {"f:token": {}}}}
+    live = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "token", "namespace": "team", "managedFields": [mine]},
+        "data": {"token": "czNjcjN0", "other": "eA=="},
+    }
+    patched = copy.deepcopy(live)
+    patched["data"]["token"] = "Y2hhbmdlZA=="
+    patched["metadata"]["managedFields"].append(
+        {"manager": "kubectl-patch", "operation": "Update", "apiVersion": "v1", "fieldsV1": {"f:data": {"f:token": {}}}}
+    )
+    assert may_have_drifted(live, patched)
+    removed = copy.deepcopy(live)
+    del removed["data"]["token"]
+    assert may_have_drifted(live, removed)
+    someone_elses_key = copy.deepcopy(live)
+    someone_elses_key["data"]["other"] = "eQ=="
+    assert not may_have_drifted(live, someone_elses_key), "a key Moor does not declare is not its drift"

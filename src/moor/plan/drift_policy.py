@@ -115,7 +115,18 @@ def may_have_drifted(before: Mapping[str, Any] | None, after: Mapping[str, Any],
     mine_before, mine_after = applied_fields(before, manager), applied_fields(after, manager)
     if mine_before is None and mine_after is None:
         return _declared_part(before) != _declared_part(after)
-    return _field_set(mine_before) != _field_set(mine_after)
+    return _field_set(mine_before) != _field_set(mine_after) or _string_data_changed(before, after, mine_after)
+
+
+def _string_data_changed(before: Mapping[str, Any], after: Mapping[str, Any], mine: Mapping[str, Any] | None) -> bool:
+    """A Secret's key Moor declared in `stringData` changed in `data`. The server keeps Moor's field set
+    under `f:stringData` but stores the value in `data`, so another writer's change to that key leaves
+    Moor's set as it was."""
+    if after.get("kind") != "Secret" or mine is None:
+        return False
+    declared = (mine.get("fieldsV1") or {}).get("f:stringData") or {}
+    old, new = before.get("data") or {}, after.get("data") or {}
+    return any(old.get(field[2:]) != new.get(field[2:]) for field in declared if field.startswith("f:"))
 
 
 def _field_set(entry: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
