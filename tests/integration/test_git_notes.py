@@ -16,7 +16,7 @@ from moor.record.git_notes import DeploymentNote, NoteOutcome, push_deployment_n
 from moor.source.auth import GitAuth
 from moor.source.errors import AuthenticationFailed
 from tests.support.git_fixtures import GitHttpServer, GitWorkspace, run_git
-from tests.support.moor_fixtures import Moor, config_map, manifest
+from tests.support.moor_fixtures import Moor, config_map, deployment, manifest
 
 pytestmark = pytest.mark.git
 
@@ -181,3 +181,42 @@ def test_a_note_the_repository_refuses_is_an_event_and_the_sync_stays_ready(moor
     message = moor.wait_for("a GitNoteFailed event", failure_event, 90)
     assert "could not be written to Git" in message
     assert (moor.condition("sync", "app") or {}).get("status") == "True", "a note never fails the deployment"
+
+
+def test_a_rebuilt_cluster_takes_the_last_healthy_revision_from_the_notes_and_rolls_back_to_it(
+    moor: Moor, git_repo: GitWorkspace
+) -> None:
+    notes_and_rollback = "{history: {gitNotes: true}, rollback: {onFailure: true}, timeout: 4s}"
+    git_repo.write("app/web.yaml", manifest(deployment("web"), config_map("settings", {"version": "1"})))
+    healthy = git_repo.commit("version 1")
+    git_repo.push()
+    moor.source_and_sync(git_repo, "./app", sync_spec=notes_and_rollback)
+    moor.wait_condition("sync", "app", "True", revision=healthy, timeout=120)
+    moor.wait_for("the deployment note of version 1", lambda: note_of(git_repo, healthy), 60)
+
+    # The cluster is lost: its Syncs, their history and snapshots, and what they applied are gone.
+    moor.kubectl("delete", "sync", "app", "-n", moor.namespace, "--timeout=60s")
+    moor.kubectl("delete", "syncrecords", "--all", "-n", moor.namespace, "--timeout=60s")
+    moor.kubectl("delete", "gitrepository", "app", "-n", moor.namespace, "--timeout=60s")
+    assert moor.get("deployment", "web") is None
+    # Meanwhile Git moved on to a revision that never becomes healthy.
+    git_repo.write(
+        "app/web.yaml", manifest(deployment("web", never_ready=True), config_map("settings", {"version": "2"}))
+    )
+    broken = git_repo.commit("version 2: pods that never become ready")
+    git_repo.push()
+
+    moor.source_and_sync(git_repo, "./app", sync_spec=notes_and_rollback)
+    condition = moor.wait_condition("sync", "app", "False", reason="RolledBack", timeout=120)
+    assert broken in condition["message"] and healthy in condition["message"]
+    status = moor.get("sync", "app")["status"]
+    assert status["lastAppliedRevision"].endswith(healthy)
+    assert moor.get("configmap", "settings")["data"] == {"version": "1"}
+
+
+def note_of(git_repo: GitWorkspace, commit: str) -> str:
+    shown = subprocess.run(
+        ["git", "--git-dir", str(git_repo.bare), "notes", "--ref=moor", "show", commit],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return shown.stdout if shown.returncode == 0 else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from moor.record.git_notes import NOTE_SCHEMA, DeploymentNote
+from moor.record.git_notes import NOTE_SCHEMA, DeploymentNote, last_healthy_revision
 
 RECORD = {
     "apiVersion": "moor.dev/v1alpha1",
@@ -66,3 +66,21 @@ def test_the_same_record_closed_differently_is_another_deployment() -> None:
 
     assert len({succeeded.key, rolled_back.key, elsewhere.key}) == 3
     assert rolled_back.entry["action"] == "rollback"
+
+
+def deployed(revision: str, result: str, *, cluster: str = "prod", sync: str = "web", **more: str) -> DeploymentNote:
+    return DeploymentNote(cluster, {"namespace": "shop", "sync": sync, "revision": revision, "result": result, **more})
+
+
+def test_the_last_healthy_revision_is_the_newest_success_of_this_cluster_s_sync() -> None:
+    notes = [
+        deployed("main@sha1:aaa", "Succeeded"),
+        deployed("main@sha1:bbb", "DriftCorrected"),
+        deployed("main@sha1:ccc", "HealthCheckFailed"),
+        deployed("main@sha1:ddd", "Succeeded", cluster="staging"),
+        deployed("main@sha1:eee", "Succeeded", sync="api"),
+    ]
+    assert last_healthy_revision(notes, "prod", "shop", "web") == "main@sha1:bbb"
+    rolled_back = [*notes, deployed("main@sha1:fff", "RolledBack", rolledBackTo="main@sha1:aaa")]
+    assert last_healthy_revision(rolled_back, "prod", "shop", "web") == "main@sha1:aaa"
+    assert last_healthy_revision(notes, "prod", "shop", "cart") is None

@@ -72,7 +72,7 @@ from moor.plan import (
     plan_changes,
     wave_of,
 )
-from moor.record.git_notes import NoteTarget
+from moor.record.git_notes import NoteTarget, last_healthy_revision, read_deployment_notes
 from moor.record.snapshots import SnapshotStore
 from moor.resources import (
     GITREPOSITORY,
@@ -123,6 +123,8 @@ class SyncReconciler:
     """By the Sync's uid: the chart revision its range chose from one index, reused while that index stays."""
     phases: dict[str, Phases] = field(init=False, default_factory=dict)
     """By the Sync's uid: the hooks of its last render (beside `memory.desired`, its main objects)."""
+    remembered_from_git: set[str] = field(init=False, default_factory=set)
+    """The uids of the Syncs whose deployment notes were read (once each, see `remember_from_git`)."""
 
     def __post_init__(self) -> None:
         self.access = AccessReviewer(self.api)
@@ -132,9 +134,11 @@ class SyncReconciler:
 
     def forget(self, sync: KubeObject) -> None:
         """The Sync is gone: drop what its passes kept."""
-        self.memory.pop(str(sync["metadata"].get("uid", "")), None)
-        self.chart_choices.pop(str(sync["metadata"].get("uid", "")), None)
-        self.phases.pop(str(sync["metadata"].get("uid", "")), None)
+        uid = str(sync["metadata"].get("uid", ""))
+        self.memory.pop(uid, None)
+        self.chart_choices.pop(uid, None)
+        self.phases.pop(uid, None)
+        self.remembered_from_git.discard(uid)
 
     async def reconcile(self, sync: KubeObject, failures: int) -> Requeue:
         """One pass. Whatever goes wrong ends as a failed attempt with a reason and a retry, never as an
@@ -201,6 +205,7 @@ class SyncReconciler:
         repository = self.source_of(spec)
         if spec.git_notes and spec.source_ref.kind == GITREPOSITORY.kind:
             attempt.note_target = lambda: self.note_target(repository)
+            await self.remember_from_git(attempt, spec, repository)
         source_revision = await self.newest_revision(attempt.sync, spec, repository)
         choice = choose_revision(
             source_revision, attempt.status, attempt.annotations, manual_approval=spec.approval is ApprovalMode.MANUAL
@@ -511,6 +516,29 @@ class SyncReconciler:
             detail = f": {ready.message}" if ready and ready.message else ""
             raise SyncFailed(conditions.SOURCE_NOT_READY, f"source {where} has no artifact yet{detail}")
         return repository
+
+    async def remember_from_git(self, attempt: Attempt, spec: SyncSpec, repository: KubeObject) -> None:
+        """A Sync with no history in this cluster (a rebuilt one) takes its last healthy revision from the
+        deployment notes in Git, so a failing first revision rolls back as it would have in the lost
+        cluster. Read once per Sync; a repository that cannot be read is logged and the pass goes on."""
+        status, uid = attempt.status, str(attempt.sync["metadata"].get("uid", ""))
+        keeps_healthy = spec.wait or spec.rollback_on_failure
+        if not keeps_healthy or status.get("lastHealthyRevision") or status.get("historySequence"):
+            return
+        if uid in self.remembered_from_git:
+            return
+        self.remembered_from_git.add(uid)
+        try:
+            target = await self.note_target(repository)
+            notes = await read_deployment_notes(target.url, target.auth, timeout=target.timeout)
+        except MoorError as error:
+            log.warning("%s: the deployment notes in Git could not be read: %s", attempt.ref, error)
+            return
+        ref = attempt.ref
+        healthy = last_healthy_revision(notes, self.report.notes.cluster, ref.namespace, ref.name)
+        if healthy:
+            status["lastHealthyRevision"] = healthy
+            log.info("%s: the deployment notes in Git say %s was the last healthy revision", ref, healthy)
 
     async def note_target(self, repository: KubeObject) -> NoteTarget:
         """Where deployment notes of a Sync of `repository` are pushed: its URL, with its credentials."""

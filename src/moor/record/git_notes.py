@@ -217,6 +217,24 @@ async def read_deployment_notes(
         await asyncio.to_thread(shutil.rmtree, work, True)
 
 
+HEALTHY_RESULTS = ("Succeeded", "DriftCorrected")
+
+
+def last_healthy_revision(notes: Iterable[DeploymentNote], cluster: str, namespace: str, sync: str) -> str | None:
+    """The revision the newest note of this cluster's Sync says was deployed and came up healthy (a
+    rollback's target counts): what a rebuilt cluster rolls back to. Notes in order of their time."""
+    found: str | None = None
+    for note in notes:
+        entry = note.entry
+        if (note.cluster, entry.get("namespace"), entry.get("sync")) != (cluster, namespace, sync):
+            continue
+        if entry.get("result") in HEALTHY_RESULTS and entry.get("revision"):
+            found = str(entry["revision"])
+        elif entry.get("result") == "RolledBack" and entry.get("rolledBackTo"):
+            found = str(entry["rolledBackTo"])
+    return found
+
+
 async def _fetch_notes(git: GitSession, work: Path, remote: GitUrl) -> str | None:
     """Fetches refs/notes/moor alone; its commit, or None when the repository has none yet."""
     fetched = await git.try_run(
