@@ -12,6 +12,8 @@ import json
 import os
 import re
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from moor import binaries
 from moor.devcluster import ClusterInfo
 from tests.support.browser import browser  # noqa: F401
 from tests.support.cluster_fixtures import Kubectl, namespace_name
+from tests.support.fault_proxy import FaultProxy
 from tests.support.git_fixtures import GitWorkspace
 from tests.support.moor_fixtures import MOOR, ControllerProcess, Moor, config_map, deployment, free_port, manifest
 
@@ -229,6 +232,49 @@ metadata: {name: reader}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}
 subjects: [{kind: ServiceAccount, name: reader}]
 """
+
+
+def test_a_change_made_while_a_page_is_read_reaches_it_without_a_reload(
+    browser: Browser,  # noqa: F811
+    moor: Moor,
+    git_repo: GitWorkspace,
+    fault_proxy: FaultProxy,
+) -> None:
+    """The Sync changes after its page has read it and before the page's event stream opens (in CI: the apply's
+    last status write, while the page of the approval was being made); the page still comes to show it."""
+    publish(git_repo, "v1", settings=config_map("settings", {"color": "blue"}))
+    moor.source_and_sync(git_repo)
+    moor.wait_condition("sync", "app", "True")
+    env = {**os.environ, "KUBECONFIG": str(fault_proxy.kubeconfig)}
+    process = subprocess.Popen([*MOOR, "ui", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert process.stdout is not None
+        link = process.stdout.readline().decode().split(": ", 1)[-1].strip()
+        page = browser.new_context().new_page()
+        page.goto(link)
+        expect(page.locator("#overview")).to_contain_text(f"{moor.namespace}/app", timeout=WAIT_MS)
+        # The Sync's page asks whether it may get the Sync, reads it, then asks its other questions: the
+        # second question is held, and the Sync is suspended meanwhile.
+        held = fault_proxy.stall("/selfsubjectaccessreviews", seconds=5, method="POST", times=1)
+        fault_proxy.stall("/selfsubjectaccessreviews", seconds=0, method="POST", times=1)
+
+        def suspend_while_held() -> None:
+            deadline = time.monotonic() + 60
+            while not held.hits and time.monotonic() < deadline:
+                time.sleep(0.05)
+            moor.kubectl(
+                "patch", "sync", "app", "-n", moor.namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}'
+            )
+
+        suspending = threading.Thread(target=suspend_while_held)
+        suspending.start()
+        page.goto(link.split("/?", 1)[0] + f"/syncs/{moor.namespace}/app")
+        suspending.join()
+        assert held.hits == 1
+        expect(page.locator(".title .badge")).to_contain_text("Suspended", timeout=WAIT_MS)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_a_read_only_user_sees_no_buttons_and_a_forged_post_changes_nothing(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
@@ -38,14 +39,21 @@ class ClusterView:
         self.generation = 0
         """Grows at every change of a Sync or source (rows of the overview are rebuilt when it moved)."""
         self.changes = 0
-        """Grows at every change this view hears of: a page rendered at one value and subscribing at
-        another may have missed one, and is refreshed at once."""
+        """Grows at every change this view hears of, after the change is stored."""
+        self.epoch = secrets.token_hex(4)
+        """Names this view among the processes that served a page (its `changes` start again at 0)."""
         self._informers: dict[str, KindInformer] = {}
         self._missing: dict[str, str] = {}
         self._listeners: list[ChangeListener] = []
         self._kinds_task: asyncio.Task[None] | None = None
         self._kinds_wanted = asyncio.Event()
         live.subscribe(self._on_managed_change)
+
+    @property
+    def position(self) -> str:
+        """Where the view is in its changes ("epoch.changes"): a page read at one position and told of a later
+        one by its event stream knows that it missed a change, however the two were ordered."""
+        return f"{self.epoch}.{self.changes}"
 
     def subscribe(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)

@@ -47,8 +47,11 @@ class Viewer:
     can_log_out: bool
 
 
-def layout(title: str, viewer: Viewer | None, content: str, *, events: str = "", flash: str = "") -> str:
-    """A whole page: `content` inside `<main>`; `events` is the server-sent events URL that refreshes it."""
+def layout(
+    title: str, viewer: Viewer | None, content: str, *, events: str = "", position: str = "", flash: str = ""
+) -> str:
+    """A whole page: `content` inside `<main>`; `events` is the server-sent events URL that refreshes it, and
+    `position` the view's position the content was read at (the page refreshes when the stream tells a later one)."""
     who = ""
     if viewer is not None:
         logout = (
@@ -59,7 +62,7 @@ def layout(title: str, viewer: Viewer | None, content: str, *, events: str = "",
         )
         who = f'<span class="who" title="Kubernetes user">{h(viewer.username)}</span>{logout}'
     notice = f'<p class="flash" role="status">{h(flash)}</p>' if flash else ""
-    data = f' data-events="{h(events)}"' if events else ""
+    data = f' data-events="{h(events)}" data-position="{h(position)}"' if events else ""
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

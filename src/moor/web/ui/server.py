@@ -66,6 +66,8 @@ SECURITY_HEADERS = {
 }
 STATIC = {"app.css": "text/css", "app.js": "text/javascript", "moor.svg": "image/svg+xml"}
 FRAGMENT_HEADER = "X-Moor-Fragment"
+POSITION_HEADER = "X-Moor-Position"
+"""On a refreshed fragment: the view's position (ClusterView.position) before the fragment read anything."""
 LOGIN_COOKIE = "moor_login"
 MAX_BODY = 64 * 1024
 KEEPALIVE_SECONDS = 15.0
@@ -180,14 +182,17 @@ class Dashboard:
             max_age=int(self.sessions.lifetime),
         )
 
-    def _html(self, request: web.Request, session: Session, title: str, content: str, events: str) -> web.Response:
+    def _html(
+        self, request: web.Request, session: Session, title: str, content: str, events: str, position: str
+    ) -> web.Response:
+        """The page, or only its content when the page refreshes itself; `position` is the view's before the
+        content was read, so the page's event stream can tell it of any change the content may not show."""
         if request.headers.get(FRAGMENT_HEADER):
-            return web.Response(text=content, content_type="text/html")
+            return web.Response(text=content, content_type="text/html", headers={POSITION_HEADER: position})
         flash, session.flash = session.flash, ""
         viewer = _viewer(session, self.settings)
-        return web.Response(
-            text=pages.layout(title, viewer, content, events=events, flash=flash), content_type="text/html"
-        )
+        page = pages.layout(title, viewer, content, events=events, position=position, flash=flash)
+        return web.Response(text=page, content_type="text/html")
 
     # -- static, login, logout ----------------------------------------------------------------------
 
@@ -250,11 +255,12 @@ class Dashboard:
             self._set_cookie(request, response, redeemed)
             return response
         session = self._need_session(request)
+        position = self.view.position
         rows = await self._visible_rows(session.person)
         query = Query.parse(request.query)
         page = select(rows, query)
         content = pages.overview_content(page, query, self.view.problems())
-        return self._html(request, session, "Overview", content, self._events_url())
+        return self._html(request, session, "Overview", content, self._events_url(), position)
 
     def _all_rows(self) -> list[Row]:
         """Every row; after a change only the objects whose resourceVersion moved are made into rows again."""
@@ -305,6 +311,7 @@ class Dashboard:
 
     async def _sync(self, request: web.Request) -> web.Response:
         session = self._need_session(request)
+        position = self.view.position
         sync = await self._readable_sync(request, session)
         person = session.person
         metadata = sync["metadata"]
@@ -338,10 +345,11 @@ class Dashboard:
         )
         content = pages.sync_content(page, _viewer(session, self.settings))
         events_url = self._events_url(f"{namespace}/{name}")
-        return self._html(request, session, f"Sync {namespace}/{name}", content, events_url)
+        return self._html(request, session, f"Sync {namespace}/{name}", content, events_url, position)
 
     async def _object(self, request: web.Request) -> web.Response:
         session = self._need_session(request)
+        position = self.view.position
         sync = await self._readable_sync(request, session)
         wanted = request.query
         entry = next(
@@ -376,14 +384,13 @@ class Dashboard:
         body = yaml.safe_dump(shown(obj, changed_keys), sort_keys=False) if obj else "(does not exist)"
         row = row_of(sync)
         content = pages.object_content(row, str(ref), body, comparison, drifted)
-        return self._html(
-            request, session, str(ref), content, "/events?" + urlencode({"sync": f"{row.namespace}/{row.name}"})
-        )
+        events_url = self._events_url(f"{row.namespace}/{row.name}")
+        return self._html(request, session, str(ref), content, events_url, position)
 
-    def _events_url(self, sync: str = "") -> str:
-        """Where the page hears of changes; `since` lets the stream tell of one that came before it opened."""
-        params = {"sync": sync} if sync else {}
-        return "/events?" + urlencode({**params, "since": str(self.view.changes)})
+    @staticmethod
+    def _events_url(sync: str = "") -> str:
+        """Where the page hears of changes: of a Sync and what it manages, or (no `sync`) of every Sync and source."""
+        return "/events?" + urlencode({"sync": sync}) if sync else "/events"
 
     async def _git_diff(self, sync: KubeObject, ref: ObjectRef) -> ObjectDiff | str:
         """The object's difference from Git as the planner sees it, or why it cannot be told."""
@@ -549,11 +556,11 @@ class Dashboard:
         response = web.StreamResponse(headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
         response.content_type = "text/event-stream"
         self.view.subscribe(hear)
-        if request.query.get("since") != str(self.view.changes):
-            changed.set()  # something changed between the page's rendering and this stream
         try:
             await response.prepare(request)
-            await response.write(b"retry: 1000\n\n")
+            # The position first: a page read before it (a change between its rendering and this stream,
+            # or while the stream reconnected) learns here that it is behind.
+            await response.write(b"retry: 1000\n\n" + self._change_message())
             while self.sessions.find(session.id) is not None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(KEEPALIVE_SECONDS):
@@ -561,7 +568,7 @@ class Dashboard:
                 if changed.is_set():
                     await asyncio.sleep(COALESCE_SECONDS)
                     changed.clear()
-                    await response.write(b"event: change\ndata: {}\n\n")
+                    await response.write(self._change_message())
                 else:
                     await response.write(b": keepalive\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
@@ -569,6 +576,10 @@ class Dashboard:
         finally:
             self.view.unsubscribe(hear)
         return response
+
+    def _change_message(self) -> bytes:
+        """A server-sent event naming the view's position now (after every change it tells of)."""
+        return f"event: change\ndata: {self.view.position}\n\n".encode()
 
 
 def _is_moor(obj: KubeObject) -> bool:
