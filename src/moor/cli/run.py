@@ -1,4 +1,8 @@
-"""`moor run`: the controller, out of cluster (kubeconfig) or in cluster (its ServiceAccount)."""
+"""`moor run`: the controller, out of cluster (kubeconfig) or in cluster (its ServiceAccount).
+
+With `--replicas` it is one member of several sharing the work (docs/scale-out.md): it registers a
+Lease, reconciles only its shard, fences its writes, and deletes its Lease when stopped.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +26,9 @@ from moor.controller.sync_report import DEFAULT_CLUSTER_NAME
 from moor.controller.tenancy import TenancyPolicy
 from moor.render.tool import DEFAULT_MAX_CONCURRENT_RENDERS, RenderBudget, configure_render_budget
 from moor.resources.fields import DNS1123_SUBDOMAIN
+from moor.sharding.fence import Fence, FencedApi
+from moor.sharding.membership import DEFAULT_LEASE_SECONDS, LeaseMembership, member_identity
+from moor.sharding.shard import Shard
 from moor.source import ArtifactLimits, SourceError, parse_size
 from moor.source.limits import DEFAULT_MAX_FILES
 from moor.web import probes
@@ -156,6 +164,39 @@ DEFAULT_NAMESPACE = "moor-system"
     show_default=True,
     help="The name of this cluster in deployment notes (a Sync's spec.history.gitNotes).",
 )
+@click.option(
+    "--replicas",
+    is_flag=True,
+    envvar="MOOR_REPLICAS",
+    help="Run as one of several replicas: share the work by Leases and sharding (docs/scale-out.md).",
+)
+@click.option(
+    "--identity",
+    envvar="MOOR_IDENTITY",
+    default=None,
+    help="This replica's member identity (default: $POD_NAME, else host name and process id).",
+)
+@click.option(
+    "--lease-namespace",
+    envvar="MOOR_LEASE_NAMESPACE",
+    default=None,
+    help=f"Namespace of the members' Leases (default: $MOOR_NAMESPACE or {DEFAULT_NAMESPACE}).",
+)
+@click.option(
+    "--lease-duration",
+    type=click.IntRange(3, 300),
+    envvar="MOOR_LEASE_DURATION",
+    default=DEFAULT_LEASE_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="A replica whose Lease is not renewed for this long is gone; its objects move to the others.",
+)
+@click.option(
+    "--watch-own-shard",
+    is_flag=True,
+    hidden=True,
+    help="With --replicas: the live cache selects managed objects by moor.dev/shard-bucket.",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 @target_options
 def run(
@@ -178,6 +219,11 @@ def run(
     ui_port: int,
     ui_address: str,
     cluster_name: str,
+    replicas: bool,
+    identity: str | None,
+    lease_namespace: str | None,
+    lease_duration: int,
+    watch_own_shard: bool,
     log_level: str,
 ) -> None:
     """Run the controller until SIGTERM or Ctrl-C."""
@@ -191,6 +237,16 @@ def run(
         tenancy=TenancyPolicy(_service_account_name(default_service_account), no_cross_namespace_refs),
         artifact_limits=ArtifactLimits(_size(max_artifact_size, "--max-artifact-size"), max_artifact_files),
         cluster_name=cluster_name,
+        watch_own_shard=replicas and watch_own_shard,
+    )
+    membership = (
+        Membership(
+            _member_identity(identity),
+            lease_namespace or os.environ.get("MOOR_NAMESPACE") or DEFAULT_NAMESPACE,
+            lease_duration,
+        )
+        if replicas
+        else None
     )
     configure_render_budget(RenderBudget(_size(max_render_memory, "--max-render-memory"), max_concurrent_renders))
     raise_open_file_limit()
@@ -202,7 +258,7 @@ def run(
         ui=ui_port,
         ui_address=ui_address,
     )
-    asyncio.run(_run(target, options, ports, webhooks, request_timeout))
+    asyncio.run(_run(target, options, ports, webhooks, request_timeout, membership))
 
 
 def _webhook_settings(secret: str | None) -> WebhookSettings:
@@ -211,6 +267,14 @@ def _webhook_settings(secret: str | None) -> WebhookSettings:
         return WebhookSettings(secret=SecretRef.parse(secret or DEFAULT_SECRET_NAME, namespace))
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--webhook-secret") from None
+
+
+def _member_identity(identity: str | None) -> str:
+    text = identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    try:
+        return member_identity(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--identity") from None
 
 
 def _service_account_name(name: str | None) -> str | None:
@@ -232,6 +296,15 @@ def _size(text: str, flag: str) -> int:
 
 
 @dataclass(frozen=True)
+class Membership:
+    """How this replica takes part (`--replicas`)."""
+
+    identity: str
+    lease_namespace: str
+    lease_duration: int
+
+
+@dataclass(frozen=True)
 class Ports:
     health: int
     metrics: int
@@ -242,7 +315,12 @@ class Ports:
 
 
 async def _run(
-    target: Target, options: ControllerOptions, ports: Ports, webhooks: WebhookSettings | None, request_timeout: float
+    target: Target,
+    options: ControllerOptions,
+    ports: Ports,
+    webhooks: WebhookSettings | None,
+    request_timeout: float,
+    membership: Membership | None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -251,25 +329,47 @@ async def _run(
     credentials = load_credentials(target.kubeconfig, target.context)
     async with KubeClient(credentials, request_timeout=request_timeout) as client:
         api = KubeApi(client)
-        controller = Controller(api, options)
+        members: LeaseMembership | None = None
+        if membership is None:
+            controller = Controller(api, options)
+        else:
+            members = LeaseMembership(
+                api, membership.identity, namespace=membership.lease_namespace, duration=membership.lease_duration
+            )
+            shard = Shard(membership.identity)
+            members.subscribe(shard.update)
+            controller = Controller(FencedApi(client, Fence(members, shard), api.discovery), options, shard)
         listeners: list[Listener] = []
         metrics = ListenerMetrics(controller.metrics.registry)
         try:
             if ports.health:
-                listeners.append(await _serve(ports.health, "health checks", controller, metrics))
+                listeners.append(await _serve(ports.health, "health checks", controller, metrics, members=members))
             if ports.metrics:
                 listeners.append(await _serve(ports.metrics, "metrics", controller, metrics, publish=True))
             if webhooks is not None:
                 listeners.append(await _serve_webhooks(api, webhooks, ports.webhook_address, ports.webhooks, metrics))
             dashboard = await _serve_dashboard(api, controller, ports, metrics) if ports.ui else None
+            hand_over: asyncio.Task[None] | None = None
             try:
+                if members is not None:
+                    await members.start()
+                    hand_over = asyncio.create_task(_hand_over(stop, members), name="hand over")
                 await controller.run(stop)
             finally:
+                if members is not None:
+                    stop.set()
+                    await (hand_over if hand_over is not None else members.stop())
                 if dashboard is not None:
                     await dashboard.close()
         finally:
             for listener in listeners:
                 await listener.close()
+
+
+async def _hand_over(stop: asyncio.Event, members: LeaseMembership) -> None:
+    """On SIGTERM the Lease goes at once (its writes fenced from then on), while the controller winds down."""
+    await stop.wait()
+    await members.stop()
 
 
 async def _serve_dashboard(api: KubeApi, controller: Controller, ports: Ports, metrics: ListenerMetrics) -> Served:
@@ -294,11 +394,18 @@ async def _serve_webhooks(
 
 
 async def _serve(
-    port: int, what: str, controller: Controller, metrics: ListenerMetrics, *, publish: bool = False
+    port: int,
+    what: str,
+    controller: Controller,
+    metrics: ListenerMetrics,
+    *,
+    publish: bool = False,
+    members: LeaseMembership | None = None,
 ) -> Listener:
     """`/healthz` on `port`, and `/metrics` when `publish`."""
     registry = controller.metrics.registry if publish else None
+    problems = controller.problems if members is None else lambda: [*controller.problems(), *members.problems()]
     try:
-        return await probes.serve(port, registry=registry, problems=controller.problems, metrics=metrics)
+        return await probes.serve(port, registry=registry, problems=problems, metrics=metrics)
     except OSError as error:
         raise click.ClickException(f"cannot serve {what} on port {port}: {error.strerror or error}") from None

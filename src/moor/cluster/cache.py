@@ -212,6 +212,7 @@ class KindInformer:
         notify: Listener,
         *,
         label_selector: str | None = SYNC_LABEL,
+        namespace: str | None = None,
         decode: Decode = json.loads,
         on_recovered: Callable[[], None] | None = None,
         list_slots: asyncio.Semaphore | None = None,
@@ -222,6 +223,7 @@ class KindInformer:
         self.decode = decode
         self.resource = resource
         self.label_selector = label_selector
+        self.namespace = namespace
         self.objects: dict[Identity, KubeObject] = {}
         self.relists = 0
         self.started_at = time.monotonic()
@@ -255,6 +257,14 @@ class KindInformer:
         if self._task is not None:
             await cancel_and_wait([self._task])
             self._task = None
+
+    async def reselect(self, label_selector: str | None) -> None:
+        """Follows another selection: lists again at once, and tells what left it (DELETED) or joined it."""
+        self.label_selector = label_selector
+        if self._task is not None:
+            await self.stop()
+            self._listed = False
+            self.start()
 
     async def wait_synced(self, within: float | None = WAIT_SYNCED_SECONDS) -> None:
         """Returns once the objects are known and current (the first list arrived, and the informer is not
@@ -316,7 +326,11 @@ class KindInformer:
             self._enter("listing")
         async with self._list_slots:
             listing = await self.api.list(
-                self.resource, label_selector=self.label_selector, decode=self.decode, limit=self.page_size
+                self.resource,
+                namespace=self.namespace,
+                label_selector=self.label_selector,
+                decode=self.decode,
+                limit=self.page_size,
             )
         fresh = {ObjectRef.of(item).identity: item for item in listing.items}
         previous = self.objects
@@ -346,6 +360,7 @@ class KindInformer:
             stream = self.api.watch(
                 self.resource,
                 resource_version=resource_version,
+                namespace=self.namespace,
                 label_selector=self.label_selector,
                 timeout_seconds=WATCH_SECONDS,
                 decode=self.decode,
@@ -420,9 +435,12 @@ class LiveCache:
         *,
         concurrent_lists: int = CONCURRENT_LISTS,
         on_recovered: Callable[[], None] | None = None,
+        label_selector: str = SYNC_LABEL,
     ) -> None:
-        """`on_recovered` is called whenever a kind's watch lists again after failing (see KindInformer)."""
+        """`on_recovered` is called whenever a kind's watch lists again after failing (see KindInformer);
+        `label_selector` selects the managed objects watched (a member of several watches only its shard's)."""
         self.api = api
+        self.label_selector = label_selector
         self._on_recovered = on_recovered
         self._informers: dict[tuple[str, str], KindInformer] = {}
         self._listeners: list[Listener] = []
@@ -454,6 +472,7 @@ class LiveCache:
                     self.api,
                     resource,
                     self._publish,
+                    label_selector=self.label_selector,
                     decode=self._decoder.loads,
                     list_slots=self._list_slots,
                     on_recovered=self._on_recovered,
@@ -463,6 +482,14 @@ class LiveCache:
             started.append(self._informers[key])
         if wait and started:
             await _wait_all_synced(started, within)
+
+    async def reselect(self, label_selector: str) -> None:
+        """Watches another selection of managed objects (a member's shard changed); each kind lists again."""
+        if label_selector == self.label_selector:
+            return
+        self.label_selector = label_selector
+        for informer in self._informers.values():
+            await informer.reselect(label_selector)
 
     async def retain_kinds(self, keep: set[tuple[str, str]], *, younger_than: float = 600.0) -> list[tuple[str, str]]:
         """Stops watching kinds no Sync manages any more; a kind watched for less than `younger_than`

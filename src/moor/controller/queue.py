@@ -4,7 +4,8 @@ Like client-go's workqueue: a key added while it is being processed is reconcile
 the current run ends; adding a key that is already waiting does nothing; a delayed add keeps the
 earliest time asked for. A handler is expected to deal with its own failures; one that raises anyway
 is logged and its key queued again with backoff (first after `crash_backoff`, doubling up to
-`crash_backoff_cap`), so no key is ever dropped.
+`crash_backoff_cap`), so no key is ever dropped, unless `accepts` refuses it: a queue of a member of
+several (scale-out) takes only the keys of its shard, and `drop` cancels the runs of keys it lost.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any, Generic, TypeVar
 
 from moor.supervised import cancel_and_wait
 
@@ -26,13 +27,15 @@ K = TypeVar("K", bound=Hashable)
 class WorkQueue(Generic[K]):
     def __init__(
         self,
-        handler: Callable[[K], Awaitable[None]],
+        handler: Callable[[K], Coroutine[Any, Any, None]],
         *,
         workers: int = 4,
         crash_backoff: float = 1.0,
         crash_backoff_cap: float = 30.0,
+        accepts: Callable[[K], bool] | None = None,
     ) -> None:
         self._handler = handler
+        self._accepts = accepts
         self._workers = workers
         self._crash_backoff = crash_backoff
         self._crash_backoff_cap = crash_backoff_cap
@@ -43,9 +46,12 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._running: dict[K, asyncio.Task[None]] = {}
 
     def add(self, key: K, delay: float = 0.0) -> None:
-        """Queues `key` now, or after `delay` seconds (an earlier request wins)."""
+        """Queues `key` now, or after `delay` seconds (an earlier request wins); a key not accepted is ignored."""
+        if self._accepts is not None and not self._accepts(key):
+            return
         if delay > 0:
             due = time.monotonic() + delay
             current = self._timers.get(key)
@@ -67,6 +73,14 @@ class WorkQueue(Generic[K]):
         """Drops any scheduled run of `key` (the object was deleted)."""
         self._cancel_timer(key)
         self._crashes.pop(key, None)
+
+    async def drop(self, unwanted: Callable[[K], bool]) -> None:
+        """Forgets the keys no longer accepted: their timers, their waiting turn, and their running
+        handlers, cancelled (each stops at its next await) and waited for."""
+        for key in [key for key in self._timers if unwanted(key)]:
+            self.forget(key)
+        self._dirty = {key for key in self._dirty if not unwanted(key)}
+        await cancel_and_wait([task for key, task in self._running.items() if unwanted(key)])
 
     def scheduled_in(self, key: K) -> float | None:
         timer = self._timers.get(key)
@@ -95,16 +109,23 @@ class WorkQueue(Generic[K]):
         while True:
             key = await self._ready.get()
             self._waiting.discard(key)
+            if self._accepts is not None and not self._accepts(key):
+                continue  # dropped while it waited
             self._processing.add(key)
             retry_in: float | None = None
+            run = self._running[key] = asyncio.create_task(self._handler(key), name=f"reconcile {key}")
             try:
-                await self._handler(key)
+                await run
                 self._crashes.pop(key, None)
             except asyncio.CancelledError:
-                raise
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                # only this key's run was cancelled (`drop`): the worker goes on
             except Exception:
                 retry_in = self._crashed(key)
             finally:
+                self._running.pop(key, None)
                 self._processing.discard(key)
                 if key in self._dirty:  # it changed meanwhile: that change may be what it needed
                     self._dirty.discard(key)

@@ -9,6 +9,12 @@ short when the cluster itself failed. When the watch of GitRepositories or Syncs
 outage, every object whose reconcile failed meanwhile is queued again within a couple of seconds.
 Background tasks (delivery metrics, notifications, the release of unused watches) run supervised;
 `problems()` says what is failing, for /healthz.
+
+With a `Shard` (scale-out, docs/scale-out.md) the controller still watches all of Moor's objects (they
+are small, and dependents need them) but queues only the keys of its shard; a bucket lost cancels the
+passes of its objects, a bucket gained queues its objects at once; each reconcile marks the object with
+its owner (`moor.dev/shard-owner`, written only when it changes) and runs inside `reconciling(obj)`, so
+the fenced API refuses its writes once the object moved. The delivery metrics run on the leader only.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ from moor.resources import (
     CustomResourceKind,
     conditions,
 )
+from moor.sharding.fence import Fenced, reconciling
+from moor.sharding.shard import OWNER_ANNOTATION, Shard, ShardChange, ShardObjectsCollector, bucket_selector
 from moor.source import ArtifactCache, ArtifactLimits
 from moor.supervised import Supervisor
 
@@ -103,6 +111,9 @@ class ControllerOptions:
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
     artifact_limits: ArtifactLimits = field(default_factory=ArtifactLimits)
     cluster_name: str = DEFAULT_CLUSTER_NAME
+    watch_own_shard: bool = False
+    """With a shard: the live cache selects managed objects by `moor.dev/shard-bucket` (only once
+    plan/prepare labels them with it)."""
 
 
 SOURCES = (GITREPOSITORY, OCIREPOSITORY, HELMREPOSITORY)
@@ -140,9 +151,10 @@ class _Syncs:
 
 
 class Controller:
-    def __init__(self, api: KubeApi, options: ControllerOptions) -> None:
+    def __init__(self, api: KubeApi, options: ControllerOptions, shard: Shard | None = None) -> None:
         self.api = api
         self.options = options
+        self.shard = shard
         self.live = LiveCache(api, on_recovered=self._retry_failed_soon)
         self.events = EventRecorder(api)
         self.metrics = Metrics()
@@ -205,12 +217,20 @@ class Controller:
             IMAGEUPDATE.kind: self.image_updates.forget,
         }
         """What each kind's reconciler drops when an object of it is deleted."""
-        self.queue: WorkQueue[ObjectKey] = WorkQueue(self.reconcile, workers=options.workers)
+        accepts = None if shard is None else self._owns
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(self.reconcile, workers=options.workers, accepts=accepts)
         self.failures: Counter[ObjectKey] = Counter()
         self.tasks = Supervisor(self.metrics.task_restarts)
         self._informers: dict[str, KindInformer] = {}
         self._seen: dict[ObjectKey, tuple[Any, ...]] = {}
         self._syncs_by_label: dict[str, ObjectKey] = {}
+        self._shard_changes: asyncio.Queue[ShardChange] = asyncio.Queue()
+        self._leading = False
+        if shard is not None:
+            shard.subscribe(self._shard_changes.put_nowait)
+            self.metrics.registry.register(
+                ShardObjectsCollector(shard, lambda: [obj for kind in WATCHED for obj in self.objects(kind.kind)])
+            )
 
     def lookup(self, kind: str, namespace: str, name: str) -> KubeObject | None:
         informer = self._informers.get(kind)
@@ -228,7 +248,10 @@ class Controller:
         for kind in WATCHED:
             await self._watch(kind)
         await self.notifier.start()
-        self.dora.start()
+        if self.shard is None:
+            self.dora.start()
+        else:
+            self.tasks.start("follow the shard", self._follow_shard)
         self.queue.start()
         self.tasks.start("release unused watches", self._release_unused_watches)
         log.info(
@@ -302,6 +325,53 @@ class Controller:
             for group, kind in await self.live.retain_kinds(managed):
                 log.info("no Sync manages %s any more; stopped watching it", f"{kind}.{group}".rstrip("."))
 
+    def _owns(self, key: ObjectKey) -> bool:
+        return self.shard is None or self.shard.owns_key(key.kind, key.namespace, key.name)
+
+    async def _follow_shard(self) -> None:
+        """Acts on each change of the shard: lost objects' passes cancelled and forgotten, gained ones
+        queued now, the live cache's selection and the singletons moved along."""
+        assert self.shard is not None
+        shard = self.shard
+        while True:
+            change = await self._shard_changes.get()
+            if change.lost:
+                await self.queue.drop(lambda key: not self._owns(key))
+                for kind, forget in self.forgetters.items():
+                    for obj in self.objects(kind):
+                        key = ObjectKey.of(obj)
+                        if shard.bucket(key.kind, key.namespace, key.name) in change.lost:
+                            forget(obj)
+                for key in [key for key in self.failures if not self._owns(key)]:
+                    self.failures.pop(key)
+            if self.options.watch_own_shard:
+                await self.live.reselect(bucket_selector(shard.active))
+            for watched in WATCHED:
+                for obj in self.objects(watched.kind):
+                    key = ObjectKey.of(obj)
+                    if shard.bucket(key.kind, key.namespace, key.name) in change.gained:
+                        self.queue.add(key)
+            await self._lead(shard.leader)
+
+    async def _lead(self, leader: bool) -> None:
+        """The singletons (the delivery metrics' recomputation) run on the leader only."""
+        if leader and not self._leading:
+            log.info("this member leads: it recomputes the delivery metrics")
+            self.dora.start()
+        elif self._leading and not leader:
+            await self.dora.stop()
+        self._leading = leader
+
+    async def _mark_owner(self, obj: KubeObject) -> KubeObject:
+        """Writes this member's identity on the object when another was written there (`moor get` shows it)."""
+        if self.shard is None:
+            return obj
+        annotations = obj["metadata"].get("annotations") or {}
+        if annotations.get(OWNER_ANNOTATION) == self.shard.identity:
+            return obj
+        patch = {"metadata": {"annotations": {OWNER_ANNOTATION: self.shard.identity}}}
+        return await self.api.merge_patch(ObjectKey.of(obj).ref, patch)
+
     def _on_change(self, change: LiveChange) -> None:
         """Queues what a change to a custom resource concerns; ignores changes Moor made to status alone."""
         obj = change.object
@@ -365,7 +435,7 @@ class Controller:
     async def _escaped(self, key: ObjectKey, cached: KubeObject, error: Exception) -> None:
         """An error the reconcilers did not report (the object could not even be read): logged, and reported
         on the object as last seen unless the cluster itself failed (then nothing could be written)."""
-        if isinstance(error, ApiError) and error.conflict:
+        if (isinstance(error, ApiError) and error.conflict) or isinstance(error, Fenced):
             return
         if cluster_failed(error):
             log.warning("%s: %s", key, error)
@@ -424,7 +494,12 @@ class Controller:
             obj = await self.api.get(key.ref)
             if obj is None:
                 return
-            requeue = await self.reconcilers[key.kind].reconcile(obj, failures)
+            with reconciling(obj):
+                obj = await self._mark_owner(obj)
+                requeue = await self.reconcilers[key.kind].reconcile(obj, failures)
+        except Fenced as error:
+            log.info("%s: stopped, nothing more written: %s", key, error)
+            return
         except Exception as error:  # nothing escapes a reconcile
             await self._escaped(key, cached, error)
             requeue = Requeue.after_error(error, RETRY_AFTER_ERROR, failures)
