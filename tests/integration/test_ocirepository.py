@@ -243,11 +243,6 @@ def test_a_signed_artifact_is_applied_saying_who_signed_it_and_an_unsigned_one_i
     assert_refused_and_kept(moor, unsigned, signed, "carries no cosign signature", unsigned.digest.replace(":", "-"))
     assert applied_version(moor) == "signed"
 
-    # Signed, but only as a Sigstore bundle (an OCI 1.1 referrer), which Moor does not read: said so.
-    registry.sign(unsigned, cosign_keys, sigstore_bundle=True)
-    assert_refused_and_kept(moor, unsigned, signed, "Sigstore bundles", "--new-bundle-format=false")
-    assert applied_version(moor) == "signed"
-
 
 def test_an_artifact_signed_by_an_untrusted_key_is_refused_until_its_key_is_trusted(
     moor: Moor, registry: Registry, cosign_keys: CosignKeys, tmp_path: Path

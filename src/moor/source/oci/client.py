@@ -33,7 +33,7 @@ from moor.source.limits import ArtifactTooLarge, format_size
 from moor.source.oci.credentials import RegistryCredentials
 from moor.source.oci.errors import ArtifactNotFound, DigestMismatch, RegistryError
 from moor.source.oci.headers import next_page, parse_challenge
-from moor.source.oci.manifest import MANIFEST_TYPES, sha256_digest
+from moor.source.oci.manifest import MANIFEST_TYPES, OCI_INDEX, referrers_tag, sha256_digest
 from moor.source.oci.reference import SCHEME, check_digest
 from moor.source.oci.token import IssuedToken, RegistryAuth, parse_token_answer
 
@@ -170,6 +170,23 @@ class RegistryClient:
         digest = _verified_digest(answer.body, expected, what)
         media_type = answer.headers.get("Content-Type", "").partition(";")[0].strip()
         return FetchedManifest(digest=digest, media_type=media_type, raw=answer.body)
+
+    async def referrers(self, repository: str, digest: str) -> FetchedManifest | None:
+        """The image index of the manifests whose `subject` is `digest` (OCI 1.1), from the referrers API
+        or, when the registry answers 404 there (it has none), from the fallback tag `<algorithm>-<hex>`;
+        None when neither lists any. Only the first page of the referrers API is read."""
+        what = self._name(repository, digest)
+        check_digest(digest, what)
+        url = self._url(f"/v2/{repository}/referrers/{digest}")
+        try:
+            answer = await self._retrying(lambda: self._fetch("GET", url, _pull(repository), what, accept=OCI_INDEX))
+        except ArtifactNotFound:
+            try:
+                return await self.resolve(repository, referrers_tag(digest))
+            except ArtifactNotFound:
+                return None
+        media_type = answer.headers.get("Content-Type", "").partition(";")[0].strip()
+        return FetchedManifest(digest=sha256_digest(answer.body), media_type=media_type, raw=answer.body)
 
     async def digest_of(self, repository: str, tag: str) -> str:
         """The digest of the manifest `tag` names, from a HEAD (the whole manifest when the registry does not say)."""

@@ -1,19 +1,22 @@
-"""Cosign signatures of an OCI artifact, checked in Python against public keys the user trusts.
+"""Cosign signatures of an OCI artifact, checked in Python against public keys the user trusts, in
+either of cosign's layouts.
 
-Cosign's classic layout: the signatures of the manifest `sha256:<hex>` are the layers of the manifest
-tagged `sha256-<hex>.sig` in the same repository. Each such layer, of media type `SIMPLE_SIGNING`,
-is a small JSON payload (`{"critical": {"identity": …, "image": {"docker-manifest-digest": …},
-"type": "cosign container image signature"}, …}`); its annotation `dev.cosignproject.cosign/signature`
-is the base64 signature over exactly those bytes. A signature counts only when a trusted key verifies
-it AND its payload names the artifact's digest and cosign's type, so a signature copied from another
-artifact does not count. Keys are PEM public keys (every key of a Secret ending in `.pub`): ECDSA
-P-256 with SHA-256 (what `cosign generate-key-pair` makes), RSA (PKCS #1 v1.5, SHA-256) and Ed25519.
+The classic layout (cosign v2's default, Flux's): the signatures of the manifest `sha256:<hex>` are the
+layers of the manifest tagged `sha256-<hex>.sig` in the same repository. Each such layer, of media type
+`SIMPLE_SIGNING`, is a small JSON payload (`{"critical": {"identity": …, "image":
+{"docker-manifest-digest": …}, "type": "cosign container image signature"}, …}`); its annotation
+`dev.cosignproject.cosign/signature` is the base64 signature over exactly those bytes. A signature
+counts only when a trusted key verifies it AND its payload names the artifact's digest and cosign's
+type, so a signature copied from another artifact does not count.
 
-Not read: transparency-log entries and keyless (Fulcio) certificates, which need Rekor and Fulcio on
-the internet (a signature is trusted for its key alone), and cosign v3's Sigstore bundles stored as
-OCI 1.1 referrers (`cosign sign --new-bundle-format`; a refusal says so when an artifact has only
-those). `check_signatures` is pure; `verify_signed`
-fetches the signature manifest and its payloads with the RegistryClient and calls it.
+Sigstore bundles (cosign v3's default): OCI 1.1 referrers of the artifact, read and checked by
+`moor.source.oci.sigstore_bundle` with the same keys and the same rule. The classic tag is read first;
+the referrers only when it holds no valid signature. A refusal lists what was found in both.
+
+Keys are those of `moor.source.oci.cosign_keys`. Not read: transparency-log entries and keyless (Fulcio)
+certificates, which need Rekor and Fulcio on the internet: a signature is trusted for its key alone,
+offline. `check_signatures` and `check_bundles` are pure; `verify_signed` fetches the signatures with
+the RegistryClient and calls them.
 """
 
 from __future__ import annotations
@@ -25,83 +28,46 @@ import json
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from moor.source.errors import SourceError, VerificationFailed
 from moor.source.limits import ArtifactTooLarge
 from moor.source.oci.client import RegistryClient
+from moor.source.oci.cosign_keys import PROVIDER as PROVIDER
+from moor.source.oci.cosign_keys import PUBLIC_KEY_SUFFIX as PUBLIC_KEY_SUFFIX
+from moor.source.oci.cosign_keys import CosignKeys as CosignKeys
+from moor.source.oci.cosign_keys import CosignSignature as CosignSignature
 from moor.source.oci.errors import ArtifactNotFound
-from moor.source.oci.manifest import Descriptor, ImageIndex, parse_manifest
+from moor.source.oci.manifest import Descriptor, ImageIndex, ImageManifest, parse_manifest
+from moor.source.oci.manifest import referrers_tag as referrers_tag
 from moor.source.oci.reference import OciReference
+from moor.source.oci.sigstore_bundle import (
+    MAX_BUNDLE_BYTES,
+    SigstoreBundle,
+    check_bundle,
+    is_bundle_type,
+    needs_manifest,
+    parse_bundle,
+)
 
-PROVIDER = "cosign"
-PUBLIC_KEY_SUFFIX = ".pub"
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIGNATURE_TYPE = "cosign container image signature"
 MAX_PAYLOAD_BYTES = 64 * 1024
 """A simple-signing payload is a few hundred bytes; a larger one is not downloaded."""
 MAX_SIGNATURES = 32
-"""Signatures read from one signature manifest (cosign appends one per `cosign sign`)."""
-MIN_RSA_BITS = 2048
+"""Signatures read from one signature manifest (cosign appends one per `cosign sign`), and bundles read
+from one artifact's referrers."""
 
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
-
-
-@dataclass(frozen=True, repr=False)
-class CosignKeys:
-    """The public keys a trust Secret holds, by their key name in the Secret, sorted."""
-
-    keys: tuple[tuple[str, PublicKey], ...]
-    origin: str = field(default="the trust Secret", compare=False)
-    """How messages name where the keys came from."""
-
-    @classmethod
-    def from_secret(cls, data: Mapping[str, bytes], origin: str = "the trust Secret") -> CosignKeys:
-        """Reads every `.pub` key of a Secret's (decoded) data; VerificationFailed when there is none or
-        one is not a public key Moor checks (a broken key is an error to fix, not one to skip silently)."""
-        names = sorted(name for name in data if name.endswith(PUBLIC_KEY_SUFFIX))
-        if not names:
-            raise VerificationFailed(
-                f"{origin} holds no cosign public key (a key ending in {PUBLIC_KEY_SUFFIX}), "
-                "so no artifact can be verified"
-            )
-        return cls(tuple((name, _load_public_key(data[name], f"{origin}: {name}")) for name in names), origin)
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self.keys]
-
-    def __repr__(self) -> str:
-        return f"CosignKeys({', '.join(self.names)})"
-
-
-@dataclass(frozen=True)
-class CosignSignature:
-    """A trusted signature of an artifact: which key of the trust Secret verified it."""
-
-    key: str
-
-    def __str__(self) -> str:
-        return f"signed with cosign key {self.key}"
+Finding = tuple[str, str]
+"""A signature that does not count: what it is (`signature 1`, `bundle 2`) and why (a phrase)."""
 
 
 def signature_tag(digest: str) -> str:
-    """Where cosign puts the signatures of `digest`: the tag `sha256-<hex>.sig`."""
+    """Where cosign puts the classic signatures of `digest`: the tag `sha256-<hex>.sig`."""
     return f"{referrers_tag(digest)}.sig"
-
-
-def referrers_tag(digest: str) -> str:
-    """Where OCI 1.1 referrers of `digest` are listed in a registry without the referrers API (the tag
-    schema cosign v3 falls back to for Sigstore bundles): `sha256-<hex>`."""
-    algorithm, _, hex_digest = digest.partition(":")
-    return f"{algorithm}-{hex_digest}"
 
 
 def signature_layers(raw_manifest: bytes, media_type: str | None, what: str) -> tuple[Descriptor, ...]:
@@ -125,56 +91,164 @@ def check_signatures(
     """
     if not layers:
         raise VerificationFailed(f"{what} carries no cosign signature: its signature manifest holds none")
-    problems: list[str] = []
-    for layer in layers:
-        found = _check_one(digest, layer, payloads.get(layer.digest), keys)
-        if isinstance(found, CosignSignature):
-            return found
-        problems.append(found)
-    distinct = list(dict.fromkeys(problems))
-    listed = (
-        distinct[0]
-        if len(distinct) == 1
-        else "; ".join(f"signature {number}: {problem}" for number, problem in enumerate(problems, start=1))
-    )
-    raise VerificationFailed(
+    found = _classic_findings(digest, layers, payloads, keys)
+    if isinstance(found, CosignSignature):
+        return found
+    raise _refusal(what, keys, found)
+
+
+def check_bundles(
+    digest: str, bundles: Sequence[SigstoreBundle | str], keys: CosignKeys, what: str, manifest: bytes | None = None
+) -> CosignSignature:
+    """The first Sigstore bundle that a trusted key verifies and that names `digest`; `bundles` holds each
+    bundle read, or why it could not be (a phrase). VerificationFailed naming what is wrong with each."""
+    found = _bundle_findings(digest, bundles, keys, manifest)
+    if isinstance(found, CosignSignature):
+        return found
+    if not found:
+        raise VerificationFailed(f"{what} carries no cosign signature: no Sigstore bundle refers to it")
+    raise _refusal(what, keys, found)
+
+
+async def verify_signed(client: RegistryClient, artifact: OciReference, keys: CosignKeys) -> CosignSignature:
+    """Fetches the signatures of `artifact` (a reference with its digest), classic first, then Sigstore
+    bundles, and checks them; VerificationFailed when none is valid, before anything of the artifact
+    itself is downloaded."""
+    assert artifact.digest is not None
+    what, digest = str(artifact), artifact.digest
+    classic = await _read_classic(client, artifact, keys, what)
+    if isinstance(classic, CosignSignature):
+        return classic
+    referrers = await _read_bundles(client, artifact, what)
+    manifest = None
+    if any(isinstance(bundle, SigstoreBundle) and needs_manifest(bundle) for bundle in referrers.bundles):
+        manifest = (await client.resolve(artifact.repository, digest)).raw
+    bundles = _bundle_findings(digest, referrers.bundles, keys, manifest)
+    if isinstance(bundles, CosignSignature):
+        return bundles
+    if classic is None and not bundles:
+        others = f" (its referrers are {', '.join(referrers.other_types)})" if referrers.other_types else ""
+        raise VerificationFailed(
+            f"{what} carries no cosign signature: its repository has no tag {signature_tag(digest)}, and no "
+            f"Sigstore bundle refers to it{others}; sign it with `cosign sign --key`",
+            url=artifact.repository_url,
+        )
+    missing = [] if classic is not None else [("the classic layout", f"no tag {signature_tag(digest)}")]
+    raise _refusal(what, keys, [*(classic or []), *bundles], missing)
+
+
+def _refusal(
+    what: str, keys: CosignKeys, found: list[Finding], missing: list[Finding] | None = None
+) -> VerificationFailed:
+    """Why no signature counts: one problem shared by all of them said once, else each one's own."""
+    distinct = list(dict.fromkeys(problem for _, problem in found))
+    if len(distinct) == 1 and not missing:
+        listed = distinct[0]
+    else:
+        listed = "; ".join(f"{label}: {problem}" for label, problem in [*found, *(missing or [])])
+    return VerificationFailed(
         f"{what} has no valid cosign signature by a key of {keys.origin} ({', '.join(keys.names)}): {listed}"
     )
 
 
-async def verify_signed(client: RegistryClient, artifact: OciReference, keys: CosignKeys) -> CosignSignature:
-    """Fetches the signatures of `artifact` (a reference with its digest) and checks them; VerificationFailed
-    when none is valid, before anything of the artifact itself is downloaded."""
+def _classic_findings(
+    digest: str, layers: Sequence[Descriptor], payloads: Mapping[str, bytes], keys: CosignKeys
+) -> CosignSignature | list[Finding]:
+    problems: list[Finding] = []
+    for number, layer in enumerate(layers, start=1):
+        found = _check_one(digest, layer, payloads.get(layer.digest), keys)
+        if isinstance(found, CosignSignature):
+            return found
+        problems.append((f"signature {number}", found))
+    return problems
+
+
+def _bundle_findings(
+    digest: str, bundles: Sequence[SigstoreBundle | str], keys: CosignKeys, manifest: bytes | None
+) -> CosignSignature | list[Finding]:
+    problems: list[Finding] = []
+    for number, bundle in enumerate(bundles, start=1):
+        found = bundle if isinstance(bundle, str) else check_bundle(digest, bundle, keys, manifest)
+        if isinstance(found, CosignSignature):
+            return found
+        problems.append((f"bundle {number}", found))
+    return problems
+
+
+async def _read_classic(
+    client: RegistryClient, artifact: OciReference, keys: CosignKeys, what: str
+) -> CosignSignature | list[Finding] | None:
+    """The classic signatures' verdict: a trusted signature, why none counts, or None without a `.sig` tag."""
     assert artifact.digest is not None
-    what = str(artifact)
-    tag = signature_tag(artifact.digest)
     try:
-        fetched = await client.resolve(artifact.repository, tag)
+        fetched = await client.resolve(artifact.repository, signature_tag(artifact.digest))
     except ArtifactNotFound:
-        raise VerificationFailed(
-            f"{what} carries no cosign signature: its repository has no tag {tag} "
-            f"({await _unread_bundles(client, artifact.repository, artifact.digest)})",
-            url=artifact.repository_url,
-        ) from None
-    layers = signature_layers(fetched.raw, fetched.media_type, what)
+        return None
+    try:
+        layers = signature_layers(fetched.raw, fetched.media_type, what)
+    except VerificationFailed as error:
+        return [("the classic layout", str(error).removeprefix(f"{what}: "))]
+    if not layers:
+        return [("the classic layout", "its signature manifest holds no signature")]
     wanted = [
         layer for layer in layers if SIGNATURE_ANNOTATION in layer.annotations and layer.size <= MAX_PAYLOAD_BYTES
     ]
-    payloads = await _download_payloads(client, artifact.repository, wanted, what)
-    return check_signatures(artifact.digest, layers, payloads, keys, what)
+    payloads = await _download_blobs(client, artifact.repository, wanted, MAX_PAYLOAD_BYTES, what)
+    return _classic_findings(artifact.digest, layers, payloads, keys)
 
 
-async def _unread_bundles(client: RegistryClient, repository: str, digest: str) -> str:
-    """How to sign so Moor can check it, saying so when the artifact has referrers Moor does not read
-    (cosign v3's Sigstore bundles)."""
+@dataclass(frozen=True)
+class _Referrers:
+    bundles: list[SigstoreBundle | str]
+    """Each Sigstore bundle that refers to the artifact, or why it could not be read."""
+    other_types: list[str]
+    """The artifact types of the other referrers (SBOMs, attestations of other tools)."""
+
+
+async def _read_bundles(client: RegistryClient, artifact: OciReference, what: str) -> _Referrers:
+    """The Sigstore bundles among the artifact's referrers (at most MAX_SIGNATURES), downloaded and parsed."""
+    assert artifact.digest is not None
+    listed = await client.referrers(artifact.repository, artifact.digest)
+    if listed is None:
+        return _Referrers([], [])
     try:
-        await client.resolve(repository, referrers_tag(digest))
-    except ArtifactNotFound:
-        return "sign it with `cosign sign --key`"
-    return (
-        f"it has OCI referrers (the tag {referrers_tag(digest)}), such as cosign v3's Sigstore bundles, which "
-        "Moor does not read: sign with `cosign sign --key --new-bundle-format=false`"
+        index = parse_manifest(listed.raw, listed.media_type, what)
+    except SourceError as error:
+        return _Referrers([f"malformed: its list of referrers is not an index ({error})"], [])
+    if not isinstance(index, ImageIndex):
+        return _Referrers(["malformed: its list of referrers is not an index"], [])
+    wanted = [entry for entry in index.manifests if is_bundle_type(entry.artifact_type)][:MAX_SIGNATURES]
+    others = sorted(
+        {entry.artifact_type or entry.media_type for entry in index.manifests} - {e.artifact_type for e in wanted}
     )
+    bundles: list[SigstoreBundle | str] = []
+    for entry in wanted:
+        layer = await _bundle_layer(client, artifact.repository, entry, what)
+        if isinstance(layer, str):
+            bundles.append(layer)
+            continue
+        payloads = await _download_blobs(client, artifact.repository, [layer], MAX_BUNDLE_BYTES, what)
+        bundles.append(parse_bundle(payloads[layer.digest]))
+    return _Referrers(bundles, others)
+
+
+async def _bundle_layer(client: RegistryClient, repository: str, entry: Descriptor, what: str) -> Descriptor | str:
+    """The bundle layer of a referrer's manifest, or why it has none Moor downloads (a phrase)."""
+    fetched = await client.resolve(repository, entry.digest)
+    try:
+        manifest = parse_manifest(fetched.raw, fetched.media_type, f"{what}'s referrer {entry.digest}")
+    except SourceError as error:
+        return f"malformed: {error}"
+    layers = (
+        [layer for layer in manifest.layers if is_bundle_type(layer.media_type)]
+        if isinstance(manifest, ImageManifest)
+        else []
+    )
+    if not layers:
+        return f"malformed: the referrer {entry.digest} holds no Sigstore bundle layer"
+    if layers[0].size > MAX_BUNDLE_BYTES:
+        return f"malformed: the bundle is over {MAX_BUNDLE_BYTES // 1024} KiB"
+    return layers[0]
 
 
 def _check_one(digest: str, layer: Descriptor, payload: bytes | None, keys: CosignKeys) -> CosignSignature | str:
@@ -190,7 +264,7 @@ def _check_one(digest: str, layer: Descriptor, payload: bytes | None, keys: Cosi
         return "malformed: the signature is empty"
     if payload is None:
         return f"malformed: the payload is over {MAX_PAYLOAD_BYTES // 1024} KiB"
-    key = next((name for name, public_key in keys.keys if _verifies(public_key, signature, payload)), None)
+    key = keys.signer_of(signature, payload)
     if key is None:
         return "it verifies with none of the trusted keys (made by another key, or altered)"
     named = _signed_digest(payload)
@@ -222,63 +296,26 @@ def _signed_digest(payload: bytes) -> str | _Refused:
     return named
 
 
-def _verifies(key: PublicKey, signature: bytes, payload: bytes) -> bool:
-    try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
-        elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, payload, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            key.verify(signature, payload)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-def _load_public_key(pem: bytes, what: str) -> PublicKey:
-    try:
-        key = serialization.load_pem_public_key(pem.strip())
-    except (ValueError, UnsupportedAlgorithm):
-        raise VerificationFailed(f"{what} is not a PEM public key (-----BEGIN PUBLIC KEY-----)") from None
-    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        return key
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size >= MIN_RSA_BITS:
-        return key
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return key
-    raise VerificationFailed(
-        f"{what} is {_describe_key(key)}; Moor checks ECDSA P-256, RSA of {MIN_RSA_BITS} bits or more, and Ed25519 keys"
-    )
-
-
-def _describe_key(key: object) -> str:
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return f"an ECDSA key on {key.curve.name}"
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"an RSA key of {key.key_size} bits"
-    return "another kind of key"
-
-
-async def _download_payloads(
-    client: RegistryClient, repository: str, layers: Sequence[Descriptor], what: str
+async def _download_blobs(
+    client: RegistryClient, repository: str, layers: Sequence[Descriptor], max_bytes: int, what: str
 ) -> dict[str, bytes]:
     """The bytes of each layer (digests verified by the client), through a private temporary directory."""
     if not layers:
         return {}
     directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="moor-cosign-"))
     try:
-        payloads: dict[str, bytes] = {}
+        blobs: dict[str, bytes] = {}
         for number, layer in enumerate(layers):
-            if layer.digest in payloads:
+            if layer.digest in blobs:
                 continue
-            path = directory / f"payload-{number}"
+            path = directory / f"blob-{number}"
             try:
-                await client.blob_to(repository, layer.digest, path, MAX_PAYLOAD_BYTES)
+                await client.blob_to(repository, layer.digest, path, max_bytes)
             except ArtifactTooLarge:
                 raise VerificationFailed(
-                    f"{what}: the cosign signature payload {layer.digest} is larger than its manifest says"
+                    f"{what}: the cosign signature {layer.digest} is larger than its manifest says"
                 ) from None
-            payloads[layer.digest] = await asyncio.to_thread(path.read_bytes)
-        return payloads
+            blobs[layer.digest] = await asyncio.to_thread(path.read_bytes)
+        return blobs
     finally:
         await asyncio.to_thread(shutil.rmtree, directory, True)

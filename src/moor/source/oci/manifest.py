@@ -46,11 +46,15 @@ class Descriptor:
     digest: str
     size: int
     annotations: Mapping[str, str] = field(default_factory=dict)
+    artifact_type: str = ""
+    """What an index entry says the manifest is (OCI 1.1 `artifactType`, e.g. a Sigstore bundle); mostly empty."""
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.annotations:
             document["annotations"] = dict(self.annotations)
+        if self.artifact_type:
+            document["artifactType"] = self.artifact_type
         return document
 
 
@@ -83,6 +87,13 @@ class ImageIndex:
 def sha256_digest(data: bytes) -> str:
     """The content address of `data`, as registries write it."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def referrers_tag(digest: str) -> str:
+    """Where the referrers of `digest` are listed in a registry without the referrers API (the OCI 1.1
+    referrers tag schema): the tag `<algorithm>-<hex>`."""
+    algorithm, _, hex_digest = digest.partition(":")
+    return f"{algorithm}-{hex_digest}"
 
 
 def parse_manifest(raw: bytes, content_type: str | None, what: str) -> ImageManifest | ImageIndex:
@@ -153,7 +164,9 @@ def _descriptor(value: Any, what: str, key: str) -> Descriptor:
         check_digest(digest, what)
     except InvalidSourceSpec:
         raise RegistryError(f"the manifest of {what}: {digest!r} in {key!r} is not a digest") from None
-    return Descriptor(media_type, digest, size, _annotations(value.get("annotations"), what))
+    artifact_type = value.get("artifactType")
+    annotations = _annotations(value.get("annotations"), what)
+    return Descriptor(media_type, digest, size, annotations, artifact_type if isinstance(artifact_type, str) else "")
 
 
 def _annotations(value: Any, what: str) -> dict[str, str]:
