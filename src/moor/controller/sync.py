@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from moor.cluster.access import AccessReviewer
 from moor.cluster.api import KubeApi
-from moor.cluster.apply import Applier, ApplyOutcome, ChangeSetRejected, Waves
+from moor.cluster.apply import Applier, ChangeSetRejected, Waves
 from moor.cluster.cache import InformerNotSynced, LiveCache
 from moor.cluster.client import ApiError
 from moor.cluster.discovery import ResourceType
@@ -43,10 +43,10 @@ from moor.controller.revision_choice import (
 )
 from moor.controller.scheduling import Requeue, UnexpectedFailure, cluster_failed, jittered
 from moor.controller.source_store import SourceStore
+from moor.controller.sync_hooks import HookRunner
 from moor.controller.sync_memory import PlanInputs, RenderKey, SyncMemory
 from moor.controller.sync_report import (
     DRIFT_CORRECTION,
-    HOOK_FAILED,
     ROLLED_BACK,
     Attempt,
     RecordFailed,
@@ -55,22 +55,18 @@ from moor.controller.sync_report import (
 )
 from moor.controller.tenancy import TenancyPolicy, check_reads
 from moor.errors import MoorError
-from moor.health import HealthState, HealthStatus
-from moor.health.wait import poll_until_healthy, wait_until_healthy
+from moor.health import HealthState
+from moor.health.wait import wait_until_healthy
 from moor.objects import KubeObject, ObjectRef
 from moor.plan import (
     Action,
-    DeletePolicy,
     DesiredSet,
-    Hook,
     ObjectChange,
     Phase,
     Phases,
     Plan,
     decide_drift,
-    main_waves,
     plan_changes,
-    wave_of,
 )
 from moor.record.git_notes import NoteTarget, last_healthy_revision, read_deployment_notes
 from moor.record.snapshots import SnapshotStore
@@ -117,6 +113,7 @@ class SyncReconciler:
     apply_concurrency: int = 16
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
     access: AccessReviewer = field(init=False)
+    hooks: HookRunner = field(init=False)
     memory: dict[str, SyncMemory] = field(init=False, default_factory=dict)
     """By the Sync's uid."""
     chart_choices: dict[str, tuple[ChartChoice, str]] = field(init=False, default_factory=dict)
@@ -128,6 +125,7 @@ class SyncReconciler:
 
     def __post_init__(self) -> None:
         self.access = AccessReviewer(self.api)
+        self.hooks = HookRunner(self.applier, self.report, self.check_health)
 
     def memory_of(self, sync: KubeObject) -> SyncMemory:
         return self.memory.setdefault(str(sync["metadata"].get("uid", "")), SyncMemory())
@@ -281,7 +279,7 @@ class SyncReconciler:
                 if hooks_due and reporting is not None:
                     await self.recorded_before_writes(reporting)
                     reporting = inventory_recorded = None
-                waves = self.waves(attempt, spec, desired, phases if hooks_due else NO_HOOKS, decision.writes)
+                waves = self.hooks.waves(attempt, spec, desired, phases if hooks_due else NO_HOOKS, decision.writes)
                 await self.apply(
                     attempt, spec, decision.writes, take_over, before_writes=inventory_recorded, waves=waves
                 )
@@ -305,10 +303,10 @@ class SyncReconciler:
             if keeps_healthy or post_due:
                 await self.check_health(attempt, spec, desired.refs)
             if hooks_due:
-                await self.run_hooks(attempt, spec, phases, Phase.POST)
+                await self.hooks.run(attempt, spec, phases, Phase.POST)
         except SyncFailed:
             if hooks_due:
-                await self.run_fail_hooks(attempt, spec, phases)
+                await self.hooks.run_after_failure(attempt, spec, phases)
             raise
         if keeps_healthy and attempt.status.get("lastHealthyRevision") != attempt.revision:
             await self.save_snapshot(attempt, desired)
@@ -322,115 +320,6 @@ class SyncReconciler:
             await progress_recorded(reporting)
         except ProgressNotRecorded as error:
             raise SyncFailed(conditions.RECORD_FAILED, str(error)) from None
-
-    def waves(
-        self, attempt: Attempt, spec: SyncSpec, desired: DesiredSet, phases: Phases, writes: Sequence[ObjectChange]
-    ) -> Waves | None:
-        """How the main objects are written when `phases` has hooks to run (the pre hooks once the first stage,
-        CRDs and Namespaces, is written), or they use more than one wave: each wave healthy before the next is
-        written. None when one stage is all there is."""
-        numbers = main_waves(desired.objects)
-        hook_waves = dict(phases.waves_of(Phase.MAIN))
-        pre = phases.waves_of(Phase.PRE)
-        if not hook_waves and not pre and (len(numbers) < 2 or not writes):
-            return None
-        every = sorted({*numbers, *hook_waves})
-        refs_of: dict[int, list[ObjectRef]] = {}
-        for obj, ref in zip(desired.objects, desired.refs, strict=True):
-            refs_of.setdefault(wave_of(obj), []).append(ref)
-
-        async def reached(number: int, outcome: ApplyOutcome) -> None:
-            if number in hook_waves:
-                await self.run_hook_wave(attempt, spec, hook_waves[number])
-            if number != every[-1] and refs_of.get(number):
-                what = f"wave {number} is"
-                await self.check_health(attempt, spec, refs_of[number], outcome.applied_versions, what=what)
-
-        async def before() -> None:
-            for _, hooks in pre:
-                await self.run_hook_wave(attempt, spec, hooks)
-
-        return Waves(wave_of, every, reached, before if pre else None)
-
-    async def run_hooks(self, attempt: Attempt, spec: SyncSpec, phases: Phases, phase: Phase) -> None:
-        """Runs the hooks of `phase`, one wave at a time: a wave must complete before the next one starts."""
-        for _, hooks in phases.waves_of(phase):
-            await self.run_hook_wave(attempt, spec, hooks)
-
-    async def run_fail_hooks(self, attempt: Attempt, spec: SyncSpec, phases: Phases) -> None:
-        """After a failure, the fail hooks: their own failure is recorded and logged, never reported in its place."""
-        try:
-            await self.run_hooks(attempt, spec, phases, Phase.FAIL)
-        except SyncFailed as failure:
-            log.warning("%s: a fail hook failed too: %s", attempt.ref, failure)
-
-    async def run_hook_wave(self, attempt: Attempt, spec: SyncSpec, hooks: Sequence[Hook]) -> None:
-        """Writes the hooks of one wave, waits until all are done (a Job complete), applies their delete
-        policies, and fails the revision (HookFailed) when one failed or did not finish in spec.timeout."""
-        applier = self.applier(attempt, spec)
-        written: list[tuple[Hook, ObjectRef]] = []
-        for hook in hooks:
-            recreate = DeletePolicy.BEFORE_HOOK_CREATION in hook.delete_policies
-            try:
-                live = await applier.write_hook(hook.obj, recreate=recreate)
-            except ApiError as error:
-                if cluster_failed(error):
-                    raise
-                self.note_hook(attempt, hook, hook.ref, "Failed")
-                message = f"revision {attempt.revision}: {hook.describe()} was refused: {error}"
-                raise SyncFailed(HOOK_FAILED, message, revision_failed=True) from None
-            except MoorError as error:
-                self.note_hook(attempt, hook, hook.ref, "Failed")
-                raise SyncFailed(HOOK_FAILED, f"revision {attempt.revision}: {error}", revision_failed=True) from None
-            written.append((hook, replace(hook.ref, name=str(live["metadata"]["name"]))))
-        names = {ref: hook.describe(ref.name) for hook, ref in written}
-
-        async def still_waiting(health: HealthStatus) -> None:
-            waiting = ", ".join(names.values())
-            message = f"revision {attempt.revision}: waiting for {waiting} to complete: {health.message}"
-            await self.report.waiting(attempt, message)
-
-        statuses = await poll_until_healthy(
-            applier.api.get,
-            [ref for _, ref in written],
-            spec.timeout.total_seconds(),
-            still_waiting=still_waiting,
-            checks=spec.health_checks,
-        )
-        done: list[ObjectRef] = []
-        failed: list[str] = []
-        for hook, ref in written:
-            status = statuses[ref]
-            result = "Succeeded" if status.healthy else "Failed"
-            self.note_hook(attempt, hook, ref, result)
-            policy = DeletePolicy.HOOK_SUCCEEDED if status.healthy else DeletePolicy.HOOK_FAILED
-            if policy in hook.delete_policies:
-                done.append(ref)
-            if not status.healthy:
-                why = (
-                    status.message
-                    if status.state is HealthState.FAILED
-                    else f"not done after {format_duration(spec.timeout)}: {status.message}"
-                )
-                failed.append(f"{names[ref]} failed: {why}")
-        if done:
-            for rejection in await applier.delete_all(done, ApplyOutcome()):
-                log.warning("%s: could not delete a hook as its delete policy asks: %s", attempt.ref, rejection)
-        if failed:
-            raise SyncFailed(HOOK_FAILED, f"revision {attempt.revision}: {'; '.join(failed)}", revision_failed=True)
-
-    @staticmethod
-    def note_hook(attempt: Attempt, hook: Hook, ref: ObjectRef, result: str) -> None:
-        """Adds a hook's outcome to the attempt (its record) and to status.hooks."""
-        entry = {
-            "phase": str(hook.phase),
-            "hook": hook.kind_of_hook,
-            "wave": hook.wave,
-            **ref.to_dict(),
-            "result": result,
-        }
-        attempt.hooks.append(entry)
-        attempt.status["hooks"] = list(attempt.hooks)
 
     # -- rollback, pins and approvals --------------------------------------------------------------
 
