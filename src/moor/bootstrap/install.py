@@ -14,9 +14,10 @@ from moor.objects import KubeObject, ObjectRef
 from moor.plan import compare
 
 
-def installation_objects(*, with_controller: bool) -> list[dict[str, Any]]:
-    """The CRDs first, then the namespace, ServiceAccount, RBAC and (with_controller) the Deployment."""
-    return [*load_crds(), *load_manifests(with_controller=with_controller)]
+def installation_objects(*, with_controller: bool, replicas: int = 1) -> list[dict[str, Any]]:
+    """The CRDs first, then the namespace, ServiceAccount, RBAC and (with_controller) the Deployment, with
+    its PodDisruptionBudget when it runs several `replicas`."""
+    return [*load_crds(), *load_manifests(with_controller=with_controller, replicas=replicas)]
 
 
 @dataclass(frozen=True)

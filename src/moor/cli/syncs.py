@@ -31,6 +31,7 @@ from moor.resources import (
     conditions,
     get_condition,
 )
+from moor.sharding.shard import OWNER_ANNOTATION
 
 STATE_STYLE = {HealthState.HEALTHY: "green", HealthState.PROGRESSING: "yellow", HealthState.FAILED: "red"}
 SOURCE_KINDS = (GITREPOSITORY.kind, OCIREPOSITORY.kind, HELMREPOSITORY.kind)
@@ -86,6 +87,11 @@ def _row(obj: KubeObject) -> tuple[str, ...]:
         message,
         age(obj),
     )
+
+
+def owner_of(obj: KubeObject) -> str:
+    """The replica that reconciles the object when several share the work (`moor run --replicas`)."""
+    return str((obj["metadata"].get("annotations") or {}).get(OWNER_ANNOTATION) or "")
 
 
 def summary(obj: KubeObject) -> str:
@@ -161,9 +167,18 @@ async def _get(target: Target, what: str, all_namespaces: bool, output: str) -> 
         return 0
     console = Console()
     for kind, items in listed.items():
-        rows = [_row(obj) for obj in items]
+        sharded = any(owner_of(obj) for obj in items)
+        rows = [(*_row(obj), owner_of(obj)) if sharded else _row(obj) for obj in items]
         table = Table(title=f"{kind} objects", title_justify="left", box=None, pad_edge=False)
-        columns = ("NAMESPACE", "NAME", SUMMARY_COLUMN.get(kind, "REVISION"), "READY", "MESSAGE", "AGE")
+        columns: tuple[str, ...] = (
+            "NAMESPACE",
+            "NAME",
+            SUMMARY_COLUMN.get(kind, "REVISION"),
+            "READY",
+            "MESSAGE",
+            "AGE",
+        )
+        columns += ("OWNER",) if sharded else ()
         widths = [
             max([len(column), *(len(Text.from_markup(row[i]).plain) for row in rows)])
             for i, column in enumerate(columns)
