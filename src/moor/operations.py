@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from moor.cluster.api import KubeApi
@@ -23,6 +22,7 @@ from moor.controller.source_store import SourceStore
 from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 from moor.resources import ApprovalMode, SyncSpec
+from moor.resources.reconcile_request import reconcile_request, reconcile_token
 from moor.source import ArtifactCache, revision_commit
 
 HEALTHY_RESULTS = ("Succeeded", "DriftCorrected")
@@ -32,15 +32,10 @@ class OperationRefused(MoorError):
     """The request does not fit the Sync as it is (nothing waits for approval, no earlier revision...)."""
 
 
-def reconcile_token() -> str:
-    """A new value of the reconcile annotation: the controller handles each value once."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 async def request_reconcile(api: KubeApi, ref: ObjectRef) -> str:
     """Asks the controller to reconcile `ref` now; returns the token it reports as lastHandledReconcileAt."""
     token = reconcile_token()
-    await api.merge_patch(ref, {"metadata": {"annotations": {RECONCILE_ANNOTATION: token}}})
+    await api.merge_patch(ref, reconcile_request(token))
     return token
 
 

@@ -32,13 +32,13 @@ from moor.controller.secrets import SecretMissing, read_secret
 from moor.controller.source_status import INVALID_SPEC, SourceReporter
 from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
-from moor.operations import request_reconcile
 from moor.record.events import NORMAL, WARNING, EventRecorder
 from moor.record.metrics import Metrics
 from moor.record.status import write_status
 from moor.resources import API_VERSION, GITREPOSITORY, GROUP, IMAGEPOLICY, SYNC, VERSION, GitRepositorySpec, SpecError
 from moor.resources.conditions import format_time
 from moor.resources.imageupdate import PER_POLICY_BRANCH_PREFIX, ImageUpdateSpec, PushStrategy
+from moor.resources.reconcile_request import reconcile_request, reconcile_token
 from moor.source.auth import GitAuth
 from moor.source.errors import SourceError
 
@@ -170,7 +170,8 @@ class ImageUpdateReconciler:
         if result.pushed:
             self._unchanged.pop(key, None)
             if any(pushed.branch == repository_spec.ref.branch for pushed, _ in result.pushed):
-                await request_reconcile(self.api, ObjectRef.of(repository))  # roll it out now, not at its interval
+                # Rolled out now, not at the repository's interval.
+                await self.api.merge_patch(ObjectRef.of(repository), reconcile_request(reconcile_token()))
             pushed_to = ", ".join(f"{p.commit[:12]} to {p.branch}" for p, _ in result.pushed)
             return f"pushed {pushed_to}"
         # Remembered only if no policy moved while the pass ran: a tag chosen meanwhile was not written, and
