@@ -20,29 +20,20 @@ from __future__ import annotations
 import base64
 import json
 import os
-import secrets
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from moor import binaries
-from moor.devcluster import ClusterInfo
-from moor.web.receiver import HOOK_PATH
 from tests.integration.test_image_scan import push, registry_secrets, status_of, wait_status
-from tests.support.cluster_fixtures import Kubectl, namespace_name
 from tests.support.git_fixtures import GitHttpServer, GitWorkspace
-from tests.support.moor_fixtures import MOOR, ControllerProcess, Moor, free_port, manifest
-from tests.support.registry_fixtures import Notifications, Registry, TestCA
+from tests.support.moor_fixtures import MOOR, Moor, manifest
+from tests.support.registry_fixtures import Registry
+from tests.support.webhook_fixtures import notifying_registry, receiver, receiver_kubectl, receiver_moor  # noqa: F401
 
 pytestmark = pytest.mark.cluster
-
-TOKEN = f"image-e2e-{secrets.token_hex(12)}"
-SECRET_NAMESPACE = "webhook-system"
-SECRET_NAME = "registry-hooks"
 
 CHART_TEMPLATE = """\
 apiVersion: apps/v1
@@ -65,53 +56,6 @@ spec:
         - name: app
           image: {{ .Values.image | quote }}
 """
-
-
-@pytest.fixture(scope="module")
-def e2e_kubectl(private_cluster: ClusterInfo) -> Kubectl:
-    return Kubectl(binaries.locate("kubectl"), private_cluster.kubeconfig)
-
-
-@pytest.fixture(scope="module")
-def webhook_port(
-    private_cluster: ClusterInfo, e2e_kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[int]:
-    """`moor run` with the webhook receiver on the returned port."""
-    e2e_kubectl("create", "namespace", SECRET_NAMESPACE, check=False)
-    e2e_kubectl("create", "secret", "generic", SECRET_NAME, "-n", SECRET_NAMESPACE, f"--from-literal=token={TOKEN}")
-    port = free_port()
-    controller = ControllerProcess(
-        private_cluster.kubeconfig,
-        tmp_path_factory.mktemp("image-e2e-controller"),
-        *("--webhook-port", str(port), "--webhook-address", "127.0.0.1"),
-        *("--webhook-secret", f"{SECRET_NAMESPACE}/{SECRET_NAME}"),
-    )
-    controller.start()
-    try:
-        yield port
-    finally:
-        assert controller.stop() == 0
-
-
-@pytest.fixture(scope="module")
-def notifying_registry(
-    webhook_port: int, registry_ca: TestCA, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Registry]:
-    server = Registry(
-        tmp_path_factory.mktemp("image-e2e-registry"),
-        registry_ca,
-        notify=Notifications(f"http://127.0.0.1:{webhook_port}{HOOK_PATH}", TOKEN),
-    )
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def e2e_moor(request: pytest.FixtureRequest, private_cluster: ClusterInfo, e2e_kubectl: Kubectl) -> Moor:
-    name = namespace_name(request.node.name)
-    e2e_kubectl("create", "namespace", name)
-    return Moor(e2e_kubectl, private_cluster.kubeconfig, name)
 
 
 def values(image: str, namespace: str) -> str:
@@ -214,9 +158,12 @@ def wide_cli(moor: Moor, *args: str) -> str:
 
 
 def test_pushed_tags_are_committed_rolled_out_and_a_broken_one_is_rolled_back_and_skipped(
-    e2e_moor: Moor, notifying_registry: Registry, git_http_server: GitHttpServer, tmp_path: Path
+    receiver_moor: Moor,  # noqa: F811
+    notifying_registry: Registry,  # noqa: F811
+    git_http_server: GitHttpServer,
+    tmp_path: Path,
 ) -> None:
-    moor, registry = e2e_moor, notifying_registry
+    moor, registry = receiver_moor, notifying_registry
     repository = f"e2e/{moor.namespace}/app"
     image = f"{registry.host}/{repository}"
     push(registry, tmp_path, repository, "1.2.0")
@@ -285,9 +232,11 @@ def test_pushed_tags_are_committed_rolled_out_and_a_broken_one_is_rolled_back_an
 
 
 def test_a_numerical_policy_fed_out_of_order_pushes_never_goes_backwards(
-    e2e_moor: Moor, notifying_registry: Registry, tmp_path: Path
+    receiver_moor: Moor,  # noqa: F811
+    notifying_registry: Registry,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
-    moor, registry = e2e_moor, notifying_registry
+    moor, registry = receiver_moor, notifying_registry
     repository = f"e2e/{moor.namespace}/build"
     push(registry, tmp_path, repository, "5")
     registry_secrets(moor, registry)
