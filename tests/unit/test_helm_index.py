@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from moor.source import parse_size
 from moor.source.helm import IndexLimits, IndexTooLarge, InvalidIndex, check_chart_name, parse_index
 
 DIGEST = "ab" * 32
@@ -50,10 +51,15 @@ def test_versions_stay_strings_as_written() -> None:
     assert parse_index(text, "repo").versions("web")[0].version == "1.10.0"
 
 
-def test_an_index_over_the_cap_is_refused_naming_the_cap() -> None:
+def test_an_index_over_the_cap_is_refused_naming_the_cap_and_the_flag_that_sets_it() -> None:
     data = index(chart("web", "1.0.0")) + b"#" * 2048
-    with pytest.raises(IndexTooLarge, match=r"larger than 1\.0 KiB|larger than 1 KiB|limit"):
-        parse_index(data, "https://charts.example.com/index.yaml", IndexLimits(max_bytes=1024))
+    with pytest.raises(IndexTooLarge) as refused:
+        parse_index(data, "https://charts.example.com/index.yaml", IndexLimits(max_bytes=parse_size("1Ki")))
+    assert str(refused.value) == (
+        "https://charts.example.com/index.yaml is larger than 1 KiB, the limit for a Helm repository index "
+        "(moor run --max-helm-index-size)"
+    )
+    assert parse_index(data, "repo", IndexLimits(max_bytes=parse_size("64Mi"))).chart_count == 1
 
 
 @pytest.mark.parametrize(

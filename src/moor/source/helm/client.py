@@ -19,7 +19,8 @@ from yarl import URL
 
 from moor.retry import RetryPolicy, parse_retry_after
 from moor.source.errors import AuthenticationFailed, RepositoryNotFound
-from moor.source.helm.errors import ChartRepositoryError, IndexTooLarge
+from moor.source.helm.errors import ChartRepositoryError
+from moor.source.helm.index import index_too_large
 from moor.source.http_transport import HttpTransport
 from moor.source.limits import ArtifactTooLarge, format_size
 from moor.source.oci.credentials import RegistryCredentials
@@ -109,8 +110,8 @@ class ChartRepositoryClient:
                 return IndexAnswer(None, etag)
             declared = response.content_length
             if declared is not None and declared > max_bytes:
-                raise _too_large(what, max_bytes)
-            revision = await self._stream_to(response, dest, max_bytes, lambda: _too_large(what, max_bytes), what)
+                raise index_too_large(what, max_bytes)
+            revision = await self._stream_to(response, dest, max_bytes, lambda: index_too_large(what, max_bytes), what)
             return IndexAnswer(revision, etag)
 
     async def _download(self, url: URL, dest: Path, max_size: int, digest: str | None) -> str:
@@ -178,9 +179,3 @@ class ChartRepositoryClient:
 def _shown(url: URL) -> str:
     """A URL fit for a message: without user and password."""
     return str(url.with_user(None)) if url.host else str(url)
-
-
-def _too_large(what: str, max_bytes: int) -> IndexTooLarge:
-    return IndexTooLarge(
-        f"{what} is larger than {format_size(max_bytes)}, the limit for a Helm repository index", url=what
-    )

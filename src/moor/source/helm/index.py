@@ -38,6 +38,7 @@ from moor.source.limits import MIB, format_size
 from moor.source.semver_range import tag_version
 
 DEFAULT_MAX_INDEX_BYTES = 32 * MIB
+MAX_INDEX_SIZE_FLAG = "moor run --max-helm-index-size"
 CHART_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,252}")
 """One path segment of letters, digits, `_ . + -`, not starting with a dot: never `..`, never `/`."""
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -48,6 +49,7 @@ _KEPT_FIELDS = frozenset({"name", "version", "digest", "urls", "created"})
 @dataclass(frozen=True)
 class IndexLimits:
     max_bytes: int = DEFAULT_MAX_INDEX_BYTES
+    """The largest index.yaml read (`moor run --max-helm-index-size`, 32 MiB by default)."""
     max_urls: int = 16
     """URLs kept per version (helm tries the first)."""
 
@@ -94,14 +96,20 @@ def check_chart_name(name: str, what: str) -> None:
         )
 
 
+def index_too_large(what: str, max_bytes: int) -> IndexTooLarge:
+    """The refusal of an index over `max_bytes`, naming the limit and the flag that sets it."""
+    return IndexTooLarge(
+        f"{what} is larger than {format_size(max_bytes)}, the limit for a Helm repository index "
+        f"({MAX_INDEX_SIZE_FLAG})",
+        url=what,
+    )
+
+
 def parse_index(data: bytes, what: str, limits: IndexLimits | None = None) -> ChartIndex:
     """The charts of an index.yaml; IndexTooLarge over the cap, InvalidIndex when it is not an index."""
     limits = limits or IndexLimits()
     if len(data) > limits.max_bytes:
-        raise IndexTooLarge(
-            f"{what} is larger than {format_size(limits.max_bytes)}, the limit for a Helm repository index",
-            url=what,
-        )
+        raise index_too_large(what, limits.max_bytes)
     revision = "sha256:" + hashlib.sha256(data).hexdigest()
     return _parse(io.BytesIO(data), revision, what, limits)
 
