@@ -16,7 +16,7 @@ from moor.cluster.cache import LiveCache
 from moor.cluster.identity import whoami
 from moor.web.listener import Listener, ListenerLimits, ListenerMetrics, serve_app
 from moor.web.ui.access import Person, SelfReviews, SubjectReviews
-from moor.web.ui.cluster_view import ClusterView
+from moor.web.ui.cluster_view import ClusterView, CustomResources
 from moor.web.ui.git_diff import GitDiffs
 from moor.web.ui.server import Dashboard, DashboardSettings
 from moor.web.ui.sessions import SessionStore
@@ -39,10 +39,18 @@ class Served:
 
 
 async def serve_for_team(
-    api: KubeApi, live: LiveCache, address: str, port: int, *, metrics: ListenerMetrics | None = None
+    api: KubeApi,
+    live: LiveCache,
+    address: str,
+    port: int,
+    *,
+    metrics: ListenerMetrics | None = None,
+    shared: CustomResources | None = None,
 ) -> Served:
-    """The dashboard of `moor run --ui-port`: reads the controller's live cache; people log in with a token."""
-    view = ClusterView(api, live, watch_managed_kinds=False)
+    """The dashboard of `moor run --ui-port`: reads the controller's live cache (and, given `shared`, its
+    informers of Moor's kinds, whose changes the caller passes to `Served.view.custom_resource_changed`;
+    without, watches of its own); people log in with a token."""
+    view = ClusterView(api, live, watch_managed_kinds=False, shared=shared)
     await view.start()
     sessions = SessionStore()
     diffs = GitDiffs(api, _scratch(), live.changes_of)

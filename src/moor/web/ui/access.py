@@ -16,7 +16,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from moor.cluster.access import THE_CLIENT, AccessReviewer, NotAuthenticated, Person, ResourceAccess, authenticate
+from moor.cluster.access import (
+    DENIED_TTL,
+    THE_CLIENT,
+    AccessReviewer,
+    NotAuthenticated,
+    Person,
+    ResourceAccess,
+    authenticate,
+)
 from moor.cluster.api import KubeApi
 from moor.cluster.errors import ApiError
 
@@ -30,8 +38,8 @@ __all__ = [
     "authenticate",
 ]
 
-ALLOWED_TTL = 30.0
-DENIED_TTL = 5.0
+DASHBOARD_ALLOWED_TTL = 30.0
+"""Seconds a page reuses an allowed answer (the controller's own reviews keep theirs longer)."""
 
 
 class Authorizer(Protocol):
@@ -42,7 +50,7 @@ class SubjectReviews:
     """Asks, as the controller, whether a person may: the dashboard served by `moor run --ui-port`."""
 
     def __init__(self, api: KubeApi, clock: Callable[[], float] = time.monotonic) -> None:
-        self.reviewer = AccessReviewer(api, allowed_ttl=ALLOWED_TTL, denied_ttl=DENIED_TTL, clock=clock)
+        self.reviewer = AccessReviewer(api, allowed_ttl=DASHBOARD_ALLOWED_TTL, denied_ttl=DENIED_TTL, clock=clock)
 
     async def allowed(self, person: Person, question: ResourceAccess) -> bool:
         return (await self.reviewer.review(person, question)).allowed
@@ -52,7 +60,7 @@ class SelfReviews:
     """Asks as the kubeconfig's user whether they may: the dashboard of `moor ui` (its one person)."""
 
     def __init__(self, api: KubeApi, clock: Callable[[], float] = time.monotonic) -> None:
-        self.reviewer = AccessReviewer(api, allowed_ttl=ALLOWED_TTL, denied_ttl=DENIED_TTL, clock=clock)
+        self.reviewer = AccessReviewer(api, allowed_ttl=DASHBOARD_ALLOWED_TTL, denied_ttl=DENIED_TTL, clock=clock)
 
     async def allowed(self, person: Person, question: ResourceAccess) -> bool:
         try:

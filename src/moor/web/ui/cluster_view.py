@@ -1,9 +1,10 @@
-"""What the dashboard reads: Syncs and sources from watches of its own, managed objects from a LiveCache.
+"""What the dashboard reads: Syncs and sources from informers, managed objects from a LiveCache.
 
-Served from the controller (`moor run --ui-port`) the LiveCache is the controller's own; in `moor ui`
-it is one of the dashboard's, run with the user's credentials, watching the kinds the Syncs manage.
-Listeners hear every change of either, which is how pages are told to refresh (server-sent events):
-nothing polls.
+Served from the controller (`moor run --ui-port`) both are the controller's own: its informers of
+Moor's kinds (`shared`; the controller tells the view of their changes, `custom_resource_changed`) and
+its LiveCache. In `moor ui` both are the dashboard's, run with the user's credentials: watches of
+Syncs and sources, and a LiveCache watching the kinds the Syncs manage. Listeners hear every change
+of either, which is how pages are told to refresh (server-sent events): nothing polls.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from moor.cluster.api import KubeApi
 from moor.cluster.cache import InformerNotSynced, KindInformer, LiveCache, LiveChange, resource_name
@@ -30,12 +32,25 @@ FIRST_LIST_SECONDS = 30.0
 ChangeListener = Callable[[LiveChange], None]
 
 
+class CustomResources(Protocol):
+    """Moor's own objects as informers someone else runs hold them (the controller's: Controller.objects)."""
+
+    def objects(self, kind: str) -> list[KubeObject]: ...
+
+    def lookup(self, kind: str, namespace: str, name: str) -> KubeObject | None: ...
+
+
 class ClusterView:
-    def __init__(self, api: KubeApi, live: LiveCache, *, watch_managed_kinds: bool) -> None:
+    def __init__(
+        self, api: KubeApi, live: LiveCache, *, watch_managed_kinds: bool, shared: CustomResources | None = None
+    ) -> None:
         self.api = api
         self.live = live
         self.watch_managed_kinds = watch_managed_kinds
         """True when the LiveCache is the dashboard's own: it is told to watch what the Syncs manage."""
+        self.shared = shared
+        """Informers of Moor's kinds read instead of the view's own watches; their owner calls
+        `custom_resource_changed` with each of their changes."""
         self.generation = 0
         """Grows at every change of a Sync or source (rows of the overview are rebuilt when it moved)."""
         self.changes = 0
@@ -63,21 +78,25 @@ class ClusterView:
             self._listeners.remove(listener)
 
     async def start(self) -> None:
+        if self.shared is None:
+            await self._watch_custom_resources()
+        if self.watch_managed_kinds:
+            self._kinds_task = asyncio.create_task(self._watch_managed_kinds(), name="dashboard managed kinds")
+            self._kinds_wanted.set()
+
+    async def _watch_custom_resources(self) -> None:
         await self.api.discovery.refresh()
         for kind in WATCHED:
             resource = await self.api.discovery.resolve(API_VERSION, kind.kind)
             if resource is None:
                 self._missing[kind.kind] = f"the cluster does not serve {kind.kind}; run `moor install` first"
                 continue
-            informer = KindInformer(self.api, resource, self._on_change, label_selector=None)
+            informer = KindInformer(self.api, resource, self.custom_resource_changed, label_selector=None)
             self._informers[kind.kind] = informer
             informer.start()
         for informer in self._informers.values():
             with contextlib.suppress(InformerNotSynced):
                 await informer.wait_synced(FIRST_LIST_SECONDS)
-        if self.watch_managed_kinds:
-            self._kinds_task = asyncio.create_task(self._watch_managed_kinds(), name="dashboard managed kinds")
-            self._kinds_wanted.set()
 
     async def stop(self) -> None:
         if self._kinds_task is not None:
@@ -90,10 +109,14 @@ class ClusterView:
             await self.live.stop()
 
     def objects(self, kind: str) -> list[KubeObject]:
+        if self.shared is not None:
+            return self.shared.objects(kind)
         informer = self._informers.get(kind)
         return list(informer.objects.values()) if informer is not None else []
 
     def lookup(self, kind: str, namespace: str, name: str) -> KubeObject | None:
+        if self.shared is not None:
+            return self.shared.lookup(kind, namespace, name)
         informer = self._informers.get(kind)
         return None if informer is None else informer.objects.get((GROUP, kind, namespace, name))
 
@@ -110,7 +133,8 @@ class ClusterView:
         ]
         return [*self._missing.values(), *failing, *self.live.failing()]
 
-    def _on_change(self, change: LiveChange) -> None:
+    def custom_resource_changed(self, change: LiveChange) -> None:
+        """Hears a change of a Sync or source, once the informer holding them has stored it."""
         self.generation += 1
         if change.object.get("kind") == SYNC.kind:
             self._kinds_wanted.set()
