@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from moor.objects import KubeObject
+from moor.resources import conditions
 from moor.source.errors import SourceError
 from moor.source.refs import revision_commit
 
 GIT_REPOSITORY = "GitRepository"
-ROLLED_BACK = "RolledBack"
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def failed_tag(image: Mapping[str, Any], sync: str, rollback: Mapping[str, Any],
     """The `failedTags` entry for a followed image whose commit `sync` (namespace/name) rolled back."""
     entry = {
         "tag": str(image.get("tag") or ""),
-        "reason": str(rollback.get("reason") or ROLLED_BACK),
+        "reason": str(rollback.get("reason") or conditions.ROLLED_BACK),
         "sync": sync,
         "revision": str(rollback.get("failedRevision") or ""),
         "at": str(rollback.get("at") or now),

@@ -23,23 +23,22 @@ from moor.controller.scheduling import cluster_failed
 from moor.errors import MoorError
 from moor.objects import RECONCILE_ANNOTATION, KubeObject, ObjectRef
 from moor.plan import Drift
-from moor.record import readiness
+from moor.record import readiness, sync_status
 from moor.record.events import NORMAL, WARNING, EventRecorder
 from moor.record.git_notes import DeploymentNote, NoteTarget, push_deployment_note
 from moor.record.history import HistoryStore, OpenRecord, record_ref
 from moor.record.metrics import Metrics
 from moor.record.status import write_status
-from moor.resources import SYNC, Condition, conditions, set_condition
+from moor.resources import SYNC, conditions
 from moor.resources.conditions import format_time
 from moor.supervised import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-HISTORY_LENGTH = 10
-ROLLED_BACK = "RolledBack"
+ROLLED_BACK = conditions.ROLLED_BACK
 ROLLBACK = "rollback"
 APPROVED = "Approved"
-DRIFT_CORRECTED = "DriftCorrected"
+DRIFT_CORRECTED = conditions.DRIFT_CORRECTED
 DRIFT_CORRECTION = "drift correction"
 SETTLED_RESULTS = ("Succeeded", DRIFT_CORRECTED, ROLLED_BACK)
 HOOK_FAILED = "HookFailed"
@@ -199,19 +198,12 @@ class SyncReporter:
         attempt.status = dict(attempt.sync.get("status") or status)
 
     async def succeeded(self, attempt: Attempt, approved_by: str = "") -> None:
-        status = attempt.status
         outcome = attempt.outcome
-        message = f"Applied revision: {attempt.revision}"
-        status["conditions"] = readiness.ready(
-            status.get("conditions"), conditions.SUCCEEDED, message, attempt.generation
-        )
-        status["conditions"] = conditions.remove_condition(status["conditions"], conditions.AWAITING_APPROVAL)
-        status["lastAttemptedRevision"] = attempt.revision
-        status.pop("pendingRevision", None)
-        previous_drift = status.get("drift") or []
-        last = (status.get("history") or [{}])[0]
+        before = attempt.status
+        last = (before.get("history") or [{}])[0]
         first_success = last.get("revision") != attempt.revision or last.get("result") != "Succeeded"
-        self._record_drift(attempt)
+        status = sync_status.applied(before, attempt.revision, attempt.generation)
+        attempt.status = sync_status.with_drift(status, attempt.drifted, attempt.generation)
         only_drift = bool(attempt.corrected) and attempt.trigger == DRIFT_CORRECTION
         result = DRIFT_CORRECTED if only_drift else "Succeeded"
         await self._finish(attempt, result, approved_by=approved_by)
@@ -220,7 +212,7 @@ class SyncReporter:
             corrected = "; ".join(str(drift) for drift in attempt.corrected)
             await self._emit(attempt, WARNING, DRIFT_CORRECTED, f"put back the Git state: {corrected}")
             log.info("%s: corrected drift: %s", attempt.ref, corrected)
-        if attempt.drifted and status.get("drift") != previous_drift:
+        if attempt.drifted and attempt.status.get("drift") != before.get("drift"):
             detected = "; ".join(str(drift) for drift in attempt.drifted)
             await self._emit(attempt, WARNING, conditions.DRIFT_DETECTED, f"left as is: {detected}")
             log.info("%s: drift detected: %s", attempt.ref, detected)
@@ -236,13 +228,15 @@ class SyncReporter:
             log.info("%s: %s", attempt.ref, summary)
 
     async def failed(self, attempt: Attempt, failure: SyncFailed) -> None:
-        status = attempt.status
-        before = conditions.get_condition(status.get("conditions"), conditions.READY)
-        status["conditions"] = readiness.failed(
-            status.get("conditions"), failure.reason, str(failure), attempt.generation, stalled=failure.stalled
+        before = conditions.get_condition(attempt.status.get("conditions"), conditions.READY)
+        attempt.status = sync_status.failed(
+            attempt.status,
+            failure.reason,
+            str(failure),
+            attempt.generation,
+            stalled=failure.stalled,
+            revision=attempt.revision,
         )
-        if attempt.revision:
-            status["lastAttemptedRevision"] = attempt.revision
         self._count(attempt, failure)  # counted even when the cluster cannot be told
         await self._finish(attempt, failure.reason, detail=str(failure), failed=True)
         if before is None or before.message != str(failure):
@@ -251,44 +245,38 @@ class SyncReporter:
 
     async def rolled_back(self, attempt: Attempt, failed_revision: str, failure: SyncFailed) -> None:
         """The failed revision is replaced by the last healthy one: Ready=False, reason RolledBack."""
-        status = attempt.status
-        message = f"revision {failed_revision} failed ({failure.reason}) and was rolled back to {attempt.revision}"
         # Held at the last healthy revision, later passes report the same rollback: said once is enough.
-        repeated = (status.get("rollback") or {}).get("failedRevision") == failed_revision
+        repeated = (attempt.status.get("rollback") or {}).get("failedRevision") == failed_revision
         repeated = repeated and not attempt.changed_anything
-        status["rollback"] = {
-            "failedRevision": failed_revision,
-            "reason": failure.reason,
-            "message": str(failure)[:2048],
-            "rolledBackTo": attempt.revision,
-            "at": format_time(datetime.now(UTC)),
-        }
-        status["conditions"] = readiness.failed(status.get("conditions"), ROLLED_BACK, message, attempt.generation)
-        status["lastAttemptedRevision"] = failed_revision
-        self._record_drift(attempt)
+        status = sync_status.rolled_back(
+            attempt.status,
+            failed_revision=failed_revision,
+            reason=failure.reason,
+            detail=str(failure),
+            rolled_back_to=attempt.revision,
+            generation=attempt.generation,
+            now=datetime.now(UTC),
+        )
+        attempt.status = sync_status.with_drift(status, attempt.drifted, attempt.generation)
         await self._finish(
             attempt, ROLLED_BACK, detail=str(failure), rolled_back_to=attempt.revision, revision=failed_revision
         )
         self._count(attempt, failure)
+        message = sync_status.rolled_back_message(failed_revision, failure.reason, attempt.revision)
         if not repeated:
             await self._emit(attempt, WARNING, ROLLED_BACK, f"{message}: {failure}", revision=failed_revision)
         log.warning("%s: %s: %s", attempt.ref, message, failure)
 
     async def awaiting_approval(self, attempt: Attempt, summary: str) -> None:
-        status = attempt.status
         name = attempt.ref.name
         message = (
             f"revision {attempt.revision} waits for approval ({summary}); "
             f"run `moor approve sync {name} --revision {attempt.revision}`"
         )
-        announced = status.get("pendingRevision") == attempt.revision
-        status["pendingRevision"] = attempt.revision
-        waiting = Condition(
-            conditions.AWAITING_APPROVAL, conditions.TRUE, conditions.APPROVAL_REQUIRED, message, attempt.generation
-        )
-        status["conditions"] = set_condition(status.get("conditions"), waiting)
-        self._observe(attempt)
-        await recorded(f"the status of {attempt.ref}", write_status(self.api, attempt.sync, status))
+        announced = attempt.status.get("pendingRevision") == attempt.revision
+        status = sync_status.awaiting_approval(attempt.status, attempt.revision, message, attempt.generation)
+        attempt.status = sync_status.observed(status, attempt.generation, self._reconcile_requested(attempt))
+        await recorded(f"the status of {attempt.ref}", write_status(self.api, attempt.sync, attempt.status))
         if not announced:
             await self._emit(attempt, NORMAL, conditions.APPROVAL_REQUIRED, message)
 
@@ -328,25 +316,9 @@ class SyncReporter:
             attempt.sync, type_, reason, message, revision=revision or attempt.revision, author=attempt.author
         )
 
-    def _record_drift(self, attempt: Attempt) -> None:
-        """`status.drift` and the Drifted condition show drift left in place; both vanish when there is none."""
-        status = attempt.status
-        if not attempt.drifted:
-            status.pop("drift", None)
-            status["conditions"] = conditions.remove_condition(status.get("conditions"), conditions.DRIFTED)
-            return
-        status["drift"] = [drift.to_dict() for drift in attempt.drifted]
-        objects = len({drift.ref for drift in attempt.drifted})
-        message = f"{objects} object(s) differ from Git: " + "; ".join(str(d) for d in attempt.drifted[:5])
-        drifted = Condition(conditions.DRIFTED, conditions.TRUE, conditions.DRIFT_DETECTED, message, attempt.generation)
-        status["conditions"] = set_condition(status.get("conditions"), drifted)
-
-    def _observe(self, attempt: Attempt) -> None:
-        status = attempt.status
-        status["observedGeneration"] = attempt.generation
-        requested = attempt.annotations.get(RECONCILE_ANNOTATION)
-        if requested:
-            status["lastHandledReconcileAt"] = requested
+    @staticmethod
+    def _reconcile_requested(attempt: Attempt) -> str:
+        return attempt.annotations.get(RECONCILE_ANNOTATION, "")
 
     async def _finish(
         self,
@@ -360,21 +332,14 @@ class SyncReporter:
         failed: bool = False,
     ) -> None:
         """observedGeneration, the status history and the durable record, written together with the status."""
-        status = attempt.status
         if attempt.record is None:
             await self._close_interrupted(attempt)
-        self._observe(attempt)
         revision = revision or attempt.revision
         outcome = attempt.outcome
         now = format_time(datetime.now(UTC))
-        history: list[dict[str, Any]] = list(status.get("history") or [])
-        last = history[0] if history else {}
-        # Only attempts at a revision are history; "the source has no artifact yet" is not.
-        worth_recording = bool(revision) and (
-            attempt.record is not None
-            or attempt.changed_anything
-            or last.get("revision") != revision
-            or last.get("result") != result
+        status = sync_status.observed(attempt.status, attempt.generation, self._reconcile_requested(attempt))
+        worth_recording = sync_status.worth_recording(
+            status, revision, result, has_record=attempt.record is not None, changed_anything=attempt.changed_anything
         )
         if worth_recording:
             entry = {
@@ -385,13 +350,10 @@ class SyncReporter:
                 "result": result,
                 "applied": len(outcome.created) + len(outcome.configured),
                 "pruned": len(outcome.deleted),
+                **({"approvedBy": approved_by} if approved_by else {}),
             }
-            if approved_by:
-                entry["approvedBy"] = approved_by
-            if attempt.retry and history:
-                entry["startedAt"] = history[0].get("startedAt", entry["startedAt"])
-                history = history[1:]
-            status["history"] = [entry, *history][:HISTORY_LENGTH]
+            status = sync_status.with_history(status, entry, retry=attempt.retry)
+        attempt.status = status
         fields = {
             **self._record_fields(attempt),
             **_committed_at(attempt, revision),

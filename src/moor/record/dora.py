@@ -23,14 +23,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from moor.resources import conditions
 from moor.resources.conditions import parse_time
 
-SUCCEEDED = "Succeeded"
-ROLLED_BACK = "RolledBack"
-DRIFT_CORRECTED = "DriftCorrected"
+SUCCEEDED = conditions.SUCCEEDED
+ROLLED_BACK = conditions.ROLLED_BACK
+DRIFT_CORRECTED = conditions.DRIFT_CORRECTED
 DRIFT_CORRECTION = "drift correction"
 REVISION_FAILURES = frozenset(
-    {"BuildFailed", "ValidationFailed", "ApplyFailed", "PruneFailed", "HealthCheckFailed", ROLLED_BACK}
+    {
+        conditions.BUILD_FAILED,
+        conditions.VALIDATION_FAILED,
+        conditions.APPLY_FAILED,
+        conditions.PRUNE_FAILED,
+        conditions.HEALTH_CHECK_FAILED,
+        ROLLED_BACK,
+    }
 )
 RESTORING = frozenset({SUCCEEDED, ROLLED_BACK})
 DEFAULT_WINDOW = timedelta(days=30)

@@ -27,6 +27,7 @@ from typing import Any
 
 from moor.errors import MoorError
 from moor.objects import KubeObject
+from moor.resources import conditions
 from moor.source.auth import GitAuth
 from moor.source.git_cli import GitSession
 from moor.source.urls import GitUrl
@@ -51,9 +52,9 @@ def action_of(record: Mapping[str, Any]) -> str:
     """What a SyncRecord's attempt was: a deployment, a drift correction, a rollback or a pin."""
     result = str(record.get("result") or "")
     trigger = str(record.get("trigger") or "")
-    if result == "DriftCorrected" or trigger == "drift correction":
+    if result == conditions.DRIFT_CORRECTED or trigger == "drift correction":
         return DRIFT_CORRECTION
-    if result == "RolledBack" or trigger == ROLLBACK:
+    if result == conditions.ROLLED_BACK or trigger == ROLLBACK:
         return ROLLBACK
     if trigger == PIN:
         return PIN
@@ -217,9 +218,6 @@ async def read_deployment_notes(
         await asyncio.to_thread(shutil.rmtree, work, True)
 
 
-HEALTHY_RESULTS = ("Succeeded", "DriftCorrected")
-
-
 def last_healthy_revision(notes: Iterable[DeploymentNote], cluster: str, namespace: str, sync: str) -> str | None:
     """The revision the newest note of this cluster's Sync says was deployed and came up healthy (a
     rollback's target counts): what a rebuilt cluster rolls back to. Notes in order of their time."""
@@ -228,9 +226,9 @@ def last_healthy_revision(notes: Iterable[DeploymentNote], cluster: str, namespa
         entry = note.entry
         if (note.cluster, entry.get("namespace"), entry.get("sync")) != (cluster, namespace, sync):
             continue
-        if entry.get("result") in HEALTHY_RESULTS and entry.get("revision"):
+        if entry.get("result") in conditions.HEALTHY_RESULTS and entry.get("revision"):
             found = str(entry["revision"])
-        elif entry.get("result") == "RolledBack" and entry.get("rolledBackTo"):
+        elif entry.get("result") == conditions.ROLLED_BACK and entry.get("rolledBackTo"):
             found = str(entry["rolledBackTo"])
     return found
 

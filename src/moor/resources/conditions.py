@@ -45,6 +45,12 @@ OWNERSHIP_CONFLICT = "OwnershipConflict"
 """The Sync declares objects that another Sync owns (their `moor.dev/sync` label names it)."""
 RECONCILE_ERROR = "ReconcileError"
 """Any other unexpected error of a reconcile."""
+ROLLED_BACK = "RolledBack"
+"""A revision failed and the last healthy one was put back (a Ready reason, and a pass's result)."""
+DRIFT_CORRECTED = "DriftCorrected"
+"""A pass that only put drifted fields back (an event reason, and a pass's result)."""
+HEALTHY_RESULTS = (SUCCEEDED, DRIFT_CORRECTED)
+"""The results of a pass after which the revision ran as Git declares it."""
 
 TRUE = "True"
 FALSE = "False"
