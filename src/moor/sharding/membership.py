@@ -131,6 +131,8 @@ class LeaseMembership:
         self._renewed_at: float | None = None
         self._judged_at = clock()
         self._stopped = False
+        self._known = False
+        """Whether the first list of Leases arrived: until then no member set is told (it would be partial)."""
         self._resource: ResourceType | None = None
         self._informer: KindInformer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -165,6 +167,7 @@ class LeaseMembership:
         )
         self._informer.start()
         await self._informer.wait_synced()
+        self._known = True
         self._judge()
         self._tasks = [
             asyncio.create_task(self._keep_renewing(), name="renew member lease"),
@@ -251,6 +254,8 @@ class LeaseMembership:
 
     def _judge(self) -> None:
         """Tells the listeners when the set of live members changed; this member counts only with a valid Lease."""
+        if not self._known:
+            return
         now = self._clock()
         if now - self._judged_at > self.duration / 3:
             self.table.resume(now)  # this process was paused: it cannot judge the others
