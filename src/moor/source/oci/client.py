@@ -47,6 +47,8 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_TAG_PAGES = 1000
 TAG_PAGE_SIZE = 1000
 _ERROR_BODY_BYTES = 64 * 1024
+_NO_REFERRERS_API = (400, 405, 406)
+"""Besides 404: what registries that predate OCI 1.1 answer to `/v2/<name>/referrers/<digest>`."""
 
 
 @dataclass(frozen=True)
@@ -173,14 +175,17 @@ class RegistryClient:
 
     async def referrers(self, repository: str, digest: str) -> FetchedManifest | None:
         """The image index of the manifests whose `subject` is `digest` (OCI 1.1), from the referrers API
-        or, when the registry answers 404 there (it has none), from the fallback tag `<algorithm>-<hex>`;
-        None when neither lists any. Only the first page of the referrers API is read."""
+        or, when the registry has no such API (it answers 404 there, as the distribution spec says, or 400,
+        405 or 406 as some older registries do), from the fallback tag `<algorithm>-<hex>`; None when neither
+        lists any. Only the first page of the referrers API is read."""
         what = self._name(repository, digest)
         check_digest(digest, what)
         url = self._url(f"/v2/{repository}/referrers/{digest}")
         try:
             answer = await self._retrying(lambda: self._fetch("GET", url, _pull(repository), what, accept=OCI_INDEX))
-        except ArtifactNotFound:
+        except (ArtifactNotFound, RegistryError) as error:
+            if isinstance(error, RegistryError) and error.status not in _NO_REFERRERS_API:
+                raise
             try:
                 return await self.resolve(repository, referrers_tag(digest))
             except ArtifactNotFound:
