@@ -59,7 +59,7 @@ def test_an_artifact_signed_in_a_sigstore_bundle_is_applied_and_a_bundle_that_do
     assert applied_version(moor) == "first"
     assert artifact_of(moor)["verification"]["key"] == "team.pub"
     ready = moor.condition("ocirepository", "app")
-    assert ready is not None and "signed with cosign key team.pub (a Sigstore bundle)" in ready["message"], ready
+    assert ready is not None and "signed with cosign key team.pub in a Sigstore bundle" in ready["message"], ready
 
     # A bundle made by a key that is not trusted.
     stranger = generate_cosign_keys(tmp_path / "stranger", registry.env, "stranger")

@@ -107,7 +107,7 @@ def test_a_bundle_cosign_wrote_verifies_with_its_key() -> None:
     keys = CosignKeys.from_secret({"ci.pub": COSIGN_PUBLIC_KEY})
     found = check_bundle(COSIGN_DIGEST, parsed(COSIGN_BUNDLE), keys, None)
     assert found == CosignSignature(key="ci.pub", bundle=True)
-    assert str(found) == "signed with cosign key ci.pub (a Sigstore bundle)"
+    assert str(found) == "signed with cosign key ci.pub in a Sigstore bundle"
 
 
 def test_the_bundle_cosign_wrote_does_not_count_for_another_artifact() -> None:

@@ -64,7 +64,7 @@ class CosignSignature:
     """Read from a Sigstore bundle (an OCI 1.1 referrer), not from the classic `.sig` tag."""
 
     def __str__(self) -> str:
-        return f"signed with cosign key {self.key}" + (" (a Sigstore bundle)" if self.bundle else "")
+        return f"signed with cosign key {self.key}" + (" in a Sigstore bundle" if self.bundle else "")
 
 
 def _verifies(key: PublicKey, signature: bytes, message: bytes) -> bool:
