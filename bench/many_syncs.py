@@ -127,6 +127,31 @@ class ReadyCount(Watch):
             self.ready.discard(key)
 
 
+class MoorRun(ControllerRun):
+    """steady_state's `moor run` subprocess, with extra flags (`--workers 16`, say)."""
+
+    def __init__(self, cluster: ClusterInfo, directory: Path, flags: Sequence[str]) -> None:
+        super().__init__(cluster, directory)
+        self.flags = list(flags)
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "moor", "run", "--artifact-dir", str(self.directory / "artifacts")]
+        argv += ["--metrics-port", str(self.port), *self.flags]
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
+        deadline = time.monotonic() + timeout
+        while "controller started" not in self.log():
+            if self.process.poll() is not None:
+                raise BenchError(f"`moor run` exited with {self.process.returncode} while starting: {self.tail()}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"`moor run` did not start within {timeout:.0f}s: {self.tail()}")
+            time.sleep(0.1)
+
+
 # -- one run ------------------------------------------------------------------------------------------
 
 
@@ -194,7 +219,7 @@ async def measure(args: argparse.Namespace, root: Path, cluster: ClusterInfo, ru
         progress(f"  created the GitRepository and {run.syncs} Syncs in {time.perf_counter() - created:.1f}s")
         ReadyCount.commit = commit
         watch = await ReadyCount.start(api, "moor.dev/v1", "Sync", namespace=NAMESPACE)
-        controller = ControllerRun(cluster, root / "controller")
+        controller = MoorRun(cluster, root / "controller", args.moor_flags.split())
         profiler: subprocess.Popen[bytes] | None = None
         try:
             before = await asyncio.to_thread(apiserver_requests, cluster)
@@ -304,6 +329,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("syncs", type=int, nargs="*", default=[1000], help="how many Syncs per run (default 1000)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="bound of the wait for Ready (s, default 1800)")
+    parser.add_argument("--moor-flags", default="", help='more flags of `moor run`, e.g. "--workers 16"')
     parser.add_argument("--py-spy", type=Path, help="py-spy executable: record `moor run` into --profile DIR")
     parser.add_argument("--profile", type=Path, default=Path("/tmp/many-syncs-profiles"), help="where py-spy writes")
     parser.add_argument("--json", type=Path, help="also write every run to this file")
@@ -332,7 +358,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         progress("interrupted")
         runs.append(Run(syncs, error="interrupted"))
-    print(f"\nMany Syncs ({CONFIG_MAPS} ConfigMaps + {SERVICES} Services each), one `moor run`; {version}; {machine()}")
+    flags = f" {args.moor_flags}" if args.moor_flags else ""
+    code = f" (code from PYTHONPATH={os.environ['PYTHONPATH']})" if os.environ.get("PYTHONPATH") else ""
+    print(f"\nMany Syncs ({CONFIG_MAPS} ConfigMaps + {SERVICES} Services each), one `moor run{flags}`; {version}{code}")
+    print(machine())
     print(f"uptime at end: {uptime()}")
     print(table(runs))
     if args.json:
