@@ -277,6 +277,37 @@ def test_a_change_made_while_a_page_is_read_reaches_it_without_a_reload(
         process.wait(timeout=30)
 
 
+def test_a_refresh_that_fails_is_tried_again_until_the_page_shows_the_change(
+    browser: Browser,  # noqa: F811
+    moor: Moor,
+    git_repo: GitWorkspace,
+    fault_proxy: FaultProxy,
+) -> None:
+    publish(git_repo, "v1", settings=config_map("settings", {"color": "blue"}))
+    moor.source_and_sync(git_repo)
+    moor.wait_condition("sync", "app", "True")
+    env = {**os.environ, "KUBECONFIG": str(fault_proxy.kubeconfig)}
+    process = subprocess.Popen([*MOOR, "ui", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert process.stdout is not None
+        link = process.stdout.readline().decode().split(": ", 1)[-1].strip()
+        page = browser.new_context().new_page()
+        page.goto(link)
+        page.goto(link.split("/?", 1)[0] + f"/syncs/{moor.namespace}/app")
+        expect(page.locator(".title .badge")).to_contain_text("Ready", timeout=WAIT_MS)
+        expect(page.locator("#live-state")).to_have_class(re.compile(r"\bon\b"), timeout=WAIT_MS)
+
+        fault_proxy.respond(500, "/syncrecords", method="GET")  # the page cannot be made while this lasts
+        moor.kubectl("patch", "sync", "app", "-n", moor.namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+        expect(page.locator("#live-state")).to_have_attribute("title", re.compile("could not refresh"), timeout=WAIT_MS)
+        fault_proxy.clear()
+        expect(page.locator(".title .badge")).to_contain_text("Suspended", timeout=WAIT_MS)
+        expect(page.locator("#live-state")).to_have_class(re.compile(r"\bon\b"))
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_a_read_only_user_sees_no_buttons_and_a_forged_post_changes_nothing(
     browser: Browser,  # noqa: F811
     moor: Moor,

@@ -11,6 +11,7 @@
   "use strict";
   var FIRST_RETRY_MS = 1000;
   var LONGEST_RETRY_MS = 30000;
+  var MOST_RETRIES = 8;  // about two minutes of trying; then the next change (or a reload) tries again
   var body = document.body;
   var indicator = document.getElementById("live-state");
 
@@ -72,24 +73,24 @@
           window.location.assign(response.url);
           throw new Error("redirected");
         }
-        if (response.status >= 400 && response.status < 500) {  // an answer, not a failure: no retry
-          showLive(false, "cannot refresh (HTTP " + response.status + "): reload the page");
-          return;
-        }
-        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        if (!response.ok) { throw new Error("HTTP " + response.status); }  // a 403 may be a review that failed
         var position = parsePosition(response.headers.get("X-Moor-Position"));
         return response.text().then(function (html) {
           show(html);
-          shown = position;
+          if (position !== null) { shown = position; }
           failures = 0;
           // A change told during the fetch is shown already when the fragment was read after it.
-          wanted = shown === null || (heard !== null && heard.epoch === shown.epoch && heard.changes > shown.changes);
+          wanted = heard !== null && shown !== null && heard.epoch === shown.epoch && heard.changes > shown.changes;
           if (streaming) { showLive(true, "live: changes appear as they happen"); }
         });
       })
       .catch(function () {
-        wanted = true;
         failures += 1;
+        wanted = failures <= MOST_RETRIES;
+        if (!wanted) {
+          showLive(false, "could not refresh: reload the page");
+          return;
+        }
         showLive(false, "could not refresh; trying again");
         retry = window.setTimeout(function () { retry = null; refresh(); }, backoff(failures));
       })
@@ -125,9 +126,13 @@
       if (source.readyState === EventSource.CLOSED) {  // a refused reconnect: the browser gave up, the page does not
         source.close();
         reopenings += 1;
-        wanted = true;  // a refresh also finds out whether the session ended
+        wanted = true;  // a refresh also finds out whether the session ended (it leads to the login page)
         refresh();
-        window.setTimeout(listen, backoff(reopenings));
+        if (reopenings <= MOST_RETRIES) {
+          window.setTimeout(listen, backoff(reopenings));
+        } else {
+          showLive(false, "disconnected: reload the page");
+        }
       }
     });
   }
