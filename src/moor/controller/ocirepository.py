@@ -29,7 +29,7 @@ from moor.record.metrics import Metrics
 from moor.resources.conditions import format_time
 from moor.resources.ocirepository import DEFAULT_INTERVAL, OCIRepositorySpec, OciVerifySpec
 from moor.source.errors import SourceError
-from moor.source.oci.cosign import CosignSignature
+from moor.source.oci.cosign_keys import CosignSignature
 
 log = logging.getLogger(__name__)
 
