@@ -6,7 +6,7 @@ import random
 
 from moor.controller.rendering import sync_key
 from moor.sharding.assignment import BUCKETS, LOAD_FACTOR, assign, capacity, moved
-from moor.sharding.shard import bucket_label, bucket_selector, shard_key
+from moor.sharding.shard import Shard, bucket_label, bucket_selector, shard_key, shard_key_of
 
 
 def members(count: int, seed: int = 0) -> list[str]:
@@ -56,3 +56,15 @@ def test_a_syncs_bucket_is_that_of_the_objects_it_labels() -> None:
 def test_the_live_cache_selector_names_the_buckets_or_nothing() -> None:
     assert bucket_selector([3, 1]) == "moor.dev/sync,moor.dev/shard-bucket in (1,3)"
     assert bucket_selector([]) == "moor.dev/sync,moor.dev/shard-bucket=none"
+
+
+def test_an_image_policy_lands_in_the_bucket_of_the_repository_whose_scan_it_reads() -> None:
+    shard = Shard("a")
+    policy = {
+        "kind": "ImagePolicy",
+        "metadata": {"namespace": "apps", "name": "web-policy"},
+        "spec": {"imageRepositoryRef": {"name": "web"}},
+    }
+    repository = {"kind": "ImageRepository", "metadata": {"namespace": "apps", "name": "web"}}
+    assert shard_key_of(policy) == shard_key_of(repository) == "ImageRepository/apps/web"
+    assert shard.bucket_of_object(policy) == shard.bucket("ImageRepository", "apps", "web")

@@ -326,7 +326,10 @@ class Controller:
                 log.info("no Sync manages %s any more; stopped watching it", f"{kind}.{group}".rstrip("."))
 
     def _owns(self, key: ObjectKey) -> bool:
-        return self.shard is None or self.shard.owns_key(key.kind, key.namespace, key.name)
+        if self.shard is None:
+            return True
+        obj = self.lookup(key.kind, key.namespace, key.name)
+        return self.shard.owns(obj) if obj is not None else self.shard.owns_key(key.kind, key.namespace, key.name)
 
     async def _follow_shard(self) -> None:
         """Acts on each change of the shard: lost objects' passes cancelled and forgotten, gained ones
@@ -339,8 +342,7 @@ class Controller:
                 await self.queue.drop(lambda key: not self._owns(key))
                 for kind, forget in self.forgetters.items():
                     for obj in self.objects(kind):
-                        key = ObjectKey.of(obj)
-                        if shard.bucket(key.kind, key.namespace, key.name) in change.lost:
+                        if shard.bucket_of_object(obj) in change.lost:
                             forget(obj)
                 for key in [key for key in self.failures if not self._owns(key)]:
                     self.failures.pop(key)
@@ -348,9 +350,8 @@ class Controller:
                 await self.live.reselect(bucket_selector(shard.active))
             for watched in WATCHED:
                 for obj in self.objects(watched.kind):
-                    key = ObjectKey.of(obj)
-                    if shard.bucket(key.kind, key.namespace, key.name) in change.gained:
-                        self.queue.add(key)
+                    if shard.bucket_of_object(obj) in change.gained:
+                        self.queue.add(ObjectKey.of(obj))
             await self._lead(shard.leader)
 
     async def _lead(self, leader: bool) -> None:

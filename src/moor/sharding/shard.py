@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from moor.names import LABEL_VALUE_MAX, fit_name
 from moor.objects import SYNC_LABEL, KubeObject
-from moor.resources import SYNC
+from moor.resources import IMAGEPOLICY, IMAGEREPOSITORY, SYNC
 from moor.sharding.assignment import BUCKETS, Assignment, assign, bucket_of
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,16 @@ def shard_key(kind: str, namespace: str, name: str) -> str:
     return f"{kind}/{namespace}/{name}"
 
 
-def key_of(obj: KubeObject) -> tuple[str, str, str]:
+def shard_key_of(obj: KubeObject) -> str:
+    """An object's shard key; an ImagePolicy takes its ImageRepository's, since it chooses from the tags
+    that repository's scan keeps in the memory of the member that scanned it."""
     metadata = obj.get("metadata") or {}
-    return str(obj.get("kind", "")), str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+    namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+    if obj.get("kind") == IMAGEPOLICY.kind:
+        ref = (obj.get("spec") or {}).get("imageRepositoryRef") or {}
+        if ref.get("name"):
+            return shard_key(IMAGEREPOSITORY.kind, str(ref.get("namespace") or namespace), str(ref["name"]))
+    return shard_key(str(obj.get("kind", "")), namespace, name)
 
 
 def bucket_label(sync_key: str) -> str:
@@ -89,8 +96,11 @@ class Shard:
     def owns_key(self, kind: str, namespace: str, name: str) -> bool:
         return self.owns_bucket(self.bucket(kind, namespace, name))
 
+    def bucket_of_object(self, obj: KubeObject) -> int:
+        return bucket_of(shard_key_of(obj), self.buckets)
+
     def owns(self, obj: KubeObject) -> bool:
-        return self.owns_key(*key_of(obj))
+        return self.owns_bucket(self.bucket_of_object(obj))
 
     @property
     def active(self) -> frozenset[int]:
@@ -101,7 +111,7 @@ class Shard:
         return self.owns_bucket(SINGLETON_BUCKET)
 
     def owner_of(self, obj: KubeObject) -> str | None:
-        return self.table.owner_of(self.bucket(*key_of(obj)))
+        return self.table.owner_of(self.bucket_of_object(obj))
 
     def update(self, members: frozenset[str]) -> None:
         """A membership listener: recomputes the table; drops lost buckets now, takes gained ones when safe."""
