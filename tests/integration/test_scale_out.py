@@ -12,6 +12,7 @@ import json
 import signal
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from moor.sharding.assignment import assign, capacity
 from moor.sharding.shard import OWNER_ANNOTATION, Shard
 from tests.support.cluster_fixtures import Kubectl, namespace_name
 from tests.support.git_fixtures import GitWorkspace
-from tests.support.moor_fixtures import ControllerProcess, config_map, manifest, moor_cli
+from tests.support.moor_fixtures import ControllerProcess, config_map, free_port, manifest, metric_value, moor_cli
 
 LEASE = 6
 SOURCES = 3
@@ -49,6 +50,7 @@ class Members:
 
     def start(self, *identities: str) -> None:
         for identity in identities:
+            port = free_port()
             process = self.processes.get(identity) or ControllerProcess(
                 self.kubeconfig,
                 self.directory / identity,
@@ -57,7 +59,10 @@ class Members:
                 identity,
                 "--lease-duration",
                 str(LEASE),
+                "--metrics-port",
+                str(port),
             )
+            process.metrics_url = process.metrics_url or f"http://127.0.0.1:{port}/metrics"
             process.start()
             self.processes[identity] = process
 
@@ -199,6 +204,12 @@ def test_three_members_share_the_objects_each_reconciled_by_its_owner_alone(
         applied = f"Sync.moor.dev {workload.namespace}/app-{index}: revision"
         appliers = {identity for identity, process in members.processes.items() if applied in process.log()}
         assert appliers == {owners[f"Sync/app-{index}"]}
+    # Every member counts the objects of each by the same table (this namespace's are all there are).
+    with urllib.request.urlopen(members.processes["red"].metrics_url, timeout=10) as answer:
+        metrics = answer.read().decode()
+    for member in ("red", "green", "blue"):
+        owned = sum(1 for owner in owners.values() if owner == member)
+        assert metric_value(metrics, "moor_shard_objects", member=member) == owned
     listing = moor_cli(private_cluster.kubeconfig, "get", "syncs", "-n", workload.namespace)
     assert listing.returncode == 0
     assert "OWNER" in listing.stdout and "green" in listing.stdout

@@ -16,20 +16,35 @@ def test_a_member_is_gone_once_its_renew_time_stays_the_same_for_a_duration() ->
     table = MemberTable(duration=15)
     table.observe("a", "2026-01-01T00:00:00.000000Z", now=100.0)
     table.observe("b", "1999-01-01T00:00:00.000000Z", now=100.0)  # a clock far behind does not matter
+    table.observe("b", "1999-01-01T00:00:04.000000Z", now=104.0)
     table.observe("a", "2026-01-01T00:00:05.000000Z", now=110.0)
-    table.observe("b", "1999-01-01T00:00:00.000000Z", now=110.0)  # seen again, unchanged
-    assert table.alive(114.9) == {"a", "b"}
-    assert table.alive(115.0) == {"a"}
+    table.observe("b", "1999-01-01T00:00:04.000000Z", now=110.0)  # seen again, unchanged
+    assert table.alive(118.9) == {"a", "b"}
+    assert table.alive(119.0) == {"a"}
     assert table.alive(125.0) == frozenset()
+
+
+def test_a_lease_found_already_there_is_undetermined_until_it_renews_or_a_duration_passes() -> None:
+    table = MemberTable(duration=15)
+    table.observe("dead", "t0", now=0.0)  # a member killed a while ago left it
+    table.observe("live", "t0", now=0.0)
+    assert table.alive(1.0) == frozenset()
+    assert table.undetermined(1.0) == {"dead", "live"}
+    table.observe("live", "t1", now=5.0)
+    assert table.alive(6.0) == {"live"}
+    assert table.undetermined(6.0) == {"dead"}
+    assert table.undetermined(15.0) == frozenset()
+    assert table.alive(15.0) == {"live"}
 
 
 def test_a_watcher_that_was_paused_gives_every_member_a_full_duration_again() -> None:
     table = MemberTable(duration=15)
-    table.observe("a", "t1", now=0.0)
+    table.observe("a", "t0", now=0.0)
+    table.observe("a", "t1", now=1.0)
     table.resume(now=60.0)
     assert table.alive(74.0) == {"a"}
     assert table.long_gone(74.0) == []
-    assert table.long_gone(60.0 + 4 * 15) == ["a"]
+    assert table.long_gone(60.0 + 2 * 15) == ["a"]
 
 
 def test_identities_fit_a_lease_name() -> None:

@@ -40,7 +40,7 @@ DEFAULT_LEASE_SECONDS = 15
 DEFAULT_LEASE_NAMESPACE = "moor-system"
 TICK_SECONDS = 0.5
 """How often expiry is judged."""
-FORGET_AFTER = 4
+FORGET_AFTER = 2
 """A Lease gone for this many durations is deleted by whoever sees it (a member killed with -9 leaves one)."""
 
 
@@ -69,6 +69,8 @@ def safety_margin(duration: float) -> float:
 class _Seen:
     renew_time: str
     changed_at: float
+    renewed: bool = False
+    """Seen to change at least once: a Lease found already there may be a dead member's."""
 
 
 class MemberTable:
@@ -81,8 +83,10 @@ class MemberTable:
     def observe(self, identity: str, renew_time: str, now: float) -> None:
         """A Lease as seen at `now`; its clock starts again when renewTime differs from the last seen."""
         seen = self._seen.get(identity)
-        if seen is None or seen.renew_time != renew_time:
+        if seen is None:
             self._seen[identity] = _Seen(renew_time, now)
+        elif seen.renew_time != renew_time:
+            self._seen[identity] = _Seen(renew_time, now, renewed=True)
 
     def remove(self, identity: str) -> None:
         self._seen.pop(identity, None)
@@ -93,7 +97,16 @@ class MemberTable:
             seen.changed_at = now
 
     def alive(self, now: float) -> frozenset[str]:
-        return frozenset(identity for identity, seen in self._seen.items() if now - seen.changed_at < self.duration)
+        """Members seen to renew within the last duration."""
+        return frozenset(
+            identity for identity, seen in self._seen.items() if seen.renewed and now - seen.changed_at < self.duration
+        )
+
+    def undetermined(self, now: float) -> frozenset[str]:
+        """Members whose Lease was found but not yet seen to renew, nor old enough to be judged gone."""
+        return frozenset(
+            i for i, seen in self._seen.items() if not seen.renewed and now - seen.changed_at < self.duration
+        )
 
     def long_gone(self, now: float) -> list[str]:
         """Members unseen for FORGET_AFTER durations: their Leases may be deleted."""
@@ -133,6 +146,9 @@ class LeaseMembership:
         self._stopped = False
         self._known = False
         """Whether the first list of Leases arrived: until then no member set is told (it would be partial)."""
+        self._settled = False
+        """Whether every Lease found at the start has renewed or expired since: until then a newcomer names
+        no member set, since it cannot tell a live member's Lease from a dead one's."""
         self._resource: ResourceType | None = None
         self._informer: KindInformer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -260,6 +276,10 @@ class LeaseMembership:
         if now - self._judged_at > self.duration / 3:
             self.table.resume(now)  # this process was paused: it cannot judge the others
         self._judged_at = now
+        if not self._settled:
+            if self.table.undetermined(now) - {self.identity}:
+                return
+            self._settled = True
         alive = set(self.table.alive(now))
         alive.discard(self.identity)
         if self.own_lease_valid():
