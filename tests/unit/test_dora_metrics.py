@@ -39,3 +39,33 @@ async def test_a_result_arriving_as_the_loop_is_stopped_does_not_keep_it_running
         await asyncio.sleep(0)
     async with asyncio.timeout(RECANCEL_EVERY / 2):  # not stopped by cancelling it once more
         await dora.stop()
+
+
+class SlowRecords:
+    """A history whose list of every record takes `seconds` (as it does with thousands of Syncs)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lists = 0
+
+    async def list(self, namespace: str) -> list[KubeObject]:
+        self.lists += 1
+        await asyncio.sleep(self.seconds)
+        return []
+
+
+async def test_while_results_keep_coming_a_slow_recomputation_is_not_repeated_every_settle() -> None:
+    # With 3,000 Syncs recording results for minutes, the list of every SyncRecord went out every few
+    # seconds and took most of the controller's time: the next recomputation waits PACE times as long
+    # as the last one took.
+    history = SlowRecords(0.1)
+    dora = DoraMetrics(cast(HistoryStore, history), Metrics(), list, interval=60, settle=0.01)
+    dora.start()
+    try:
+        for _ in range(40):  # a result every 25 ms for a second
+            dora.listen(sync_result())
+            await asyncio.sleep(0.025)
+    finally:
+        await dora.stop()
+    # Without the pace: one list every 0.1 + 0.01 s, about 9. With it: the first, then one a second later.
+    assert history.lists <= 3
