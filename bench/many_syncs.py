@@ -165,6 +165,8 @@ class Run:
     half_ready: float = 0.0
     hwm_mib: float = 0.0
     cpu: float = 0.0
+    control_plane_cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of kube-apiserver and etcd during the run."""
     requests: dict[str, int] = field(default_factory=dict)
     apiserver: dict[str, int] = field(default_factory=dict)
     """Requests the API server answered during the run by "verb resource" (the benchmark's watch included)."""
@@ -189,6 +191,16 @@ def apiserver_requests(cluster: ClusterInfo) -> Counter[str]:
             float(value)
         )
     return counts
+
+
+def process_cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) of the named processes so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for name, pid in pids.items():
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        seconds[name] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
 
 
 def make_repository(root: Path, syncs: int) -> tuple[str, str]:
@@ -223,6 +235,8 @@ async def measure(args: argparse.Namespace, root: Path, cluster: ClusterInfo, ru
         profiler: subprocess.Popen[bytes] | None = None
         try:
             before = await asyncio.to_thread(apiserver_requests, cluster)
+            control_plane = {name: cluster.pids[name] for name in ("kube-apiserver", "etcd") if name in cluster.pids}
+            control_plane_before = process_cpu(control_plane)
             run.load = os.getloadavg()[0]
             clock = time.perf_counter()
             await asyncio.to_thread(controller.start, 120.0)
@@ -266,6 +280,10 @@ async def measure(args: argparse.Namespace, root: Path, cluster: ClusterInfo, ru
             run.first_ready = run.first_ready or run.wall
             run.hwm_mib = controller.memory()["VmHWM"]
             run.cpu = round(controller.cpu()[0], 1)
+            run.control_plane_cpu = {
+                name: round(seconds - control_plane_before[name], 1)
+                for name, seconds in process_cpu(control_plane).items()
+            }
             run.requests = dict(await asyncio.to_thread(controller.requests))
             after = await asyncio.to_thread(apiserver_requests, cluster)
             run.apiserver = {key: after[key] - before.get(key, 0) for key in after if after[key] > before.get(key, 0)}
@@ -304,7 +322,7 @@ def one_run(args: argparse.Namespace, syncs: int) -> Run:
 def table(runs: Sequence[Run]) -> str:
     header = (
         f"{'Syncs':>6} {'Ready s':>8} {'s/1000':>7} {'first':>6} {'half':>6} {'start':>6} {'peak RSS MiB':>12} "
-        f"{'CPU s':>6} {'requests':>8} {'per Sync':>8} {'load':>5}  by verb"
+        f"{'CPU s':>6} {'apiserver':>9} {'etcd':>5} {'requests':>8} {'per Sync':>8} {'load':>5}  by verb"
     )
     lines = [header, "-" * len(header)]
     for run in runs:
@@ -315,6 +333,7 @@ def table(runs: Sequence[Run]) -> str:
         lines.append(
             f"{run.syncs:>6} {run.wall:>8.1f} {run.wall * 1000 / run.syncs:>7.1f} {run.first_ready:>6.1f} "
             f"{run.half_ready:>6.1f} {run.started:>6.1f} {run.hwm_mib:>12.0f} {run.cpu:>6.1f} "
+            f"{run.control_plane_cpu.get('kube-apiserver', 0):>9.1f} {run.control_plane_cpu.get('etcd', 0):>5.1f} "
             f"{run.moor_requests:>8} {run.moor_requests / run.syncs:>8.2f} {run.load:>5.2f}  {verbs}"
         )
     for run in runs:
