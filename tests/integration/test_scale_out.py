@@ -8,6 +8,7 @@ Lease so that the tests take seconds, not minutes; outcomes are asserted with ge
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -22,9 +23,14 @@ import yaml
 
 from moor import binaries
 from moor.bootstrap.install import installation_objects
+from moor.cluster.api import KubeApi
+from moor.cluster.cache import LiveCache, LiveChange
+from moor.cluster.client import KubeClient
+from moor.cluster.config import load_kubeconfig
 from moor.devcluster import ClusterInfo
-from moor.sharding.assignment import assign, capacity
-from moor.sharding.shard import OWNER_ANNOTATION, Shard
+from moor.objects import SYNC_LABEL, ObjectRef
+from moor.sharding.assignment import BUCKET_LABEL, assign, capacity
+from moor.sharding.shard import OWNER_ANNOTATION, Shard, bucket_selector
 from tests.support.cluster_fixtures import Kubectl, namespace_name
 from tests.support.git_fixtures import GitWorkspace
 from tests.support.moor_fixtures import ControllerProcess, config_map, free_port, manifest, metric_value, moor_cli
@@ -307,3 +313,37 @@ def test_the_install_with_three_replicas_passes_the_api_servers_dry_run(kubectl:
     assert deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     [role] = [obj for obj in objects if obj["kind"] == "Role" and obj["metadata"]["name"] == "moor-leader-election"]
     assert {"create", "update", "delete", "watch"} <= set(role["rules"][0]["verbs"])
+
+
+async def test_a_members_live_cache_follows_the_buckets_of_its_shard(
+    private_cluster: ClusterInfo, kubectl: Kubectl
+) -> None:
+    namespace = namespace_name("live-cache-buckets")
+    await asyncio.to_thread(kubectl, "create", "namespace", namespace)
+    for bucket in (1, 2):
+        labels = {SYNC_LABEL: f"{namespace}.app-{bucket}", BUCKET_LABEL: str(bucket)}
+        document = config_map(f"in-bucket-{bucket}", {"v": "1"}, namespace=namespace, labels=labels)
+        await asyncio.to_thread(kubectl, "apply", "-f", "-", input=manifest(document))
+    async with KubeClient(load_kubeconfig(private_cluster.kubeconfig)) as client:
+        api = KubeApi(client)
+        cache = LiveCache(api, label_selector=bucket_selector([1]))
+        changes: list[LiveChange] = []
+        cache.subscribe(changes.append)
+        config_maps = await api.discovery.resolve("v1", "ConfigMap")
+        assert config_maps is not None
+        await cache.watch_kinds([config_maps])
+        first, second = (ObjectRef("", "v1", "ConfigMap", namespace, f"in-bucket-{bucket}") for bucket in (1, 2))
+        assert cache.get(first) is not None
+        assert cache.get(second) is None
+        await cache.reselect(bucket_selector([2]))  # the shard moved: bucket 1 lost, bucket 2 gained
+        await cache.wait_synced("", "ConfigMap")
+        assert cache.get(first) is None
+        assert cache.get(second) is not None
+        assert any(
+            change.type == "DELETED" and change.object["metadata"]["name"] == "in-bucket-1" for change in changes
+        )
+        await cache.reselect(bucket_selector([]))
+        await cache.wait_synced("", "ConfigMap")
+        assert cache.object_count() == 0
+        await cache.stop()
+    await asyncio.to_thread(kubectl, "delete", "namespace", namespace, "--wait=false")
