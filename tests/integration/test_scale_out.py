@@ -171,6 +171,12 @@ class Workload:
         }
 
 
+def leads(log: str) -> bool:
+    """Whether a member's last word on leading says it leads."""
+    said = [line for line in log.splitlines() if "this member leads" in line or "this member no longer leads" in line]
+    return bool(said) and "no longer" not in said[-1]
+
+
 def wait_for(what: str, check: Any, timeout: float = DEADLINE) -> float:
     """Polls `check()` until true; returns the seconds it took."""
     started = time.monotonic()
@@ -210,6 +216,9 @@ def test_three_members_share_the_objects_each_reconciled_by_its_owner_alone(
         applied = f"Sync.moor.dev {workload.namespace}/app-{index}: revision"
         appliers = {identity for identity, process in members.processes.items() if applied in process.log()}
         assert appliers == {owners[f"Sync/app-{index}"]}
+    # The singletons (the delivery metrics) run on one member: the owner of bucket 0.
+    leaders = [identity for identity, process in members.processes.items() if leads(process.log())]
+    assert leaders == [table.owner_of(0)]
     # Every member counts the objects of each by the same table (this namespace's are all there are).
     with urllib.request.urlopen(members.processes["red"].metrics_url, timeout=10) as answer:
         metrics = answer.read().decode()

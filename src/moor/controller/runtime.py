@@ -360,6 +360,7 @@ class Controller:
             log.info("this member leads: it recomputes the delivery metrics")
             self.dora.start()
         elif self._leading and not leader:
+            log.info("this member no longer leads")
             await self.dora.stop()
         self._leading = leader
 
