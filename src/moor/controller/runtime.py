@@ -437,7 +437,7 @@ class Controller:
     async def _escaped(self, key: ObjectKey, cached: KubeObject, error: Exception) -> None:
         """An error the reconcilers did not report (the object could not even be read): logged, and reported
         on the object as last seen unless the cluster itself failed (then nothing could be written)."""
-        if (isinstance(error, ApiError) and error.conflict) or isinstance(error, Fenced):
+        if isinstance(error, ApiError) and error.conflict:
             return
         if cluster_failed(error):
             log.warning("%s: %s", key, error)
