@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 from moor.controller.rendering import sync_key
-from moor.sharding.assignment import BUCKETS, LOAD_FACTOR, assign, capacity, moved
-from moor.sharding.shard import Shard, bucket_label, bucket_selector, shard_key, shard_key_of
+from moor.sharding.assignment import BUCKETS, LOAD_FACTOR, assign, bucket_label, capacity, moved
+from moor.sharding.shard import Shard, bucket_selector, shard_key, shard_key_of
 
 
 def members(count: int, seed: int = 0) -> list[str]:

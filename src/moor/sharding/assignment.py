@@ -25,6 +25,8 @@ LOAD_FACTOR = 1.25
 """c of the bounded loads: no member holds more than c times the mean number of buckets."""
 POINTS_PER_MEMBER = 64
 """Places of each member on the ring: more places spread the buckets more evenly before the bound."""
+BUCKET_LABEL = "moor.dev/shard-bucket"
+"""On every managed object: the bucket of the Sync that applies it (so a member watches only its shard's)."""
 
 
 def ring_position(text: str) -> int:
@@ -35,6 +37,11 @@ def ring_position(text: str) -> int:
 def bucket_of(shard_key: str, buckets: int = BUCKETS) -> int:
     """The bucket of an object, from its shard key (see `moor.sharding.shard.shard_key`)."""
     return ring_position(shard_key) % buckets
+
+
+def bucket_label(sync_key: str) -> str:
+    """The `moor.dev/shard-bucket` value of the objects a Sync applies (from its `moor.dev/sync` value)."""
+    return str(bucket_of(sync_key))
 
 
 def capacity(members: int, buckets: int = BUCKETS, factor: float = LOAD_FACTOR) -> int:

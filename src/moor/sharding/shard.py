@@ -19,12 +19,10 @@ from prometheus_client.registry import Collector
 from moor.names import LABEL_VALUE_MAX, fit_name
 from moor.objects import SYNC_LABEL, KubeObject
 from moor.resources import IMAGEPOLICY, IMAGEREPOSITORY, SYNC
-from moor.sharding.assignment import BUCKETS, Assignment, assign, bucket_of
+from moor.sharding.assignment import BUCKET_LABEL, BUCKETS, Assignment, assign, bucket_of
 
 log = logging.getLogger(__name__)
 
-BUCKET_LABEL = "moor.dev/shard-bucket"
-"""On every managed object: the bucket of the Sync that applies it (so a member watches only its shard's)."""
 OWNER_ANNOTATION = "moor.dev/shard-owner"
 """On Moor's own objects, written by the member that owns them when that changes (`moor get` shows it)."""
 HANDOVER_GRACE = 2.0
@@ -49,11 +47,6 @@ def shard_key_of(obj: KubeObject) -> str:
         if ref.get("name"):
             return shard_key(IMAGEREPOSITORY.kind, str(ref.get("namespace") or namespace), str(ref["name"]))
     return shard_key(str(obj.get("kind", "")), namespace, name)
-
-
-def bucket_label(sync_key: str) -> str:
-    """The `moor.dev/shard-bucket` value of the objects a Sync applies (from its `moor.dev/sync` value)."""
-    return str(bucket_of(sync_key))
 
 
 def bucket_selector(buckets: Iterable[int]) -> str:
