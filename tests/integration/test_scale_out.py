@@ -211,14 +211,21 @@ def test_three_members_share_the_objects_each_reconciled_by_its_owner_alone(
     assert set(owners.values()) == {"red", "green", "blue"}
     table = assign(members.live)
     assert max(table.loads().values()) <= capacity(3)
+
     # Each Sync was applied by its owner and by no other member.
-    for index in range(SYNCS):
+    def appliers(index: int) -> set[str]:
         applied = f"Sync.moor.dev {workload.namespace}/app-{index}: revision"
-        appliers = {identity for identity, process in members.processes.items() if applied in process.log()}
-        assert appliers == {owners[f"Sync/app-{index}"]}
+        return {identity for identity, process in members.processes.items() if applied in process.log()}
+
+    wait_for("every Sync's result reported", lambda: all(appliers(index) for index in range(SYNCS)))
+    for index in range(SYNCS):
+        assert appliers(index) == {owners[f"Sync/app-{index}"]}
+
     # The singletons (the delivery metrics) run on one member: the owner of bucket 0.
-    leaders = [identity for identity, process in members.processes.items() if leads(process.log())]
-    assert leaders == [table.owner_of(0)]
+    def leaders() -> list[str]:
+        return [identity for identity, process in members.processes.items() if leads(process.log())]
+
+    wait_for("the owner of bucket 0 to lead alone", lambda: leaders() == [table.owner_of(0)], timeout=30)
     # Every member counts the objects of each by the same table (this namespace's are all there are).
     with urllib.request.urlopen(members.processes["red"].metrics_url, timeout=10) as answer:
         metrics = answer.read().decode()
