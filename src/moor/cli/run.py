@@ -27,7 +27,7 @@ from moor.controller.tenancy import TenancyPolicy
 from moor.render.tool import DEFAULT_MAX_CONCURRENT_RENDERS, RenderBudget, configure_render_budget
 from moor.resources.fields import DNS1123_SUBDOMAIN
 from moor.sharding.fence import Fence, FencedApi
-from moor.sharding.membership import DEFAULT_LEASE_SECONDS, LeaseMembership, member_identity
+from moor.sharding.membership import DEFAULT_LEASE_SECONDS, LeaseLost, LeaseMembership, member_identity
 from moor.sharding.shard import Shard
 from moor.source import ArtifactLimits, SourceError, parse_size
 from moor.source.limits import DEFAULT_MAX_FILES
@@ -352,7 +352,7 @@ async def _run(
             hand_over: asyncio.Task[None] | None = None
             try:
                 if members is not None:
-                    await members.start()
+                    await _join(members)
                     hand_over = asyncio.create_task(_hand_over(stop, members), name="hand over")
                 await controller.run(stop)
             finally:
@@ -364,6 +364,13 @@ async def _run(
         finally:
             for listener in listeners:
                 await listener.close()
+
+
+async def _join(members: LeaseMembership) -> None:
+    try:
+        await members.start()
+    except LeaseLost as error:
+        raise click.ClickException(str(error)) from None
 
 
 async def _hand_over(stop: asyncio.Event, members: LeaseMembership) -> None:

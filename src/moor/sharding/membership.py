@@ -177,7 +177,10 @@ class LeaseMembership:
         if resource is None:
             raise LeaseLost(f"the cluster does not serve Leases ({LEASE_API_VERSION})")
         self._resource = resource
-        await self._renew()
+        try:
+            await self._renew()
+        except ApiError as error:
+            raise LeaseLost(f"cannot register this member's Lease {self.namespace}/{self.ref.name}: {error}") from None
         self._informer = KindInformer(
             self.api, resource, self._on_lease, label_selector=f"{MEMBER_LABEL}=true", namespace=self.namespace
         )
