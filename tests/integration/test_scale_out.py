@@ -30,7 +30,7 @@ from moor.cluster.config import load_kubeconfig
 from moor.devcluster import ClusterInfo
 from moor.objects import SYNC_LABEL, ObjectRef
 from moor.sharding.assignment import BUCKET_LABEL, assign, capacity
-from moor.sharding.shard import OWNER_ANNOTATION, Shard, bucket_selector
+from moor.sharding.shard import HANDOVER_GRACE, OWNER_ANNOTATION, Shard, bucket_selector
 from tests.support.cluster_fixtures import Kubectl, namespace_name
 from tests.support.git_fixtures import GitWorkspace
 from tests.support.moor_fixtures import ControllerProcess, config_map, free_port, manifest, metric_value, moor_cli
@@ -82,6 +82,20 @@ class Members:
         process = self.processes[identity].process
         assert process is not None
         process.send_signal(signum)
+
+    def wait_agreed(self) -> None:
+        """Until every member names the same members (this group), and the hand-over after it is over."""
+        wanted = f"members now: {', '.join(sorted(self.processes))}"
+
+        def agreed() -> bool:
+            for process in self.processes.values():
+                said = [line for line in process.log().splitlines() if "members now:" in line]
+                if not said or not said[-1].endswith(wanted):
+                    return False
+            return True
+
+        wait_for("the members to agree on who they are", agreed, timeout=60)
+        time.sleep(HANDOVER_GRACE + 1)
 
     @property
     def live(self) -> frozenset[str]:
@@ -205,6 +219,7 @@ def test_three_members_share_the_objects_each_reconciled_by_its_owner_alone(
     members: Members, workload: Workload, private_cluster: ClusterInfo
 ) -> None:
     members.start("red", "green", "blue")
+    members.wait_agreed()
     workload.create()
     wait_for("every object reconciled by its owner", lambda: workload.converged(members.live))
     owners = workload.owners()
@@ -241,6 +256,7 @@ def test_a_killed_members_objects_are_reconciled_by_the_others_within_a_lease(
     members: Members, workload: Workload
 ) -> None:
     members.start("red", "green", "blue")
+    members.wait_agreed()
     workload.create()
     wait_for("every object reconciled by its owner", lambda: workload.converged(members.live))
     members.kill("green")
@@ -252,6 +268,7 @@ def test_a_killed_members_objects_are_reconciled_by_the_others_within_a_lease(
 
 def test_a_member_paused_past_its_lease_writes_nothing_when_it_wakes(members: Members, workload: Workload) -> None:
     members.start("red", "green", "blue")
+    members.wait_agreed()
     workload.create()
     wait_for("every object reconciled by its owner", lambda: workload.converged(members.live))
     paused = members.processes["blue"]
@@ -271,6 +288,7 @@ def test_a_member_paused_past_its_lease_writes_nothing_when_it_wakes(members: Me
 
 def test_three_to_four_to_two_members_move_about_one_in_n_objects(members: Members, workload: Workload) -> None:
     members.start("red", "green", "blue")
+    members.wait_agreed()
     workload.create()
     wait_for("every object reconciled by its owner", lambda: workload.converged(members.live))
     moved = []
@@ -295,6 +313,7 @@ def test_three_to_four_to_two_members_move_about_one_in_n_objects(members: Membe
 
 def test_a_rolling_restart_under_commits_loses_no_revision(members: Members, workload: Workload) -> None:
     members.start("red", "green", "blue")
+    members.wait_agreed()
     workload.create()
     wait_for("every object reconciled by its owner", lambda: workload.converged(members.live))
     stop = threading.Event()
