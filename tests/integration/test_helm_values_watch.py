@@ -102,7 +102,6 @@ async def test_a_change_to_a_labelled_values_object_wakes_the_syncs_that_name_it
             await watch.stop()
 
 
-@pytest.mark.xfail(reason="passes once controller/runtime.py starts the ValuesWatch (see the charts report)")
 def test_an_edit_to_a_watched_values_config_map_rolls_in_before_the_sync_interval(
     moor: Moor, chart_server: ChartServer, tmp_path: Path
 ) -> None:

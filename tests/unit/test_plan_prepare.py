@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from moor.plan import DuplicateObjectError, MissingNamespaceError, prepare_desired, with_arriving_kinds
+from moor.sharding.assignment import bucket_label
 
 KINDS = {
     ("apps/v1", "Deployment"): True,
@@ -28,7 +29,11 @@ def obj(api_version: str, kind: str, name: str, namespace: str | None = None, **
 def test_every_object_gets_the_sync_label_and_keeps_its_own_labels() -> None:
     rendered = [obj("v1", "ConfigMap", "settings", "guestbook", labels={"app": "web", "moor.dev/sync": "x.y"})]
     [prepared] = prepare_desired(rendered, "moor-system.guestbook", None, is_namespaced)
-    assert prepared["metadata"]["labels"] == {"app": "web", "moor.dev/sync": "moor-system.guestbook"}
+    assert prepared["metadata"]["labels"] == {
+        "app": "web",
+        "moor.dev/sync": "moor-system.guestbook",
+        "moor.dev/shard-bucket": bucket_label("moor-system.guestbook"),
+    }
     assert rendered[0]["metadata"]["labels"]["moor.dev/sync"] == "x.y"  # the input is not modified
 
 
@@ -67,7 +72,7 @@ def test_objects_of_unknown_kinds_are_left_for_the_api_server_to_judge() -> None
     rendered = [obj("example.com/v1", "Widget", "w")]
     [prepared] = prepare_desired(rendered, "s.n", "guestbook", is_namespaced)
     assert "namespace" not in prepared["metadata"]
-    assert prepared["metadata"]["labels"] == {"moor.dev/sync": "s.n"}
+    assert prepared["metadata"]["labels"] == {"moor.dev/sync": "s.n", "moor.dev/shard-bucket": bucket_label("s.n")}
 
 
 def test_the_same_object_declared_twice_is_an_error() -> None:

@@ -30,6 +30,7 @@ from moor.sharding.fence import Fence, FencedApi
 from moor.sharding.membership import DEFAULT_LEASE_SECONDS, LeaseLost, LeaseMembership, member_identity
 from moor.sharding.shard import Shard
 from moor.source import ArtifactLimits, SourceError, parse_size
+from moor.source.helm import IndexLimits
 from moor.source.limits import DEFAULT_MAX_FILES
 from moor.web import probes
 from moor.web.listener import Listener, ListenerMetrics, raise_open_file_limit
@@ -192,10 +193,12 @@ DEFAULT_NAMESPACE = "moor-system"
     help="A replica whose Lease is not renewed for this long is gone; its objects move to the others.",
 )
 @click.option(
-    "--watch-own-shard",
-    is_flag=True,
-    hidden=True,
-    help="With --replicas: the live cache selects managed objects by moor.dev/shard-bucket.",
+    "--max-helm-index-size",
+    envvar="MOOR_MAX_HELM_INDEX_SIZE",
+    default="32Mi",
+    show_default=True,
+    metavar="SIZE",
+    help="Refuse a Helm repository's index.yaml larger than this (e.g. 64Mi), before it is parsed.",
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 @target_options
@@ -223,7 +226,7 @@ def run(
     identity: str | None,
     lease_namespace: str | None,
     lease_duration: int,
-    watch_own_shard: bool,
+    max_helm_index_size: str,
     log_level: str,
 ) -> None:
     """Run the controller until SIGTERM or Ctrl-C."""
@@ -237,7 +240,8 @@ def run(
         tenancy=TenancyPolicy(_service_account_name(default_service_account), no_cross_namespace_refs),
         artifact_limits=ArtifactLimits(_size(max_artifact_size, "--max-artifact-size"), max_artifact_files),
         cluster_name=cluster_name,
-        watch_own_shard=replicas and watch_own_shard,
+        watch_own_shard=replicas,
+        index_limits=IndexLimits(max_bytes=_size(max_helm_index_size, "--max-helm-index-size")),
     )
     membership = (
         Membership(
@@ -380,13 +384,16 @@ async def _hand_over(stop: asyncio.Event, members: LeaseMembership) -> None:
 
 
 async def _serve_dashboard(api: KubeApi, controller: Controller, ports: Ports, metrics: ListenerMetrics) -> Served:
-    """The dashboard, reading the controller's live cache (its own watches of Syncs and sources beside it)."""
+    """The dashboard, reading the controller's live cache and informers (no watches of its own)."""
     try:
-        served = await serve_for_team(api, controller.live, ports.ui_address, ports.ui, metrics=metrics)
+        served = await serve_for_team(
+            api, controller.live, ports.ui_address, ports.ui, metrics=metrics, shared=controller
+        )
     except OSError as error:
         raise click.ClickException(
             f"cannot serve the dashboard on {ports.ui_address}:{ports.ui}: {error.strerror or error}"
         ) from None
+    controller.subscribe(served.view.custom_resource_changed)
     logging.getLogger(__name__).info("dashboard on %s:%d", ports.ui_address, served.listener.port)
     return served
 

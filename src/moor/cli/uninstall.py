@@ -48,7 +48,7 @@ def uninstall(target: Target, keep_objects: bool, keep_crds: bool, yes: bool) ->
 
 
 async def _uninstall(target: Target, keep_objects: bool, keep_crds: bool) -> int:
-    manifests = load_manifests(with_controller=True)
+    manifests = load_manifests(with_controller=True, replicas=2)  # every object any install may have made
     async with target.connect() as api:
         for obj in manifests:
             if obj["kind"] == "Deployment":

@@ -47,6 +47,7 @@ from moor.controller.source_store import SourceStore
 from moor.controller.sync import SyncReconciler
 from moor.controller.sync_report import DEFAULT_CLUSTER_NAME, Attempt, NotePushes, SyncReporter
 from moor.controller.tenancy import TenancyPolicy
+from moor.controller.values_watch import ValuesWatch
 from moor.errors import MoorError
 from moor.notify import Notifier, NotifierOptions
 from moor.objects import RECONCILE_ANNOTATION, SYNC_LABEL, KubeObject, ObjectRef
@@ -73,6 +74,7 @@ from moor.resources import (
 from moor.sharding.fence import Fenced, reconciling
 from moor.sharding.shard import OWNER_ANNOTATION, Shard, ShardChange, ShardObjectsCollector, bucket_selector
 from moor.source import ArtifactCache, ArtifactLimits
+from moor.source.helm import IndexLimits
 from moor.supervised import Supervisor
 
 log = logging.getLogger(__name__)
@@ -112,8 +114,9 @@ class ControllerOptions:
     artifact_limits: ArtifactLimits = field(default_factory=ArtifactLimits)
     cluster_name: str = DEFAULT_CLUSTER_NAME
     watch_own_shard: bool = False
-    """With a shard: the live cache selects managed objects by `moor.dev/shard-bucket` (only once
-    plan/prepare labels them with it)."""
+    """With a shard: the live cache selects managed objects by `moor.dev/shard-bucket`."""
+    index_limits: IndexLimits = field(default_factory=IndexLimits)
+    """How large a Helm repository's index may be (`moor run --max-helm-index-size`)."""
 
 
 SOURCES = (GITREPOSITORY, OCIREPOSITORY, HELMREPOSITORY)
@@ -161,7 +164,8 @@ class Controller:
         self.metrics.watch_api_requests(api.client.requests)
         self.metrics.watch_cache_size(self.live.object_count)
         self.metrics.watch_informers(self._informer_phases)
-        sources = SourceStore(api, ArtifactCache(options.artifact_dir, limits=options.artifact_limits))
+        cache = ArtifactCache(options.artifact_dir, limits=options.artifact_limits)
+        sources = SourceStore(api, cache, index_limits=options.index_limits)
         self.repositories = GitRepositoryReconciler(sources, self.events, self.metrics)
         self.registries = OCIRepositoryReconciler(sources.registries, self.events, self.metrics)
         self.helm_repositories = HelmRepositoryReconciler(sources.charts, self.events, self.metrics)
@@ -219,6 +223,11 @@ class Controller:
         """What each kind's reconciler drops when an object of it is deleted."""
         accepts = None if shard is None else self._owns
         self.queue: WorkQueue[ObjectKey] = WorkQueue(self.reconcile, workers=options.workers, accepts=accepts)
+        self.values_watch = ValuesWatch(
+            api, lambda: self.objects(SYNC.kind), lambda sync: self.queue.add(ObjectKey.of(sync))
+        )
+        """ConfigMaps and Secrets labelled moor.dev/watch: a change wakes the Syncs whose helm.valuesFrom names them."""
+        self._change_listeners: list[Callable[[LiveChange], None]] = []
         self.failures: Counter[ObjectKey] = Counter()
         self.tasks = Supervisor(self.metrics.task_restarts)
         self._informers: dict[str, KindInformer] = {}
@@ -247,6 +256,7 @@ class Controller:
         await self.api.discovery.refresh()
         for kind in WATCHED:
             await self._watch(kind)
+        await self.values_watch.start()
         await self.notifier.start()
         if self.shard is None:
             self.dora.start()
@@ -263,6 +273,7 @@ class Controller:
         finally:
             log.info("shutting down")
             await self.tasks.stop()
+            await self.values_watch.stop()
             await self.queue.stop()
             await self.reporter.notes.stop()
             await self.notifier.stop()
@@ -280,7 +291,7 @@ class Controller:
             await asyncio.sleep(0.5)
             await self.api.discovery.refresh()
         informer = KindInformer(
-            self.api, resource, self._on_change, label_selector=None, on_recovered=self._retry_failed_soon
+            self.api, resource, self._heard, label_selector=None, on_recovered=self._retry_failed_soon
         )
         self._informers[kind.kind] = informer
         informer.start()
@@ -295,7 +306,18 @@ class Controller:
             for informer in self._informers.values()
             if (state := informer.state).phase == "failing"
         ]
-        return [*own, *self.live.failing(), *self.tasks.problems(), *self.notifier.problems(), *self.dora.problems()]
+        return [
+            *own,
+            *self.live.failing(),
+            *self.values_watch.problems(),
+            *self.tasks.problems(),
+            *self.notifier.problems(),
+            *self.dora.problems(),
+        ]
+
+    def subscribe(self, listener: Callable[[LiveChange], None]) -> None:
+        """Hears every change of Moor's own kinds once its informer stored it (the dashboard)."""
+        self._change_listeners.append(listener)
 
     def _informer_phases(self) -> dict[str, int]:
         """Informers in each phase: the live cache's and this controller's own (GitRepositories, Syncs)."""
@@ -373,6 +395,11 @@ class Controller:
             return obj
         patch = {"metadata": {"annotations": {OWNER_ANNOTATION: self.shard.identity}}}
         return await self.api.merge_patch(ObjectKey.of(obj).ref, patch)
+
+    def _heard(self, change: LiveChange) -> None:
+        self._on_change(change)
+        for listener in self._change_listeners:
+            listener(change)
 
     def _on_change(self, change: LiveChange) -> None:
         """Queues what a change to a custom resource concerns; ignores changes Moor made to status alone."""

@@ -14,6 +14,7 @@ from moor.errors import MoorError
 from moor.objects import KubeObject, ObjectRef
 from moor.resources import HELMREPOSITORY, OCIREPOSITORY, GitRepositorySpec, SpecError, SyncSpec, VerifyMode
 from moor.resources.fields import describe
+from moor.source.helm import IndexLimits
 
 _TAG_REFS = ("tag", "semver")
 
@@ -44,11 +45,11 @@ class SourceStore:
     """Resolves and fetches revisions of Moor's sources, sharing one on-disk artifact cache: GitRepositories
     here, OCIRepositories through `registries`, the charts of HelmRepositories through `charts`."""
 
-    def __init__(self, api: KubeApi, cache: source.ArtifactCache) -> None:
+    def __init__(self, api: KubeApi, cache: source.ArtifactCache, index_limits: IndexLimits | None = None) -> None:
         self.api = api
         self.cache = cache
         self.registries = RegistryStore(api, cache)
-        self.charts = ChartStore(api, cache)
+        self.charts = ChartStore(api, cache, index_limits)
 
     async def access(self, repository: KubeObject, spec: GitRepositorySpec) -> RepositoryAccess:
         auth = None

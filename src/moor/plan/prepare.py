@@ -7,6 +7,7 @@ from typing import Any
 
 from moor.errors import MoorError
 from moor.objects import SYNC_LABEL, Identity, KubeObject, ObjectRef, split_api_version
+from moor.sharding.assignment import BUCKET_LABEL, bucket_label
 
 IsNamespaced = Callable[[str, str], bool | None]
 """(apiVersion, kind) -> True (namespaced), False (cluster-scoped), None (kind unknown to the cluster)."""
@@ -27,7 +28,8 @@ def prepare_desired(
     is_namespaced: IsNamespaced,
     default_namespace: str | None = None,
 ) -> list[KubeObject]:
-    """Copies of `objects` carrying the `moor.dev/sync` label and the namespace they will live in.
+    """Copies of `objects` carrying the `moor.dev/sync` label, the shard bucket of that Sync (a member of
+    several replicas watches only its buckets' objects) and the namespace they will live in.
 
     Namespaced objects get `target_namespace` when it is set (it wins over a namespace in Git, as in
     Flux), else keep their own, else get `default_namespace` (the Sync's own, as Argo CD places them
@@ -35,11 +37,12 @@ def prepare_desired(
     the cluster does not know are left as they are, for the API server to reject with its own reason.
     """
     prepared: list[KubeObject] = []
+    bucket = bucket_label(sync_key)
     for original in objects:
         # Copies of the parts changed here; the rest is shared with `original`, and nothing changes it.
         obj: KubeObject = dict(original)
         metadata = obj["metadata"] = dict(obj.get("metadata") or {})
-        metadata["labels"] = {**(metadata.get("labels") or {}), SYNC_LABEL: sync_key}
+        metadata["labels"] = {**(metadata.get("labels") or {}), SYNC_LABEL: sync_key, BUCKET_LABEL: bucket}
         scope = is_namespaced(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         if scope is True:
             if target_namespace:
