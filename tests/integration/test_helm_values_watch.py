@@ -10,8 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from moor.cluster.api import KubeApi
 from moor.cluster.client import KubeClient
 from moor.cluster.config import load_kubeconfig

@@ -69,3 +69,44 @@ async def test_while_results_keep_coming_a_slow_recomputation_is_not_repeated_ev
         await dora.stop()
     # Without the pace: one list every 0.1 + 0.01 s, about 9. With it: the first, then one a second later.
     assert history.lists <= 3
+
+
+class CountedRecords:
+    def __init__(self) -> None:
+        self.lists = 0
+        self.listed: asyncio.Queue[int] = asyncio.Queue()
+
+    async def list(self, namespace: str) -> list[KubeObject]:
+        self.lists += 1
+        self.listed.put_nowait(self.lists)
+        return []
+
+
+async def test_while_results_keep_coming_the_records_are_listed_once_an_interval() -> None:
+    # 1,000 Syncs created at once record results for minutes: the list of every SyncRecord (which the
+    # API server has to send whole) went out again after each `settle`, 42 times in three minutes.
+    history = CountedRecords()
+    dora = DoraMetrics(cast(HistoryStore, history), Metrics(), list, interval=0.5, settle=0.02)
+    dora.start()
+    try:
+        for _ in range(100):  # a result every 10 ms for a second
+            dora.listen(sync_result())
+            await asyncio.sleep(0.01)
+    finally:
+        await dora.stop()
+    # Without the debounce: one list every 20 ms, about 50. With it: the first, then one per half second.
+    assert history.lists <= 5
+
+
+async def test_a_single_result_is_in_the_figures_a_settle_later() -> None:
+    history = CountedRecords()
+    dora = DoraMetrics(cast(HistoryStore, history), Metrics(), list, interval=60, settle=0.02)
+    dora.start()
+    try:
+        async with asyncio.timeout(5):
+            await history.listed.get()  # the first recomputation, at the start
+        dora.listen(sync_result())
+        async with asyncio.timeout(5):  # not the minute of the interval
+            await history.listed.get()
+    finally:
+        await dora.stop()

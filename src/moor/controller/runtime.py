@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from moor.cluster.api import KubeApi
 from moor.cluster.cache import KindInformer, LiveCache, LiveChange
 from moor.cluster.client import ApiError
+from moor.controller.dependents import Dependents
 from moor.controller.gitrepository import GitRepositoryReconciler
 from moor.controller.helmrepository import HelmRepositoryReconciler
 from moor.controller.image_store import ImageStore
@@ -233,6 +234,8 @@ class Controller:
         self._informers: dict[str, KindInformer] = {}
         self._seen: dict[ObjectKey, tuple[Any, ...]] = {}
         self._syncs_by_label: dict[str, ObjectKey] = {}
+        self._dependents: Dependents[ObjectKey] = Dependents()
+        """The Syncs that use each source or depend on each Sync."""
         self._shard_changes: asyncio.Queue[ShardChange] = asyncio.Queue()
         self._leading = False
         if shard is not None:
@@ -407,6 +410,10 @@ class Controller:
         key = ObjectKey.of(obj)
         if key.kind == SYNC.kind:
             self._syncs_by_label[sync_key(obj)] = key
+            if change.type == "DELETED":
+                self._dependents.remove(key)
+            else:
+                self._dependents.update(key, obj)
         if change.type == "DELETED":
             forget = self.forgetters.get(key.kind)
             if forget is not None:
@@ -489,26 +496,8 @@ class Controller:
             return
         if key.kind in (IMAGEPOLICY.kind, IMAGEUPDATE.kind):
             return
-        informer = self._informers.get(SYNC.kind)
-        if informer is None:
-            return
-        for sync in informer.objects.values():
-            spec = sync.get("spec") or {}
-            namespace = sync["metadata"].get("namespace", "")
-            if key.kind in SOURCE_KINDS:
-                source = spec.get("sourceRef") or {}
-                uses = (
-                    (source.get("kind") or GITREPOSITORY.kind) == key.kind
-                    and source.get("name") == key.name
-                    and (source.get("namespace") or namespace) == key.namespace
-                )
-            else:
-                uses = any(
-                    d.get("name") == key.name and (d.get("namespace") or namespace) == key.namespace
-                    for d in spec.get("dependsOn") or []
-                )
-            if uses:
-                self.queue.add(ObjectKey.of(sync))
+        for dependent in sorted(self._dependents.of(key.kind, key.namespace, key.name)):
+            self.queue.add(dependent)
 
     async def reconcile(self, key: ObjectKey) -> None:
         """One reconcile of `key`, timed and counted; whatever happens, the key is queued again when due."""
