@@ -7,11 +7,11 @@ and SYNCS Syncs. A single `moor run` applies everything first. Then, for each re
 the owner the shard table gives it, lets them settle, and reads each process's peak RSS (VmHWM) and
 its live cache's size (`moor_cache_objects` on /metrics); then they stop (SIGTERM) before the next N.
 
-With `--watch-own-shard` each member's live cache selects the managed objects of its own buckets
-(`moor.dev/shard-bucket`), which needs that label on the managed objects (docs/scale-out.md); without
-it every member caches every managed object. It prints a table; it is not a test. Run from the root:
+Each member's live cache selects the managed objects of its own buckets (the `moor.dev/shard-bucket`
+label every managed object carries; docs/scale-out.md). It prints a table; it is not a test. Run from
+the root:
 
-    .venv/bin/python bench/shard_memory.py [--objects 20000] [--syncs 40] [--watch-own-shard]
+    .venv/bin/python bench/shard_memory.py [--objects 20000] [--syncs 40]
 """
 
 from __future__ import annotations
@@ -97,19 +97,19 @@ class Bench:
                 return False
         return True
 
-    def run(self, replicas: int, extra: list[str]) -> list[tuple[str, int, float]]:
+    def run(self, replicas: int) -> list[tuple[str, int, float]]:
         """Starts the members, waits until they own and reconciled everything; (identity, peak KiB, cached)."""
         members = []
         for index in range(replicas):
             identity = f"r{replicas}-{index}"
             port = free_port()
             argv = [*MOOR, "run", "--metrics-port", str(port), "--artifact-dir", str(self.directory / identity)]
-            argv += ["--replicas", "--identity", identity, *extra] if replicas > 1 or extra else []
+            argv += ["--replicas", "--identity", identity] if replicas > 1 else []
             log = (self.directory / f"{identity}.log").open("ab")
             env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
             members.append((identity, port, process))
-        owners = {identity for identity, _, _ in members} if replicas > 1 or extra else None
+        owners = {identity for identity, _, _ in members} if replicas > 1 else None
         _wait(lambda: self.all_ready(owners), 1800)
         time.sleep(SETTLE)
         figures = [(identity, _peak_kib(process.pid), _cached(port)) for identity, port, process in members]
@@ -151,7 +151,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=20000)
     parser.add_argument("--syncs", type=int, default=40)
-    parser.add_argument("--watch-own-shard", action="store_true")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="moor-shard-memory-"))
     start_cluster(directory / "cluster")
@@ -160,10 +159,9 @@ def main() -> None:
         env = {**os.environ, "KUBECONFIG": str(bench.kubeconfig)}
         subprocess.run([*MOOR, "install"], env=env, check=True, capture_output=True)
         bench.set_up()
-        extra = ["--watch-own-shard"] if args.watch_own_shard else []
         print("replicas  member    peak RSS  cached objects", flush=True)
         for replicas in (1, 2, 3):
-            for identity, peak, cached in bench.run(replicas, extra):
+            for identity, peak, cached in bench.run(replicas):
                 print(f"{replicas:>8}  {identity:<8} {peak / 1024:>6.0f} MiB  {cached:>14.0f}", flush=True)
     finally:
         stop_cluster(directory / "cluster")

@@ -141,3 +141,21 @@ def test_a_secret_key_declared_in_string_data_and_changed_in_data_may_be_drift()
     someone_elses_key = copy.deepcopy(live)
     someone_elses_key["data"]["other"] = "eQ=="
     assert not may_have_drifted(live, someone_elses_key), "a key Moor does not declare is not its drift"
+
+
+def test_moor_s_own_bucket_label_missing_is_written_in_every_mode_and_is_no_drift() -> None:
+    """Objects an older Moor applied lack moor.dev/shard-bucket: the next pass adds it, even in alert mode."""
+    desired = load("deployment-web-desired")
+    desired["metadata"].setdefault("namespace", "guestbook")
+    desired["metadata"].setdefault("labels", {})["moor.dev/shard-bucket"] = "17"
+    live = copy.deepcopy(desired)
+    del live["metadata"]["labels"]["moor.dev/shard-bucket"]
+    ref = ObjectRef.of(live)
+    plan = plan_changes([desired], {ref.identity: live}, [ref])
+    for mode in ("correct", "alert", "ignore"):
+        decision = decide_drift(plan, inventory=[ref], git_moved=False, mode=mode, ignored_paths=no_ignores)
+        assert [change.ref for change in decision.writes] == [ref], mode
+        assert decision.corrected == decision.reported == (), mode
+    edited, ref = edited_plan()
+    decision = decide_drift(edited, inventory=[ref], git_moved=False, mode="alert", ignored_paths=no_ignores)
+    assert decision.writes == (), "other drift is still only reported"

@@ -24,6 +24,7 @@ from moor.objects import DRIFT_ANNOTATION, FIELD_MANAGER, ObjectRef
 from moor.plan.changes import Action, ObjectChange, Plan
 from moor.plan.drift import Drift, attribute_drift, remove_fields, without_ignored
 from moor.plan.managed_fields import applied_fields
+from moor.sharding.assignment import BUCKET_LABEL
 
 CORRECT = "correct"
 ALERT = "alert"
@@ -64,7 +65,7 @@ def decide_drift(
         kept = _without_ignored(change, ignored_paths(change.ref))
         if kept is None:
             continue
-        if git_moved or kept.ref.identity not in applied_before:
+        if git_moved or kept.ref.identity not in applied_before or _only_bookkeeping(kept):
             writes.append(kept)
             continue
         drifts = _attribute(kept)
@@ -75,6 +76,15 @@ def decide_drift(
         elif object_mode == ALERT:
             reported.extend(drifts)
     return DriftDecision(tuple(writes), tuple(corrected), tuple(reported))
+
+
+BOOKKEEPING_PATHS = frozenset({f"/metadata/labels/{BUCKET_LABEL.replace('/', '~1')}"})
+"""Fields Moor keeps on every managed object for itself, not declared in Git: an object that lacks them
+(applied by an older Moor) gets them whatever the drift mode, and that is never reported as drift."""
+
+
+def _only_bookkeeping(change: ObjectChange) -> bool:
+    return change.action is Action.UPDATE and all(str(d.path) in BOOKKEEPING_PATHS for d in change.differences)
 
 
 def _without_ignored(change: ObjectChange, ignored: tuple[str, ...]) -> ObjectChange | None:
