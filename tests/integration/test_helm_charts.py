@@ -282,7 +282,12 @@ def test_moor_diff_of_a_chart_with_secret_values_never_shows_them(
         )
     )
     repository_and_sync(
-        moor, chart_server, chart, "1.0.0", helm={"valuesFrom": [{"kind": "Secret", "name": "web-secrets"}]}
+        moor,
+        chart_server,
+        chart,
+        "1.0.0",
+        helm={"valuesFrom": [{"kind": "Secret", "name": "web-secrets"}]},
+        drift={"mode": "alert"},  # the hand edit stays, for the diff to show (correct mode puts it back at once)
     )
     moor.wait_condition("sync", "app", "True", revision=revision_prefix(chart, "1.0.0"), timeout=120)
     moor.kubectl(
