@@ -7,6 +7,7 @@ do is what RBAC allows them. Changes reach open pages by server-sent events, wit
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -234,6 +235,19 @@ subjects: [{kind: ServiceAccount, name: reader}]
 """
 
 
+@contextlib.contextmanager
+def moor_ui(kubeconfig: Path) -> Iterator[str]:
+    """`moor ui` with `kubeconfig` on a free loopback port; the line it prints (its one-time login link)."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    process = subprocess.Popen([*MOOR, "ui", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().decode()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_a_change_made_while_a_page_is_read_reaches_it_without_a_reload(
     browser: Browser,  # noqa: F811
     moor: Moor,
@@ -245,11 +259,8 @@ def test_a_change_made_while_a_page_is_read_reaches_it_without_a_reload(
     publish(git_repo, "v1", settings=config_map("settings", {"color": "blue"}))
     moor.source_and_sync(git_repo)
     moor.wait_condition("sync", "app", "True")
-    env = {**os.environ, "KUBECONFIG": str(fault_proxy.kubeconfig)}
-    process = subprocess.Popen([*MOOR, "ui", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        assert process.stdout is not None
-        link = process.stdout.readline().decode().split(": ", 1)[-1].strip()
+    with moor_ui(fault_proxy.kubeconfig) as printed:
+        link = printed.split(": ", 1)[-1].strip()
         page = browser.new_context().new_page()
         page.goto(link)
         expect(page.locator("#overview")).to_contain_text(f"{moor.namespace}/app", timeout=WAIT_MS)
@@ -272,9 +283,6 @@ def test_a_change_made_while_a_page_is_read_reaches_it_without_a_reload(
         suspending.join()
         assert held.hits == 1
         expect(page.locator(".title .badge")).to_contain_text("Suspended", timeout=WAIT_MS)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_a_refresh_that_fails_is_tried_again_until_the_page_shows_the_change(
@@ -286,11 +294,8 @@ def test_a_refresh_that_fails_is_tried_again_until_the_page_shows_the_change(
     publish(git_repo, "v1", settings=config_map("settings", {"color": "blue"}))
     moor.source_and_sync(git_repo)
     moor.wait_condition("sync", "app", "True")
-    env = {**os.environ, "KUBECONFIG": str(fault_proxy.kubeconfig)}
-    process = subprocess.Popen([*MOOR, "ui", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        assert process.stdout is not None
-        link = process.stdout.readline().decode().split(": ", 1)[-1].strip()
+    with moor_ui(fault_proxy.kubeconfig) as printed:
+        link = printed.split(": ", 1)[-1].strip()
         page = browser.new_context().new_page()
         page.goto(link)
         page.goto(link.split("/?", 1)[0] + f"/syncs/{moor.namespace}/app")
@@ -303,9 +308,6 @@ def test_a_refresh_that_fails_is_tried_again_until_the_page_shows_the_change(
         fault_proxy.clear()
         expect(page.locator(".title .badge")).to_contain_text("Suspended", timeout=WAIT_MS)
         expect(page.locator("#live-state")).to_have_class(re.compile(r"\bon\b"))
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_a_read_only_user_sees_no_buttons_and_a_forged_post_changes_nothing(
@@ -359,13 +361,9 @@ def test_moor_ui_prints_its_link_and_serves_with_the_users_kubeconfig(moor: Moor
     publish(git_repo, "v1", settings=config_map("settings", {"color": "blue"}))
     moor.source_and_sync(git_repo)
     moor.wait_condition("sync", "app", "True")
-    env = {**os.environ, "KUBECONFIG": str(moor.kubeconfig)}
-    process = subprocess.Popen([*MOOR, "ui", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().decode()
-        match = re.match(r"Moor dashboard: (http://127\.0\.0\.1:(\d+)/\?token=\S+)", line)
-        assert match, line
+    with moor_ui(moor.kubeconfig) as printed:
+        match = re.match(r"Moor dashboard: (http://127\.0\.0\.1:(\d+)/\?token=\S+)", printed)
+        assert match, printed
         link, port = match.group(1), match.group(2)
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -381,9 +379,6 @@ def test_moor_ui_prints_its_link_and_serves_with_the_users_kubeconfig(moor: Moor
         with pytest.raises(urllib.error.HTTPError) as rebound:
             opener.open(stranger)
         assert rebound.value.code == 421
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_moor_ui_says_what_the_users_own_credentials_may_not_read(
@@ -412,18 +407,11 @@ def test_moor_ui_says_what_the_users_own_credentials_may_not_read(
             }
         )
     )
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    process = subprocess.Popen([*MOOR, "ui"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().decode()
-        assert line.startswith("Moor dashboard: http://127.0.0.1:"), line
+    with moor_ui(kubeconfig) as printed:
+        assert printed.startswith("Moor dashboard: http://127.0.0.1:"), printed
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        with opener.open(line.split(": ", 1)[1].strip()) as answer:
+        with opener.open(printed.split(": ", 1)[1].strip()) as answer:
             page = answer.read().decode()
         assert "Some of the cluster cannot be shown" in page
         assert "cannot watch syncs.moor.dev" in page and "forbidden" in page.lower()
         assert f"system:serviceaccount:{moor.namespace}:nobody" in page
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
