@@ -144,6 +144,7 @@ def test_overview_sync_tree_and_approval_and_no_secret_reaches_the_browser(
     expect(tree.locator("li[data-kind=ReplicaSet]").first).to_be_visible(timeout=60_000)
     expect(page.locator(".title .badge")).to_contain_text("Ready", timeout=60_000)
     expect(page.locator("#history")).to_contain_text("approved by system:serviceaccount:default:ui-admin")
+    expect(page.locator("#events")).to_contain_text("Approved", timeout=WAIT_MS)  # the Sync's own Events
     assert moor.get("configmap", "settings")["data"] == {"color": "blue"}
 
     page.locator("#tree li[data-kind=Secret] a").click()

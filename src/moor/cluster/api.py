@@ -65,6 +65,7 @@ class KubeApi:
         *,
         namespace: str | None = None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         decode: Decode = json.loads,
         limit: int | None = PAGE_SIZE,
     ) -> ObjectList:
@@ -72,6 +73,8 @@ class KubeApi:
         (nor its decoding) is larger than one page. A continue token that expired (410) restarts the list
         in one request, as kubectl and client-go do: the server cannot resume it from where it was."""
         params = {"labelSelector": label_selector} if label_selector else {}
+        if field_selector:
+            params["fieldSelector"] = field_selector
         path = resource.collection_path(namespace)
         items: list[KubeObject] = []
         token = ""

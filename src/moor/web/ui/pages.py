@@ -254,7 +254,7 @@ def sync_content(page: SyncPage, viewer: Viewer) -> str:
         f'<section class="card"><h2>Drift</h2>{_drift(page.tree)}</section></div>'
         f'<section class="card"><h2>Resources</h2>{_tree(page.tree, base)}</section>'
         f'<section class="card"><h2>History</h2>{_history(page, viewer, base)}</section>'
-        f'<section class="card"><h2>Events</h2>{_events(page.events)}</section>'
+        f'<section class="card" id="events"><h2>Events</h2>{_events(page.events)}</section>'
     )
 
 

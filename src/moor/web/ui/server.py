@@ -455,12 +455,13 @@ class Dashboard:
             return []
         selector = f"involvedObject.kind={SYNC.kind},involvedObject.name={name}"
         try:
-            listing = await self.api.client.request(
-                "list", "GET", f"/api/v1/namespaces/{namespace}/events", params={"fieldSelector": selector}
-            )
+            resource = await self.api.discovery.resolve("v1", "Event")
+            if resource is None:
+                return []
+            listing = await self.api.list(resource, namespace=namespace, field_selector=selector)
         except MoorError:
             return []
-        items = list(listing.get("items") or [])
+        items = list(listing.items)
         items.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""), reverse=True)
         return items[:20]
 
